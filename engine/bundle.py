@@ -1,0 +1,407 @@
+"""Loading a bundle: files, folders or JSON into validated documents.
+
+A bundle is one or more YAML files (multi-document), folders of them, or a
+JSON list of the same documents (spec section 1). Every error names the file,
+the document and the field, and says what was expected.
+
+Folders are read recursively in name order. Inside a folder, documents of
+other API groups (for example the kustomize bases that ``source.path``
+points to) and files named ``kustomization.yaml`` are skipped, so that an
+example folder can hold its apps beside its bundle; in a file named
+explicitly every document must be a Berth document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from engine.errors import DependencyCycle, DuplicateName, InputError, ReferenceNotFound
+from engine.resources import (
+    API_VERSION,
+    CLUSTER_SCOPED,
+    Cluster,
+    Objective,
+    PlacementPolicy,
+    Site,
+    Tenant,
+    Workload,
+)
+
+__all__ = ["KINDS", "Bundle", "Origin", "load_bundle", "load_documents", "parse_documents"]
+
+API_GROUP = API_VERSION.split("/")[0]
+
+#: kind -> model. Adapters that define further kinds (MetricsSource, ...) add them here.
+KINDS: dict[str, type[BaseModel]] = {
+    "Cluster": Cluster,
+    "Site": Site,
+    "Tenant": Tenant,
+    "Workload": Workload,
+    "PlacementPolicy": PlacementPolicy,
+    "Objective": Objective,
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a document came from, for error messages and ``source.path``."""
+
+    file: str | None
+    index: int
+
+    @property
+    def folder(self) -> Path | None:
+        return Path(self.file).parent if self.file else None
+
+
+@dataclass
+class Bundle:
+    """All documents of a bundle, validated and cross-checked."""
+
+    clusters: list[Cluster] = field(default_factory=list)
+    sites: list[Site] = field(default_factory=list)
+    tenants: list[Tenant] = field(default_factory=list)
+    workloads: list[Workload] = field(default_factory=list)
+    policies: list[PlacementPolicy] = field(default_factory=list)
+    objective: Objective | None = None
+    extras: list[BaseModel] = field(default_factory=list)
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+
+    def origin(self, kind: str, key: str) -> Origin:
+        """Origin of ``kind`` document ``key`` (``ns/name`` for namespaced kinds)."""
+        return self.origins.get((kind, key), Origin(None, -1))
+
+    def policy_for(self, workload: Workload) -> PlacementPolicy | None:
+        if workload.spec.policy is None:
+            return None
+        ns = workload.metadata.namespace
+        for policy in self.policies:
+            if policy.metadata.namespace == ns and policy.metadata.name == workload.spec.policy:
+                return policy
+        return None
+
+    def documents(self) -> list[BaseModel]:
+        docs: list[BaseModel] = [*self.clusters, *self.sites, *self.tenants]
+        docs += [*self.policies, *self.workloads]
+        if self.objective is not None:
+            docs.append(self.objective)
+        docs += self.extras
+        return docs
+
+    def digest(self) -> str:
+        """sha256 of the documents in canonical form (independent of file order)."""
+        canon = sorted(
+            json.dumps(d.model_dump(mode="json", by_alias=True), sort_keys=True)
+            for d in self.documents()
+        )
+        return "sha256:" + hashlib.sha256("\n".join(canon).encode()).hexdigest()
+
+    def copy(self) -> Bundle:
+        """A deep copy, for what-if edits that must not touch the original."""
+        return Bundle(
+            clusters=[c.model_copy(deep=True) for c in self.clusters],
+            sites=[s.model_copy(deep=True) for s in self.sites],
+            tenants=[t.model_copy(deep=True) for t in self.tenants],
+            workloads=[w.model_copy(deep=True) for w in self.workloads],
+            policies=[p.model_copy(deep=True) for p in self.policies],
+            objective=self.objective.model_copy(deep=True) if self.objective else None,
+            extras=[e.model_copy(deep=True) for e in self.extras],
+            origins=dict(self.origins),
+        )
+
+
+# --- reading files ----------------------------------------------------------------
+
+
+def _describe(raw: Any, index: int) -> str:
+    if isinstance(raw, dict):
+        kind = raw.get("kind", "?")
+        meta = raw.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            ns = meta.get("namespace")
+            if kind not in CLUSTER_SCOPED:
+                ns = ns or "default"
+                return f"{kind} {ns}/{meta['name']}"
+            return f"{kind} {meta['name']}"
+        return f"document #{index + 1} ({kind})"
+    return f"document #{index + 1}"
+
+
+def _read_file(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("is not UTF-8 text", file=str(path)) from exc
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path)
+            ) from exc
+        return _unwrap_json(data, str(path))
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"invalid YAML{where}: {problem}", file=str(path)) from exc
+    return docs
+
+
+def _unwrap_json(data: Any, file: str | None) -> list[Any]:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
+        return data["items"]
+    if isinstance(data, dict):
+        return [data]
+    raise InputError("expected a JSON list of documents or one document object", file=file)
+
+
+def _is_berth(raw: Any) -> bool:
+    return isinstance(raw, dict) and str(raw.get("apiVersion", "")).startswith(API_GROUP + "/")
+
+
+def _collect(paths: Sequence[str | Path]) -> list[tuple[str | None, int, Any]]:
+    out: list[tuple[str | None, int, Any]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix in (".yaml", ".yml", ".json")
+                and p.name not in ("kustomization.yaml", "kustomization.yml", "Kustomization")
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            for file in files:
+                for index, raw in enumerate(_read_file(file)):
+                    if _is_berth(raw):
+                        out.append((str(file), index, raw))
+        elif path.is_file():
+            for index, raw in enumerate(_read_file(path)):
+                out.append((str(path), index, raw))
+        else:
+            raise InputError("no such file or folder", file=str(path))
+    return out
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _explain(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    msg = str(error.get("msg", "invalid"))
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind == "literal_error":
+        return msg.replace("Input should be", "expected") + f", got {error.get('input')!r}"
+    msg = msg.removeprefix("Value error, ")
+    if "input" in error and kind not in ("value_error", "assertion_error"):
+        return f"{msg}, got {error['input']!r}"
+    return msg
+
+
+def _parse_one(raw: Any, file: str | None, index: int) -> BaseModel:
+    where = _describe(raw, index)
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a mapping, got {type(raw).__name__}", file=file, document=where)
+    api = raw.get("apiVersion")
+    if api != API_VERSION:
+        raise InputError(
+            f"expected apiVersion {API_VERSION!r}, got {api!r}",
+            file=file,
+            document=where,
+            field="apiVersion",
+        )
+    kind = raw.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InputError(
+            f"unknown kind {kind!r}; expected one of {', '.join(sorted(KINDS))}",
+            file=file,
+            document=where,
+            field="kind",
+        )
+    raw = dict(raw)
+    meta = raw.get("metadata")
+    if isinstance(meta, dict) and kind not in CLUSTER_SCOPED and not meta.get("namespace"):
+        raw["metadata"] = {**meta, "namespace": "default"}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s) in this document)" if len(errors) > 1 else ""
+        raise InputError(
+            _explain(first) + more, file=file, document=where, field=_loc(first["loc"]) or None
+        ) from None
+
+
+def _name_key(doc: BaseModel) -> str:
+    meta = doc.metadata  # type: ignore[attr-defined]
+    if doc.kind in CLUSTER_SCOPED:  # type: ignore[attr-defined]
+        return str(meta.name)
+    return f"{meta.namespace}/{meta.name}"
+
+
+def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
+    """Validate raw documents (with their origins) and cross-check references."""
+    bundle = Bundle()
+    for file, index, raw in items:
+        doc = _parse_one(raw, file, index)
+        kind = str(doc.kind)  # type: ignore[attr-defined]
+        key = _name_key(doc)
+        if (kind, key) in bundle.origins:
+            first = bundle.origins[(kind, key)]
+            raise DuplicateName(
+                f"a {kind} named {key!r} is already declared in "
+                f"{first.file or 'the input'} (document #{first.index + 1})",
+                file=file,
+                document=_describe(raw, index),
+                field="metadata.name",
+            )
+        bundle.origins[(kind, key)] = Origin(file, index)
+        match doc:
+            case Cluster():
+                bundle.clusters.append(doc)
+            case Site():
+                bundle.sites.append(doc)
+            case Tenant():
+                bundle.tenants.append(doc)
+            case Workload():
+                bundle.workloads.append(doc)
+            case PlacementPolicy():
+                bundle.policies.append(doc)
+            case Objective():
+                if bundle.objective is not None:
+                    raise InputError(
+                        "a bundle takes at most one Objective document",
+                        file=file,
+                        document=_describe(raw, index),
+                    )
+                bundle.objective = doc
+            case _:
+                bundle.extras.append(doc)
+    _check_references(bundle)
+    return bundle
+
+
+def _ref_error(bundle: Bundle, kind: str, key: str, field: str, message: str) -> ReferenceNotFound:
+    origin = bundle.origin(kind, key)
+    return ReferenceNotFound(message, file=origin.file, document=f"{kind} {key}", field=field)
+
+
+def _check_references(bundle: Bundle) -> None:
+    cluster_names = {c.metadata.name for c in bundle.clusters}
+    site_names = {s.metadata.name for s in bundle.sites}
+    policies = {(p.metadata.namespace, p.metadata.name) for p in bundle.policies}
+    workloads = {(w.metadata.namespace, w.metadata.name) for w in bundle.workloads}
+
+    for site in bundle.sites:
+        for cluster in site.spec.latency_ms:
+            if cluster not in cluster_names:
+                raise _ref_error(
+                    bundle, "Site", site.metadata.name, f"spec.latencyMs.{cluster}",
+                    f"no Cluster named {cluster!r} in the bundle",
+                )
+    for policy in bundle.policies:
+        ns, key = policy.metadata.namespace, _name_key(policy)
+        spec = policy.spec
+        if spec.latency is not None and spec.latency.site not in site_names:
+            raise _ref_error(
+                bundle, "PlacementPolicy", key, "spec.latency.site",
+                f"no Site named {spec.latency.site!r} (sites: {sorted(site_names) or 'none'})",
+            )
+        for field_name, term in (("affinity", spec.affinity), ("antiAffinity", spec.anti_affinity)):
+            for i, name in enumerate(term.workloads if term else []):
+                if (ns, name) not in workloads:
+                    raise _ref_error(
+                        bundle, "PlacementPolicy", key, f"spec.{field_name}.workloads[{i}]",
+                        f"no Workload named {name!r} in namespace {ns!r}",
+                    )
+    for workload in bundle.workloads:
+        ns, key = workload.metadata.namespace, workload.key
+        if workload.spec.policy is not None and (ns, workload.spec.policy) not in policies:
+            raise _ref_error(
+                bundle, "Workload", key, "spec.policy",
+                f"no PlacementPolicy named {workload.spec.policy!r} in namespace {ns!r}",
+            )
+        for i, dep in enumerate(workload.spec.depends_on):
+            if (ns, dep) not in workloads:
+                raise _ref_error(
+                    bundle, "Workload", key, f"spec.dependsOn[{i}]",
+                    f"no Workload named {dep!r} in namespace {ns!r}",
+                )
+    _check_cycles(bundle)
+
+
+def _check_cycles(bundle: Bundle) -> None:
+    graph = {
+        w.key: [f"{w.metadata.namespace}/{d}" for d in w.spec.depends_on] for w in bundle.workloads
+    }
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for start in graph:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = [start]
+        state[start] = 1
+        while stack:
+            node, i = stack[-1]
+            if i < len(graph[node]):
+                stack[-1] = (node, i + 1)
+                nxt = graph[node][i]
+                if state.get(nxt) == 1:
+                    cycle = [*path[path.index(nxt):], nxt]
+                    origin = bundle.origin("Workload", node)
+                    raise DependencyCycle(
+                        "dependsOn forms a cycle: " + " -> ".join(cycle),
+                        file=origin.file,
+                        document=f"Workload {node}",
+                        field="spec.dependsOn",
+                    )
+                if not state.get(nxt):
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+                    path.append(nxt)
+            else:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+
+
+def load_bundle(paths: Sequence[str | Path]) -> Bundle:
+    """Read and validate the bundle at ``paths`` (files and/or folders)."""
+    return parse_documents(_collect(paths))
+
+
+def load_documents(docs: Any, *, source: str | None = None) -> Bundle:
+    """Validate in-memory documents (an API body): a list, a ``List`` or one object."""
+    items = _unwrap_json(docs, source)
+    return parse_documents([(source, i, raw) for i, raw in enumerate(items)])

@@ -1,0 +1,451 @@
+"""The documents of a bundle, as pydantic v2 models (spec section 1).
+
+These types are the boundary of the engine: they validate input and give
+errors that name the field. Nothing on the solver's hot path touches them;
+:mod:`engine.problem` turns them into arrays once.
+
+Field names follow the spec (camelCase in documents, snake_case here).
+Unknown fields are errors, as ``kubectl apply --validate=strict`` would say.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from engine.quantity import QuantityError, parse_quantity
+
+__all__ = [
+    "API_VERSION",
+    "AffinityTerm",
+    "Cluster",
+    "ClusterAffinity",
+    "ClusterAffinityTier",
+    "ClusterCount",
+    "ClusterSpec",
+    "Document",
+    "FieldSelector",
+    "LabelSelector",
+    "LatencyRequirement",
+    "Metadata",
+    "Objective",
+    "ObjectiveSpec",
+    "ObjectiveWeights",
+    "PlacementPolicy",
+    "PlacementPolicySpec",
+    "PreferredClusterTerm",
+    "ReplicaScheduling",
+    "SelectorRequirement",
+    "Site",
+    "SiteSpec",
+    "SpreadConstraint",
+    "Taint",
+    "Tenant",
+    "TenantSpec",
+    "Toleration",
+    "Workload",
+    "WorkloadSource",
+    "WorkloadSpec",
+]
+
+API_VERSION = "placement.berth.dev/v1alpha1"
+
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def _stringify_label(value: Any) -> Any:
+    """YAML reads ``pci: true`` as a bool; Kubernetes labels are strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+LabelValue = Annotated[str, BeforeValidator(_stringify_label)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=False,
+    )
+
+
+def _check_resources(value: dict[str, Any]) -> dict[str, int]:
+    """Parse a ``{resource: quantity}`` map into base units."""
+    out: dict[str, int] = {}
+    for name, raw in value.items():
+        if not isinstance(name, str) or not _LABEL_KEY.match(name):
+            raise ValueError(f"{name!r} is not a resource name")
+        try:
+            out[name] = parse_quantity(name, raw)
+        except QuantityError as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+    return out
+
+
+def _check_prices(value: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, raw in value.items():
+        if isinstance(raw, bool):
+            raise ValueError(f"{name}: expected a price per unit-hour such as '0.04', got {raw!r}")
+        try:
+            price = float(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name}: expected a price per unit-hour such as '0.04', got {raw!r}"
+            ) from exc
+        if price < 0 or price != price:
+            raise ValueError(f"{name}: a price must be a non-negative number, got {raw!r}")
+        out[name] = price
+    return out
+
+
+ResourceMap = Annotated[dict[str, int], BeforeValidator(_check_resources)]
+PriceMap = Annotated[dict[str, float], BeforeValidator(_check_prices)]
+
+
+class Metadata(_Model):
+    name: str
+    namespace: str | None = None
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _dns_name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not _DNS1123.match(value)):
+            raise ValueError(
+                f"{value!r} is not a valid name: lower-case letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"{key!r} is not a valid label key")
+        return value
+
+
+# --- selectors ---------------------------------------------------------------
+
+
+class SelectorRequirement(_Model):
+    """One ``matchExpressions`` entry, with Kubernetes semantics."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    values: list[LabelValue] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> SelectorRequirement:
+        op = self.operator
+        if op in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {op} needs at least one value")
+        if op in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {op} takes no values")
+        if op in ("Gt", "Lt"):
+            if len(self.values) != 1:
+                raise ValueError(f"operator {op} needs exactly one integer value")
+            try:
+                int(self.values[0])
+            except ValueError as exc:
+                raise ValueError(f"operator {op} compares integers, got {self.values[0]!r}") from exc
+        return self
+
+
+class LabelSelector(_Model):
+    match_labels: dict[str, LabelValue] = Field(default_factory=dict)
+    match_expressions: list[SelectorRequirement] = Field(default_factory=list)
+
+
+class FieldRequirement(SelectorRequirement):
+    key: Literal["region", "zone", "provider"]  # type: ignore[assignment]
+
+
+class FieldSelector(_Model):
+    match_expressions: list[FieldRequirement] = Field(default_factory=list)
+
+
+class ClusterAffinity(_Model):
+    """A hard filter; every given condition must hold (Karmada semantics)."""
+
+    cluster_names: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    label_selector: LabelSelector | None = None
+    field_selector: FieldSelector | None = None
+
+
+class ClusterAffinityTier(ClusterAffinity):
+    affinity_name: str
+
+
+class PreferredClusterTerm(ClusterAffinity):
+    weight: int = Field(ge=1, le=100)
+
+
+# --- Cluster, Site, Tenant ----------------------------------------------------
+
+
+class Taint(_Model):
+    key: str
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class Toleration(_Model):
+    key: str = ""
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if not self.key and self.operator != "Exists":
+            raise ValueError("a toleration with an empty key must use operator Exists")
+        return self
+
+
+class ClusterSpec(_Model):
+    region: str | None = None
+    zone: str | None = None
+    provider: str | None = None
+    capacity: ResourceMap = Field(default_factory=dict)
+    price: PriceMap = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+
+
+class Cluster(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: ClusterSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def effective_labels(self) -> dict[str, str]:
+        """Labels plus the well-known topology labels derived from the spec."""
+        labels = dict(self.metadata.labels)
+        if self.spec.region is not None:
+            labels["topology.kubernetes.io/region"] = self.spec.region
+        if self.spec.zone is not None:
+            labels["topology.kubernetes.io/zone"] = self.spec.zone
+        if self.spec.provider is not None:
+            labels["placement.berth.dev/provider"] = self.spec.provider
+        return labels
+
+
+class SiteSpec(_Model):
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for cluster, ms in value.items():
+            if ms < 0 or ms != ms:
+                raise ValueError(f"latency to {cluster} must be a non-negative number, got {ms}")
+        return value
+
+
+class Site(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Site"]
+    metadata: Metadata
+    spec: SiteSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class TenantSpec(_Model):
+    cluster_selector: ClusterAffinity | None = None
+    quota: ResourceMap = Field(default_factory=dict)
+
+    @field_validator("cluster_selector", mode="before")
+    @classmethod
+    def _bare_label_selector(cls, value: Any) -> Any:
+        # ``clusterSelector: {matchLabels: ..}`` is a label selector, as in the spec.
+        if isinstance(value, dict) and ({"matchLabels", "matchExpressions"} & value.keys()):
+            extra = set(value) - {"matchLabels", "matchExpressions"}
+            if not extra:
+                return {"labelSelector": value}
+        return value
+
+
+class Tenant(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Tenant"]
+    metadata: Metadata
+    spec: TenantSpec = Field(default_factory=TenantSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+# --- PlacementPolicy ------------------------------------------------------------
+
+
+class LatencyRequirement(_Model):
+    site: str
+    max_ms: float | None = Field(default=None, ge=0)
+
+
+class ReplicaScheduling(_Model):
+    replica_scheduling_type: Literal["Divided", "Duplicated"] = "Divided"
+    replica_division_preference: Literal["Weighted", "Aggregated"] = "Weighted"
+    min_per_cluster: int = Field(default=1, ge=1)
+    max_per_cluster: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ReplicaScheduling:
+        if self.max_per_cluster is not None and self.max_per_cluster < self.min_per_cluster:
+            raise ValueError(
+                f"maxPerCluster ({self.max_per_cluster}) is below minPerCluster "
+                f"({self.min_per_cluster})"
+            )
+        return self
+
+
+class ClusterCount(_Model):
+    min: int = Field(default=1, ge=1)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ClusterCount:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class SpreadConstraint(_Model):
+    spread_by_field: Literal["region", "zone", "provider", "cluster"] | None = None
+    spread_by_label: str | None = None
+    min_groups: int = Field(default=1, ge=1)
+    max_groups: int | None = Field(default=None, ge=1)
+    max_skew: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> SpreadConstraint:
+        if (self.spread_by_field is None) == (self.spread_by_label is None):
+            raise ValueError("give exactly one of spreadByField and spreadByLabel")
+        if self.max_groups is not None and self.max_groups < self.min_groups:
+            raise ValueError(f"maxGroups ({self.max_groups}) is below minGroups ({self.min_groups})")
+        return self
+
+
+class AffinityTerm(_Model):
+    workloads: list[str] = Field(default_factory=list)
+
+
+class PlacementPolicySpec(_Model):
+    cluster_affinity: ClusterAffinity | None = None
+    cluster_affinities: list[ClusterAffinityTier] | None = None
+    preferred_clusters: list[PreferredClusterTerm] = Field(default_factory=list)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    latency: LatencyRequirement | None = None
+    replica_scheduling: ReplicaScheduling = Field(default_factory=ReplicaScheduling)
+    clusters: ClusterCount | None = None
+    spread_constraints: list[SpreadConstraint] = Field(default_factory=list)
+    affinity: AffinityTerm | None = None
+    anti_affinity: AffinityTerm | None = None
+
+    @model_validator(mode="after")
+    def _one_affinity_form(self) -> PlacementPolicySpec:
+        if self.cluster_affinity is not None and self.cluster_affinities is not None:
+            raise ValueError("give clusterAffinity or clusterAffinities, not both")
+        if self.cluster_affinities is not None:
+            if not self.cluster_affinities:
+                raise ValueError("clusterAffinities needs at least one tier")
+            names = [t.affinity_name for t in self.cluster_affinities]
+            if len(set(names)) != len(names):
+                raise ValueError(f"clusterAffinities repeats an affinityName: {names}")
+        return self
+
+
+class PlacementPolicy(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["PlacementPolicy"]
+    metadata: Metadata
+    spec: PlacementPolicySpec = Field(default_factory=PlacementPolicySpec)
+
+
+# --- Workload -------------------------------------------------------------------
+
+
+class WorkloadSource(_Model):
+    path: str
+
+
+class WorkloadSpec(_Model):
+    replicas: int = Field(ge=1)
+    resources: ResourceMap = Field(default_factory=dict)
+    priority: int = 0
+    policy: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    source: WorkloadSource | None = None
+
+    @field_validator("replicas", "priority", mode="before")
+    @classmethod
+    def _strict_int(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected an integer, got {value!r}")
+        if isinstance(value, str):
+            raise ValueError(f"expected an integer, got the string {value!r}")
+        return value
+
+
+class Workload(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Workload"]
+    metadata: Metadata
+    spec: WorkloadSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+# --- Objective ------------------------------------------------------------------
+
+
+class ObjectiveWeights(_Model):
+    cost: float = Field(default=1.0, ge=0)
+    latency: float = Field(default=0.001, ge=0)
+    moves: float = Field(default=0.2, ge=0)
+    clusters: float = Field(default=0.1, ge=0)
+    preference: float = Field(default=0.01, ge=0)
+    prefer_no_schedule: float = Field(default=0.05, ge=0)
+
+
+class ObjectiveSpec(_Model):
+    weights: ObjectiveWeights = Field(default_factory=ObjectiveWeights)
+    max_moves: int | None = Field(default=None, ge=0)
+
+
+class Objective(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Objective"]
+    metadata: Metadata
+    spec: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+
+
+Document = Cluster | Site | Tenant | Workload | PlacementPolicy | Objective
+
+#: Kinds without a namespace; the namespace of the rest defaults to ``default``.
+CLUSTER_SCOPED = frozenset({"Cluster", "Site", "Tenant", "Objective"})
