@@ -519,15 +519,16 @@ def _check_workload(
 def _check_capacity(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
     """3. Capacity, for every cluster and every resource used there."""
     use: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    who: dict[str, list[str]] = defaultdict(list)
+    who: dict[tuple[str, str], int] = defaultdict(int)  # (cluster, resource) -> workloads
     for key, row in y.items():
         w = ck.workloads[key]
         for cname, n in row.items():
             if cname not in ck.clusters:
                 continue
-            who[cname].append(key)
             for resource in {*w.spec.resources, "pods"}:
-                use[cname][resource] += n * _per_replica(w, resource)
+                amount = n * _per_replica(w, resource)
+                use[cname][resource] += amount
+                who[cname, resource] += 1 if amount else 0
     for cname in sorted(use):
         capacity = ck.clusters[cname].spec.capacity
         for resource in sorted(use[cname]):
@@ -541,7 +542,7 @@ def _check_capacity(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
                     None,
                     cname,
                     f"{resource}: {_fmt(resource, need)} requested by "
-                    f"{len(who[cname])} workload(s) > capacity {_fmt(resource, have)}",
+                    f"{who[cname, resource]} workload(s) > capacity {_fmt(resource, have)}",
                 )
 
 
