@@ -405,3 +405,6 @@ def load_documents(docs: Any, *, source: str | None = None) -> Bundle:
     """Validate in-memory documents (an API body): a list, a ``List`` or one object."""
     items = _unwrap_json(docs, source)
     return parse_documents([(source, i, raw) for i, raw in enumerate(items)])
+
+
+import engine.live  # noqa: E402, F401  (registers MetricsSource)
