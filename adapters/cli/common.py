@@ -1,0 +1,75 @@
+"""What every command shares: error reporting, exit codes, atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+
+from engine.errors import BerthError, InputError
+
+__all__ = ["atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_assignment(path: Path) -> dict[str, dict[str, int]]:
+    """The placements of a plan file, as ``{workload: {cluster: replicas}}``."""
+    try:
+        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON at line {exc.lineno}: {exc.msg}", file=str(path)) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("placements"), list):
+        raise InputError("expected a PlacementPlan with a placements list", file=str(path),
+                         field="placements")
+    out: dict[str, dict[str, int]] = {}
+    for i, item in enumerate(data["placements"]):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("workload"), str)
+            or not isinstance(item.get("clusters"), dict)
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in item["clusters"].values())
+        ):
+            raise InputError("expected {workload: str, clusters: {name: int}}", file=str(path),
+                             field=f"placements[{i}]")
+        out[item["workload"]] = dict(item["clusters"])
+    return out
+
+
+def run_guarded(action: Callable[[], T]) -> T:
+    """Run a command body; a BerthError becomes one line on stderr and its exit code."""
+    try:
+        return action()
+    except BerthError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing was written")
+        sys.exit(1)

@@ -1,0 +1,105 @@
+"""Readable tables of a plan: cluster utilisation, placements, unplaced with reasons."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.bundle import Bundle
+from engine.plan import Plan
+from engine.quantity import format_quantity
+
+__all__ = ["print_plan"]
+
+_SHOWN_RESOURCES = ("cpu", "memory", "nvidia.com/gpu", "pods")
+
+
+def _utilisation(bundle: Bundle, plan: Plan) -> Table:
+    requests = {w.key: w.spec.resources for w in bundle.workloads}
+    used: dict[str, dict[str, int]] = {c.metadata.name: {} for c in bundle.clusters}
+    for placement in plan.placements:
+        req = requests.get(placement.workload, {})
+        for cluster, n in placement.clusters.items():
+            row = used.setdefault(cluster, {})
+            for r, amount in req.items():
+                row[r] = row.get(r, 0) + n * amount
+            row["pods"] = row.get("pods", 0) + n
+    resources = [r for r in _SHOWN_RESOURCES if any(r in c.spec.capacity for c in bundle.clusters)]
+    table = Table(title="Cluster utilisation", title_justify="left")
+    table.add_column("cluster")
+    table.add_column("region")
+    for r in resources:
+        table.add_column(r, justify="right")
+    table.add_column("workloads", justify="right")
+    counts = {c.metadata.name: 0 for c in bundle.clusters}
+    for placement in plan.placements:
+        for cluster in placement.clusters:
+            counts[cluster] = counts.get(cluster, 0) + 1
+    for cluster in bundle.clusters:
+        name = cluster.metadata.name
+        cells = []
+        for r in resources:
+            cap = cluster.spec.capacity.get(r)
+            have = used[name].get(r, 0)
+            if cap is None:
+                cells.append(f"{format_quantity(r, have)}/-")
+                continue
+            pct = 100.0 * have / cap if cap else 0.0
+            colour = "red" if pct > 90 else "yellow" if pct > 70 else "green"
+            cells.append(
+                f"{format_quantity(r, have)}/{format_quantity(r, cap)} [{colour}]{pct:3.0f}%[/]"
+            )
+        table.add_row(name, cluster.spec.region or "-", *cells, str(counts.get(name, 0)))
+    return table
+
+
+def _placements(plan: Plan) -> Table:
+    table = Table(title="Placements", title_justify="left")
+    table.add_column("workload")
+    table.add_column("replicas", justify="right")
+    table.add_column("clusters")
+    for p in plan.placements:
+        spread = ", ".join(f"{c}={n}" for c, n in sorted(p.clusters.items()))
+        table.add_row(p.workload, str(sum(p.clusters.values())), escape(spread))
+    return table
+
+
+def _unplaced(plan: Plan) -> Table:
+    table = Table(title="Unplaced", title_justify="left")
+    table.add_column("workload")
+    table.add_column("reason")
+    table.add_column("detail")
+    for u in plan.unplaced:
+        for i, r in enumerate(u.reasons):
+            table.add_row(u.workload if i == 0 else "", r.code, escape(r.message))
+    return table
+
+
+def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | None = None) -> None:
+    """Print the plan as tables, then one summary line."""
+    console.print(_utilisation(bundle, plan))
+    console.print(_placements(plan))
+    if plan.unplaced:
+        console.print(_unplaced(plan))
+    if plan.moves:
+        table = Table(title="Moves", title_justify="left")
+        for col in ("workload", "from", "to", "replicas"):
+            table.add_column(col)
+        for m in plan.moves:
+            table.add_row(m.workload, m.from_ or "-", m.to or "(removed)", str(m.replicas))
+        console.print(table)
+    s = plan.status
+    o = s.objective
+    by_prio = ", ".join(f"p{k}: {v}" for k, v in o.placed_by_priority.items())
+    gap = f"{s.gap:.4%}" if s.gap is not None else "n/a"
+    console.print(
+        f"[bold]{s.solver}[/] in {s.solve_seconds:.2f}s; placed {len(plan.placements)} "
+        f"workload(s), {len(plan.unplaced)} unplaced; replicas by priority {by_prio}; "
+        f"cost {o.cost:.4f}/h, latency {o.latency:g} ms, moves {o.moves}, "
+        f"weighted {o.weighted:.4f} (bound {s.bound}, gap {gap})"
+    )
+    for warning in s.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if output:
+        console.print(f"plan written to {escape(output)}")

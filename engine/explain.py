@@ -1,0 +1,285 @@
+"""Why a workload is unplaced: reason codes with the numbers a person needs.
+
+Each unplaced workload is examined in the order a person would ask:
+is any cluster eligible at all (policy filters)? could it fit in the empty
+fleet (capacity, bounds, spread, quota)? does it fit beside the workloads of
+higher priority (else ``OutPrioritized``, naming them)? beside everything
+placed (else capacity or quota taken by equals)? Small single-workload
+solves answer the "could it fit" questions exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.plan import Reason
+from engine.problem import UNLIMITED, Problem, restrict, usage
+from engine.quantity import format_quantity
+from policies.registry import plugin_by_name
+
+__all__ = ["explain_unplaced"]
+
+_MAX_NAMES = 12
+
+
+def _names(problem: Problem, clusters: np.ndarray) -> list[str]:
+    return [problem.cluster_names[c] for c in clusters.tolist()]
+
+
+def _fits(problem: Problem, w: int, **overrides: object) -> bool:
+    """Whether ``w`` alone can be placed under the given capacity/quota overrides."""
+    from engine.solve import solve_problem
+
+    keep = np.zeros(problem.num_workloads, dtype=bool)
+    keep[w] = True
+    sub = restrict(problem, keep, **overrides)  # type: ignore[arg-type]
+    if sub.num_pairs == 0:
+        return False
+    solution = solve_problem(sub, time_limit=2.0, workers=1)
+    return bool(solution.y.sum() > 0)
+
+
+def _copies(problem: Problem, w: int) -> int:
+    if not problem.duplicated[w]:
+        return 1
+    if problem.broadcast[w]:
+        return int(problem.eligible_count[w])
+    return int(problem.count_min[w])
+
+
+def _shortfall(problem: Problem, w: int, free: np.ndarray, eligible: np.ndarray, after: str) -> str:
+    """"6 eligible clusters have 3.5 free cpu; 8 needed" for the tightest resource."""
+    p = problem
+    copies = _copies(p, w)
+    worst = None
+    for r, name in enumerate(p.resource_names):
+        per = int(p.request_base[w, r])
+        if per == 0:
+            continue
+        need = per * int(p.replicas[w]) * copies
+        col = free[eligible, r]
+        if (col == UNLIMITED).any():
+            continue
+        have = int(np.maximum(col, 0).sum()) * int(p.resource_scale[r])
+        ratio = have / need
+        if worst is None or ratio < worst[0]:
+            worst = (ratio, name, have, need)
+    n = int(eligible.sum()) if eligible.dtype == bool else len(eligible)
+    if worst is None:
+        return f"{n} eligible cluster(s) cannot hold its replicas{after}"
+    _, name, have, need = worst
+    return (
+        f"{n} eligible cluster(s) have {format_quantity(name, have)} free {name}{after}; "
+        f"{format_quantity(name, need)} needed"
+    )
+
+
+def _base_free(problem: Problem, cap: np.ndarray) -> np.ndarray:
+    return np.where(cap == UNLIMITED, UNLIMITED, cap)
+
+
+def explain_unplaced(problem: Problem, y: np.ndarray, status: str) -> dict[int, list[Reason]]:
+    """Reasons for every workload that ``y`` leaves unplaced."""
+    p = problem
+    placed_replicas = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads)
+    placed = placed_replicas > 0
+    out: dict[int, list[Reason]] = {}
+    for w in np.nonzero(~placed)[0].tolist():
+        out[w] = _explain_one(p, w, y, placed, status)
+    return out
+
+
+def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str) -> list[Reason]:
+    ctx = p.context
+    eligible = p.first_reason[w] == -1
+    if not eligible.any():
+        if p.num_clusters == 0:
+            return [Reason(code="NoMatchingCluster", message="the fleet has no clusters")]
+        reasons = []
+        for code_index, plugin_name in enumerate(p.reason_codes):
+            excluded = np.nonzero(p.first_reason[w] == code_index)[0]
+            if len(excluded) and ctx is not None:
+                plugin = plugin_by_name(plugin_name)
+                reasons.append(
+                    Reason(
+                        code=plugin.reason,
+                        message=plugin.explain(ctx, int(p.group[w]), excluded),
+                        clusters=_names(p, excluded)[:_MAX_NAMES],
+                    )
+                )
+        return reasons
+
+    sl = p.pairs_of(w)
+    pair_clusters = p.pair_c[sl]
+    elig_idx = np.nonzero(eligible)[0]
+    if p.duplicated[w] and not (p.min_per[w] <= p.replicas[w] <= p.max_per[w]):
+        return [Reason(code="InsufficientCapacity", message=(
+            f"Duplicated copies of {int(p.replicas[w])} replica(s) do not fit "
+            f"minPerCluster {int(p.min_per[w])} / maxPerCluster {int(p.max_per[w])}"))]
+    if not p.duplicated[w] and p.min_per[w] > p.replicas[w]:
+        return [Reason(code="InsufficientCapacity", message=(
+            f"minPerCluster {int(p.min_per[w])} exceeds its {int(p.replicas[w])} replica(s)"))]
+    if p.broadcast[w] and len(pair_clusters) < len(elig_idx):
+        missing = np.setdiff1d(elig_idx, pair_clusters)
+        return [Reason(
+            code="InsufficientCapacity",
+            message=(f"Duplicated to every eligible cluster, but {len(missing)} of "
+                     f"{len(elig_idx)} cannot hold a copy of {int(p.replicas[w])} replica(s)"),
+            clusters=_names(p, missing)[:_MAX_NAMES],
+        )]
+
+    # quota, alone
+    t = int(p.tenant[w])
+    copies = _copies(p, w)
+    if t >= 0:
+        for r, name in enumerate(p.resource_names):
+            limit = int(p.quota[t, r])
+            need = int(p.request[w, r]) * int(p.replicas[w]) * copies
+            if limit != UNLIMITED and need > limit:
+                scale = int(p.resource_scale[r])
+                return [Reason(code="QuotaExceeded", message=(
+                    f"tenant {p.tenant_names[t]} has a {name} quota of "
+                    f"{format_quantity(name, limit * scale)}; the workload alone needs "
+                    f"{format_quantity(name, need * scale)}"))]
+
+    full = p.capacity
+    if not len(pair_clusters) or not _fits(p, w):
+        if len(pair_clusters) and _fits(p, w, drop_spread=True):
+            rules = p.group_spread[int(p.group[w])]
+            parts = []
+            for rule in rules:
+                groups = sorted({rule.group_names[g] for g in rule.group_of[pair_clusters] if g >= 0})
+                parts.append(
+                    f"{rule.key} needs {rule.min_groups}"
+                    + (f"..{rule.max_groups}" if rule.max_groups else "")
+                    + (f" group(s) with maxSkew {rule.max_skew}" if rule.max_skew is not None
+                       else " group(s)")
+                    + f"; clusters with room span {len(groups)}: {', '.join(groups) or 'none'}"
+                )
+            return [Reason(code="SpreadUnsatisfiable", message="; ".join(parts),
+                           clusters=_names(p, pair_clusters)[:_MAX_NAMES])]
+        message = _shortfall(p, w, _base_free(p, full), eligible, "")
+        bounds = []
+        if p.min_per[w] > 1 or p.max_per[w] < p.replicas[w]:
+            bounds.append(f"per cluster {int(p.min_per[w])}..{int(p.max_per[w])}")
+        if p.count_min[w] > 1 or p.count_max[w] < p.num_clusters:
+            bounds.append(f"clusters {int(p.count_min[w])}..{int(p.count_max[w])}")
+        if bounds:
+            message += f" (with {', '.join(bounds)})"
+        return [Reason(code="InsufficientCapacity", message=message,
+                       clusters=_names(p, elig_idx)[:_MAX_NAMES])]
+
+    reasons: list[Reason] = []
+    # affinity partners
+    for v in p.affinity_to[p.affinity_from == w].tolist():
+        if not placed[v]:
+            reasons.append(Reason(code="AffinityUnsatisfied", message=(
+                f"must run beside {p.workload_keys[v]}, which is unplaced")))
+        else:
+            vs = p.pairs_of(v)
+            where = p.pair_c[vs][y[vs] > 0]
+            reasons.append(Reason(code="AffinityUnsatisfied", message=(
+                f"must run beside {p.workload_keys[v]}, which runs on "
+                f"{', '.join(_names(p, where)[:_MAX_NAMES])}; it does not fit there"),
+                clusters=_names(p, where)[:_MAX_NAMES]))
+    if reasons:
+        return reasons
+
+    # residual capacity after higher priorities
+    higher = placed & (p.priority > p.priority[w])
+    resid_hi = np.where(full == UNLIMITED, UNLIMITED, full - usage(p, y, higher))
+    quota_hi = _quota_left(p, y, higher)
+    if not _fits(p, w, capacity=resid_hi, quota=quota_hi):
+        return [_out_prioritized(p, w, y, higher, elig_idx)]
+
+    everyone = placed.copy()
+    resid_all = np.where(full == UNLIMITED, UNLIMITED, full - usage(p, y, everyone))
+    quota_all = _quota_left(p, y, everyone)
+    if not _fits(p, w, quota=quota_all):
+        r, limit, used_q, need = _tight_quota(p, w, quota_all)
+        name = p.resource_names[r]
+        scale = int(p.resource_scale[r])
+        return [Reason(code="QuotaExceeded", message=(
+            f"tenant {p.tenant_names[t]} {name} quota {format_quantity(name, limit * scale)}: "
+            f"{format_quantity(name, used_q * scale)} in use by placed workloads; "
+            f"{format_quantity(name, need * scale)} needed"))]
+    if not _fits(p, w, capacity=resid_all):
+        return [Reason(code="InsufficientCapacity",
+                       message=_shortfall(p, w, resid_all, eligible,
+                                          " after placing workloads of equal priority"),
+                       clusters=_names(p, elig_idx)[:_MAX_NAMES])]
+
+    # anti-affinity: partners occupy the clusters it would need
+    partners = np.concatenate([p.anti_b[p.anti_a == w], p.anti_a[p.anti_b == w]])
+    partners = [v for v in partners.tolist() if placed[v]]
+    if partners:
+        blocked = resid_all.copy()
+        taken: set[int] = set()
+        for v in partners:
+            vs = p.pairs_of(v)
+            taken.update(p.pair_c[vs][y[vs] > 0].tolist())
+        blocked[list(taken)] = 0
+        if not _fits(p, w, capacity=blocked):
+            return [Reason(code="AntiAffinityConflict", message=(
+                "must not share a cluster with "
+                + ", ".join(p.workload_keys[v] for v in partners)
+                + f", which occupy {len(taken)} cluster(s) it would need"),
+                clusters=_names(p, np.array(sorted(taken)))[:_MAX_NAMES])]
+    if p.max_moves is not None:
+        return [Reason(code="MovesBudget", message=(
+            f"placing it would need replicas moved beyond the budget of {p.max_moves} move(s)"))]
+    if status != "Optimal":
+        return [Reason(code="SolverTimeLimit", message=(
+            "it would fit, but the solver ran out of time before placing it; "
+            "raise --time-limit"))]
+    return [Reason(code="InsufficientCapacity", message=(
+        "it fits alone but not together with the workloads it must be placed with"))]
+
+
+def _quota_left(p: Problem, y: np.ndarray, who: np.ndarray) -> np.ndarray:
+    left = p.quota.copy()
+    sel = who[p.pair_w]
+    for t in range(len(p.tenant_names)):
+        mine = sel & (p.tenant[p.pair_w] == t)
+        for r in range(len(p.resource_names)):
+            if left[t, r] != UNLIMITED:
+                left[t, r] -= int((y[mine] * p.request[p.pair_w[mine], r]).sum())
+    return np.where(p.quota == UNLIMITED, UNLIMITED, np.maximum(left, 0))
+
+
+def _tight_quota(p: Problem, w: int, left: np.ndarray) -> tuple[int, int, int, int]:
+    t = int(p.tenant[w])
+    best = (0, 0, 0, 0)
+    worst_ratio = np.inf
+    for r in range(len(p.resource_names)):
+        limit = int(p.quota[t, r])
+        need = int(p.request[w, r]) * int(p.replicas[w]) * _copies(p, w)
+        if limit == UNLIMITED or need == 0:
+            continue
+        ratio = int(left[t, r]) / need
+        if ratio < worst_ratio:
+            worst_ratio = ratio
+            best = (r, limit, limit - int(left[t, r]), need)
+    return best
+
+
+def _out_prioritized(
+    p: Problem, w: int, y: np.ndarray, higher: np.ndarray, elig_idx: np.ndarray
+) -> Reason:
+    on_mine = np.isin(p.pair_c, elig_idx) & higher[p.pair_w] & (y > 0)
+    totals = np.bincount(p.pair_w[on_mine], weights=y[on_mine], minlength=p.num_workloads)
+    top = np.argsort(-totals)[: min(5, int((totals > 0).sum()))]
+    names = [
+        f"{p.workload_keys[v]} (priority {int(p.priority[v])}, {int(totals[v])} replica(s))"
+        for v in top.tolist()
+    ]
+    more = int((totals > 0).sum()) - len(names)
+    tail = f" and {more} more" if more > 0 else ""
+    return Reason(
+        code="OutPrioritized",
+        message=(
+            f"capacity on its {len(elig_idx)} eligible cluster(s) is taken by higher-priority "
+            f"workloads: {', '.join(names)}{tail}"
+        ),
+        clusters=_names(p, elig_idx)[:_MAX_NAMES],
+    )

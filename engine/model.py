@@ -1,0 +1,166 @@
+"""Compile a :class:`~engine.problem.Problem` into a CP-SAT model.
+
+The model reads like the OR-Tools samples, in a fixed order: variables, the
+core link (all or nothing), the plugins' constraints, then the objective
+levels of spec section 3 as linear expressions that :mod:`engine.solve`
+optimises one after the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from engine.problem import Problem
+from policies.base import ModelContext
+
+__all__ = ["CompiledModel", "Level", "compile_model", "objective_scale"]
+
+#: sign of each weighted-objective term (preferences are rewards)
+TERM_SIGN = {"preference": -1.0}
+#: weight attribute of ObjectiveWeights for each term name
+TERM_WEIGHT = {
+    "cost": "cost",
+    "latency": "latency",
+    "moves": "moves",
+    "clusters": "clusters",
+    "preference": "preference",
+    "preferNoSchedule": "prefer_no_schedule",
+}
+
+
+@dataclass
+class Level:
+    """One lexicographic level: ``sense`` is ``max`` or ``min``; ``scale`` maps back to natural units."""
+
+    name: str
+    var_index: np.ndarray
+    coeffs: np.ndarray
+    sense: str
+    scale: float = 1.0
+    upper: int | None = None  # a proven optimum when sense == "max" (everything placed)
+
+
+@dataclass
+class CompiledModel:
+    model: cp_model.CpModel
+    ctx: ModelContext
+    y_index: np.ndarray  # proto index of y[p]
+    levels: list[Level]
+
+
+def needs_used(problem: Problem) -> np.ndarray:
+    """Workloads whose pairs need a Boolean "used" variable.
+
+    Plain Divided workloads without bounds, count, spread or co-location need
+    only their integer replica variables, which keeps big models small.
+    """
+    p = problem
+    pairs_per_w = np.bincount(p.pair_w, minlength=p.num_workloads)
+    need = p.duplicated | (p.min_per > 1) | p.aggregated
+    need |= p.count_min > 1
+    need |= p.count_max < pairs_per_w
+    need |= np.array([bool(p.group_spread[g]) for g in p.group], dtype=bool)
+    for arr in (p.affinity_from, p.affinity_to, p.anti_a, p.anti_b):
+        need[arr] = True
+    return need
+
+
+def objective_scale(coeffs: np.ndarray, others: list[float]) -> float:
+    """Integer scale for the weighted objective: 1e6 per natural unit, less if huge."""
+    biggest = max([float(np.abs(coeffs).max()) if len(coeffs) else 0.0, *others, 1e-12])
+    scale = 1e6
+    while biggest * scale > 1e10 and scale > 1:
+        scale /= 10
+    return scale
+
+
+def compile_model(problem: Problem) -> CompiledModel:
+    """Build the CP-SAT model and its objective levels for ``problem``."""
+    from policies.registry import PLUGINS
+
+    p = problem
+    model = cp_model.CpModel()
+
+    # y[p] = replicas of workload w_p on cluster c_p (eligible pairs only)
+    y = [model.new_int_var(0, int(ub), "") for ub in p.pair_ub.tolist()]
+    y_index = np.array([v.index for v in y], dtype=np.int64)
+
+    # used[p] = y[p] > 0, only where some constraint needs it
+    need = needs_used(p)
+    used: list[cp_model.IntVar | None] = [None] * p.num_pairs
+    for i in np.nonzero(need[p.pair_w])[0].tolist():
+        used[i] = model.new_bool_var("")
+
+    # placed[w] = the workload gets all its replicas
+    placed = [model.new_bool_var("") for _ in range(p.num_workloads)]
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    for w in range(p.num_workloads):
+        lo, hi = int(starts[w]), int(starts[w + 1])
+        if lo == hi:
+            model.add(placed[w] == 0)
+        elif not p.duplicated[w]:
+            # all or nothing: sum_c y[w, c] = replicas * placed[w]
+            model.add(
+                cp_model.LinearExpr.sum(y[lo:hi]) == int(p.replicas[w]) * placed[w]
+            )
+
+    ctx = ModelContext(model=model, problem=p, y=y, used=used, placed=placed)
+    for plugin in PLUGINS:
+        plugin.constrain(ctx)
+    for plugin in PLUGINS:
+        plugin.score(ctx)
+
+    levels: list[Level] = []
+    # level 1..k: replicas placed at each priority, highest first (maximise)
+    pair_priority = p.priority[p.pair_w]
+    for value in sorted(set(p.priority.tolist()), reverse=True):
+        sel = np.nonzero(pair_priority == value)[0]
+        upper = _level_upper(p, value)
+        levels.append(
+            Level(f"priority:{value}", y_index[sel], np.ones(len(sel), dtype=np.int64), "max",
+                  upper=upper)
+        )
+    # tiers: sum y * tierIndex (minimise)
+    tiered = np.nonzero(p.pair_tier > 0)[0]
+    levels.append(Level("tier", y_index[tiered], p.pair_tier[tiered].astype(np.int64), "min"))
+    # weighted cost, integer-scaled once here
+    levels.append(_weighted_level(ctx, y_index))
+    return CompiledModel(model=model, ctx=ctx, y_index=y_index, levels=levels)
+
+
+def _level_upper(p: Problem, value: int) -> int:
+    """Most replicas that priority ``value`` could ever place (every workload in full)."""
+    total = 0
+    for w in np.nonzero(p.priority == value)[0].tolist():
+        sl = p.pairs_of(w)
+        n_pairs = sl.stop - sl.start
+        if n_pairs == 0:
+            continue
+        if p.duplicated[w]:
+            copies = n_pairs if p.broadcast[w] else min(int(p.count_max[w]), n_pairs)
+            total += int(p.replicas[w]) * copies
+        else:
+            total += int(p.replicas[w])
+    return total
+
+
+def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:
+    p = ctx.problem
+    weights = p.weights
+    per_pair = np.zeros(p.num_pairs, dtype=float)
+    for name, values in ctx.pair_terms.items():
+        per_pair += TERM_SIGN.get(name, 1.0) * getattr(weights, TERM_WEIGHT[name]) * values
+    others: list[tuple[int, float]] = []
+    for name, items in ctx.terms.items():
+        weight = TERM_SIGN.get(name, 1.0) * getattr(weights, TERM_WEIGHT[name])
+        for expr, coefficient in items:
+            others.append((expr.index, weight * coefficient))  # type: ignore[union-attr]
+    scale = objective_scale(per_pair, [abs(c) for _, c in others])
+    index = np.concatenate([y_index, np.array([i for i, _ in others], dtype=np.int64)])
+    coeffs = np.concatenate([per_pair, np.array([c for _, c in others], dtype=float)])
+    ints = np.rint(coeffs * scale).astype(np.int64)
+    keep = ints != 0
+    return Level("weighted", index[keep], ints[keep], "min", scale=scale)

@@ -1,0 +1,200 @@
+"""The pure core: ``plan = place(bundle, current=None, options)``.
+
+Nothing here opens a socket, a file or a repository; the clock is read only
+to enforce the time limit and to stamp ``createdAt``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from engine.bundle import Bundle
+from engine.explain import explain_unplaced
+from engine.plan import (
+    ObjectiveValues,
+    Placement,
+    Plan,
+    PlanMetadata,
+    PlanStatus,
+    Reason,
+    Unplaced,
+    diff_moves,
+)
+from engine.problem import Problem, build_problem
+from engine.resources import ObjectiveWeights
+from engine.solve import Solution, solve_problem
+
+__all__ = ["evaluate", "place", "plan_from_solution"]
+
+
+def evaluate(problem: Problem, y: np.ndarray) -> ObjectiveValues:
+    """Objective terms of section 3 for replicas ``y`` per pair, in natural units."""
+    p = problem
+    wts = p.weights
+    on = y > 0
+    by_priority: dict[str, int] = {}
+    for value in sorted(set(p.priority.tolist()), reverse=True):
+        sel = p.priority[p.pair_w] == value
+        by_priority[str(value)] = int(y[sel].sum())
+    cost = float((y * p.pair_cost).sum())
+    latency = float((y * p.pair_latency).sum())
+    preference = float((y * p.pair_preference).sum())
+    pns = int(y[p.pair_prefer_no_schedule].sum())
+    clusters_used = int((on & p.aggregated[p.pair_w]).sum())
+    moves = p.fixed_moves
+    if len(p.current_w):
+        idx = p.pair_index(p.current_w, p.current_c)
+        now = np.where(idx >= 0, y[np.maximum(idx, 0)], 0)
+        moves += int(np.maximum(p.current_n - now, 0).sum())
+    weighted = (
+        wts.cost * cost
+        + wts.latency * latency
+        + wts.moves * moves
+        + wts.clusters * clusters_used
+        - wts.preference * preference
+        + wts.prefer_no_schedule * pns
+    )
+    return ObjectiveValues(
+        placed_by_priority=by_priority,
+        tier=int((y * p.pair_tier).sum()),
+        cost=round(cost, 6),
+        latency=round(latency, 6),
+        moves=moves,
+        clusters_used=clusters_used,
+        preference=round(preference, 6),
+        prefer_no_schedule=pns,
+        weighted=round(weighted, 6),
+    )
+
+
+def plan_from_solution(
+    problem: Problem,
+    solution: Solution,
+    *,
+    input_digest: str,
+    current: dict[str, dict[str, int]] | None = None,
+    now: datetime | None = None,
+    warnings: list[str] | None = None,
+) -> Plan:
+    """Turn a solution into the plan of spec section 5, with explanations."""
+    p = problem
+    y = solution.y
+    values = evaluate(p, y)
+    placements: list[Placement] = []
+    if solution.status != "Infeasible":
+        for w in range(p.num_workloads):
+            sl = p.pairs_of(w)
+            ys = y[sl]
+            if ys.sum() > 0:
+                clusters = {
+                    p.cluster_names[c]: int(n)
+                    for c, n in zip(p.pair_c[sl].tolist(), ys.tolist(), strict=True)
+                    if n > 0
+                }
+                placements.append(Placement(workload=p.workload_keys[w], clusters=clusters))
+    unplaced: list[Unplaced] = []
+    if solution.status == "Infeasible":
+        budget = p.max_moves
+        for w in range(p.num_workloads):
+            unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=[Reason(
+                code="MovesBudget",
+                message=(f"no plan keeps within maxMoves {budget}: at least {p.fixed_moves} "
+                         "replica(s) must move because their workload or cluster is gone or "
+                         "no longer eligible"),
+            )]))
+    else:
+        for w, reasons in sorted(explain_unplaced(p, y, solution.status).items()):
+            unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=reasons))
+    assignment = {pl.workload: pl.clusters for pl in placements}
+    moves = diff_moves(current or {}, assignment) if current else []
+    last = solution.levels[-1] if solution.levels else None
+    bound = None
+    gap = None
+    if last is not None and last.name == "weighted" and np.isfinite(last.bound):
+        # the bound is on the weighted level; add the constant that the model leaves out
+        constant = p.weights.moves * p.fixed_moves + _constant_moves(p)
+        bound = round(last.bound + constant, 6)
+        gap = round(abs(values.weighted - bound) / max(abs(values.weighted), 1e-9), 6)
+        if gap < 1e-6:
+            gap = 0.0
+    status = PlanStatus(
+        solver=solution.status,
+        solve_seconds=round(solution.seconds, 3),
+        objective=values,
+        bound=bound,
+        gap=gap,
+        levels=[
+            {"level": lv.name, "value": round(lv.value, 6),
+             "bound": None if not np.isfinite(lv.bound) else round(lv.bound, 6),
+             "proved": lv.proved, "seconds": round(lv.seconds, 3)}
+            for lv in solution.levels
+        ],
+        warnings=[*p.notes, *(warnings or [])],
+    )
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Plan(
+        metadata=PlanMetadata(input_digest=input_digest, created_at=stamp),
+        status=status,
+        placements=placements,
+        unplaced=unplaced,
+        moves=moves,
+    )
+
+
+def _constant_moves(p: Problem) -> float:
+    """Moves of replicas on pairs that are no longer eligible (constant in the model)."""
+    if not len(p.current_w):
+        return 0.0
+    idx = p.pair_index(p.current_w, p.current_c)
+    return p.weights.moves * float(p.current_n[idx < 0].sum())
+
+
+def _hint_from_current(p: Problem) -> np.ndarray | None:
+    if not len(p.current_w):
+        return None
+    y = np.zeros(p.num_pairs, dtype=np.int64)
+    idx = p.pair_index(p.current_w, p.current_c)
+    ok = idx >= 0
+    y[idx[ok]] = np.minimum(p.current_n[ok], p.pair_ub[idx[ok]])
+    return y
+
+
+def place(
+    bundle: Bundle,
+    *,
+    current: dict[str, dict[str, int]] | None = None,
+    time_limit: float = 10.0,
+    weights: ObjectiveWeights | None = None,
+    max_moves: int | None = None,
+    now: datetime | None = None,
+    warnings: list[str] | None = None,
+    verify: bool = True,
+) -> Plan:
+    """Place every workload of ``bundle``; the plan is verified before it is returned.
+
+    Raises:
+        SolveError: the plan failed independent verification (a bug, never input).
+    """
+    problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
+    solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem))
+    plan = plan_from_solution(
+        problem, solution, input_digest=bundle.digest(), current=current, now=now,
+        warnings=warnings,
+    )
+    if verify and plan.status.solver in ("Optimal", "Feasible"):
+        _verify_or_raise(bundle, plan, current, problem.max_moves)
+    return plan
+
+
+def _verify_or_raise(
+    bundle: Bundle, plan: Plan, current: dict[str, dict[str, int]] | None, max_moves: int | None
+) -> None:
+    from engine.errors import SolveError
+    from engine.verify import verify
+
+    violations = verify(bundle, plan, current=current, max_moves=max_moves)
+    if violations:
+        lines = "; ".join(v.message for v in violations[:5])
+        raise SolveError(f"the engine produced a plan that fails verification (a bug): {lines}")

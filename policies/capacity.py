@@ -1,0 +1,45 @@
+"""Capacity: per cluster and resource, placed requests fit what is free.
+
+``pods``, when a cluster lists it, counts replicas; a resource a workload
+requests but a cluster does not list has capacity 0 there (such pairs are
+already removed when the problem is built).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from engine.problem import UNLIMITED
+from policies.base import ModelContext, Plugin
+
+__all__ = ["CapacityPlugin"]
+
+
+class CapacityPlugin(Plugin):
+    name = "Capacity"
+
+    def constrain(self, m: ModelContext) -> None:
+        # sum_p request[w_p, r] * y[p] <= capacity[c, r] for every cluster c and resource r
+        p = m.problem
+        if not p.num_pairs:
+            return
+        order = np.argsort(p.pair_c, kind="stable")
+        bounds = np.searchsorted(p.pair_c[order], np.arange(p.num_clusters + 1))
+        for c in range(p.num_clusters):
+            pairs = order[bounds[c] : bounds[c + 1]]
+            if not len(pairs):
+                continue
+            for r in range(len(p.resource_names)):
+                limit = int(p.capacity[c, r])
+                if limit == UNLIMITED:
+                    continue
+                coeff = p.request[p.pair_w[pairs], r]
+                keep = coeff > 0
+                if int((coeff * p.pair_ub[pairs]).sum()) <= limit:
+                    continue  # even every pair at its bound fits: redundant
+                idx = pairs[keep]
+                m.model.add(
+                    cp_model.LinearExpr.weighted_sum([m.y[i] for i in idx], coeff[keep].tolist())
+                    <= limit
+                )

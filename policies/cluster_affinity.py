@@ -1,0 +1,49 @@
+"""Cluster affinity and tiers: ``clusterAffinity`` filters, ``clusterAffinities`` burst.
+
+With ``clusterAffinities`` a cluster is eligible when it passes any tier; its
+tier index is the first tier it passes, and the tier objective (spec section
+3, level 2) keeps replicas in earlier tiers until they are full.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.problem import Problem
+from policies.base import CompileContext, Plugin
+from policies.selectors import affinity_mask
+
+__all__ = ["ClusterAffinityPlugin"]
+
+NO_TIER = 1 << 20
+
+
+def _tiers(ctx: CompileContext) -> np.ndarray:
+    """(G, C) tier index of each cluster, ``NO_TIER`` where no tier matches."""
+    names = [c.metadata.name for c in ctx.clusters]
+    out = np.full((ctx.num_groups, ctx.num_clusters), NO_TIER, dtype=np.int64)
+    for g, spec in enumerate(ctx.groups):
+        if spec.cluster_affinities:
+            for t, tier in enumerate(spec.cluster_affinities):
+                hit = affinity_mask(tier, names, ctx.cluster_labels) & (out[g] == NO_TIER)
+                out[g, hit] = t
+        else:
+            out[g, affinity_mask(spec.cluster_affinity, names, ctx.cluster_labels)] = 0
+    return out
+
+
+class ClusterAffinityPlugin(Plugin):
+    name = "ClusterAffinity"
+    reason = "NoMatchingCluster"
+
+    def filter(self, ctx: CompileContext) -> np.ndarray:
+        return _tiers(ctx) != NO_TIER
+
+    def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
+        spec = ctx.groups[group]
+        what = "any tier of clusterAffinities" if spec.cluster_affinities else "clusterAffinity"
+        return f"{len(excluded)} cluster(s) did not match {what}"
+
+    def prepare(self, ctx: CompileContext, problem: Problem) -> None:
+        tiers = _tiers(ctx)
+        problem.pair_tier = tiers[problem.group[problem.pair_w], problem.pair_c]

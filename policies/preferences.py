@@ -1,0 +1,30 @@
+"""Soft preferences: ``preferredClusters`` terms, like preferredDuringScheduling.
+
+Each replica on a cluster matching a term earns ``weight / 100``; the engine
+subtracts ``preference * P`` from the weighted cost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.problem import Problem
+from policies.base import CompileContext, ModelContext, Plugin
+from policies.selectors import affinity_mask
+
+__all__ = ["PreferencesPlugin"]
+
+
+class PreferencesPlugin(Plugin):
+    name = "Preferences"
+
+    def prepare(self, ctx: CompileContext, problem: Problem) -> None:
+        names = [c.metadata.name for c in ctx.clusters]
+        pref = np.zeros((ctx.num_groups, ctx.num_clusters), dtype=float)
+        for g, spec in enumerate(ctx.groups):
+            for term in spec.preferred_clusters:
+                pref[g] += affinity_mask(term, names, ctx.cluster_labels) * (term.weight / 100.0)
+        problem.pair_preference = pref[problem.group[problem.pair_w], problem.pair_c]
+
+    def score(self, m: ModelContext) -> None:
+        m.add_pair_term("preference", m.problem.pair_preference)

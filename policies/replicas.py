@@ -1,0 +1,70 @@
+"""Replica scheduling: Divided and Duplicated, per-cluster bounds, cluster count.
+
+* Divided: ``sum_c y = replicas`` when placed (the engine links that), and
+  ``minPerCluster <= y <= maxPerCluster`` where ``y > 0``.
+* Duplicated: every chosen cluster gets exactly ``replicas``; with no
+  ``clusters`` field every eligible cluster is chosen (broadcast, like
+  Karmada and EMCO ``allOf``), so one eligible cluster without room leaves the
+  workload unplaced.
+* ``clusters: {min, max}`` bounds the clusters with at least one replica.
+* ``Aggregated`` division pays ``clusters`` per cluster used.
+"""
+
+from __future__ import annotations
+
+from ortools.sat.python import cp_model
+
+from policies.base import ModelContext, Plugin
+
+__all__ = ["ReplicaSchedulingPlugin"]
+
+
+class ReplicaSchedulingPlugin(Plugin):
+    name = "ReplicaScheduling"
+
+    def constrain(self, m: ModelContext) -> None:
+        p = m.problem
+        for w in range(p.num_workloads):
+            pairs = range(*p.pairs_of(w).indices(p.num_pairs))
+            placed = m.placed[w]
+            if not len(pairs):
+                continue
+            used = [m.used[i] for i in pairs]
+            if used[0] is None:
+                continue  # plain Divided: y's domain and the engine's link suffice
+            n_pairs = len(pairs)
+            replicas = int(p.replicas[w])
+            if p.duplicated[w]:
+                # y = replicas exactly where used
+                for i, u in zip(pairs, used, strict=True):
+                    m.model.add(m.y[i] == replicas * u)
+            else:
+                # minPerCluster * used <= y <= ub * used
+                lo = int(p.min_per[w])
+                for i, u in zip(pairs, used, strict=True):
+                    m.model.add(m.y[i] >= lo * u)
+                    m.model.add(m.y[i] <= int(p.pair_ub[i]) * u)
+            total_used = cp_model.LinearExpr.sum(used)
+            if p.broadcast[w]:
+                # every eligible cluster, or none
+                if n_pairs < int(p.eligible_count[w]):
+                    m.model.add(placed == 0)
+                for u in used:
+                    m.model.add(u == placed)
+                continue
+            # count_min * placed <= clusters used <= count_max * placed
+            m.model.add(total_used >= int(p.count_min[w]) * placed)
+            if int(p.count_max[w]) < n_pairs:
+                m.model.add(total_used <= int(p.count_max[w]) * placed)
+            for u in used:
+                m.model.add_implication(u, placed)
+
+    def score(self, m: ModelContext) -> None:
+        p = m.problem
+        for w in range(p.num_workloads):
+            if not p.aggregated[w]:
+                continue
+            for i in range(*p.pairs_of(w).indices(p.num_pairs)):
+                u = m.used[i]
+                if u is not None:
+                    m.add_term("clusters", u, 1.0)
