@@ -1,0 +1,388 @@
+"""Live capacity and latency from Prometheus (spec section 6), via prometheus-api-client.
+
+Every query is an instant query evaluated at one explicit time (``at``,
+default now) so that the numbers of one fetch belong together. The queries
+come from the ``MetricsSource`` (defaults in :data:`engine.live.DEFAULT_QUERIES`
+follow kube-state-metrics and the blackbox exporter).
+
+Waiting is bounded: each HTTP request has ``spec.prometheus.timeout`` (also
+sent to Prometheus as the query ``timeout``); connection errors, timeouts,
+429 and 5xx answers are retried ``retries`` times with a doubling
+``backoff``; and the whole fetch (all queries, all retries) gives up after
+``totalTimeout`` (default 30 s). A 4xx answer (bad PromQL) is not retried.
+Any failure raises :class:`engine.errors.LiveSourceError` with one line
+naming the URL (without credentials), what failed and what to check.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from engine.bundle import Bundle
+from engine.errors import LiveSourceError
+from engine.live import (
+    ClusterLive,
+    LatencyLive,
+    LiveFleet,
+    MetricsSource,
+    MetricsSourceSpec,
+    find_source,
+    parse_duration,
+    sanitize_label,
+)
+from engine.quantity import is_byte_resource
+
+__all__ = ["KNOWN_RESOURCES", "fetch_live", "redact_url", "resource_name_map"]
+
+#: Real names of resources that kube-state-metrics reports in sanitised form.
+KNOWN_RESOURCES = (
+    "cpu",
+    "memory",
+    "pods",
+    "ephemeral-storage",
+    "nvidia.com/gpu",
+    "amd.com/gpu",
+    "gpu.intel.com/i915",
+    "hugepages-1Gi",
+    "hugepages-2Mi",
+)
+
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.S)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user, password, query or fragment, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def resource_name_map(bundle: Bundle, source: MetricsSource) -> dict[str, str]:
+    """Sanitised resource label value -> real resource name.
+
+    Built from :data:`KNOWN_RESOURCES`, every resource the bundle mentions
+    (capacities, requests, quotas), and ``spec.resourceNames`` (which wins).
+    """
+    names: set[str] = set(KNOWN_RESOURCES)
+    for cluster in bundle.clusters:
+        names |= set(cluster.spec.capacity)
+    for workload in bundle.workloads:
+        names |= set(workload.spec.resources)
+    for tenant in bundle.tenants:
+        names |= set(tenant.spec.quota)
+    mapping = {sanitize_label(n): n for n in sorted(names)}
+    mapping.update(source.spec.resource_names)
+    return mapping
+
+
+def _real_name(label: str, mapping: dict[str, str]) -> str:
+    if label in mapping:
+        return mapping[label]
+    if label.startswith("hugepages_"):
+        return "hugepages-" + label.removeprefix("hugepages_")
+    return label
+
+
+def _to_base(resource: str, value: float, rounding: str) -> int:
+    """Prometheus value (cores, bytes, units) -> integer base units, rounded safely."""
+    amount = Decimal(repr(value))
+    if resource == "cpu":
+        amount *= 1000
+    # Float sums carry noise (3.9200000000000004): drop it before rounding.
+    amount = amount.quantize(Decimal("0.001"))
+    if not is_byte_resource(resource) and resource != "cpu":
+        amount = amount.quantize(Decimal(1))  # counted resources are whole units
+    return int(amount.to_integral_value(rounding=rounding))
+
+
+class _Client:
+    """prometheus-api-client with a bounded retry loop and an overall deadline."""
+
+    def __init__(
+        self,
+        url: str,
+        source: MetricsSource,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        settings = source.spec.prometheus
+        self.url = url.rstrip("/")
+        self.shown = redact_url(url)
+        self.timeout = parse_duration(settings.timeout).total_seconds()
+        self.retries = settings.retries
+        self.backoff = parse_duration(settings.backoff).total_seconds()
+        self.total = parse_duration(settings.total_timeout).total_seconds()
+        self.clock = clock
+        self.sleep = sleep
+        self.deadline = clock() + self.total
+        # Retries are ours (bounded by the deadline), so the adapter's own are off.
+        self.conn = PrometheusConnect(
+            url=self.url,
+            retry=Retry(total=0, connect=0, read=False, redirect=2, status=0, raise_on_status=False),
+            timeout=self.timeout,
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _fail(self, name: str, what: str, check: str) -> LiveSourceError:
+        return LiveSourceError(f"Prometheus at {self.shown}: query {name!r} {what}; {check}")
+
+    def query(self, name: str, promql: str, at: datetime) -> list[dict[str, Any]]:
+        """Run one instant query at ``at``; retry transient failures within the deadline."""
+        attempts = 0
+        started = self.clock()
+        delay = self.backoff
+        while True:
+            attempts += 1
+            remaining = self.deadline - self.clock()
+            if remaining <= 0:
+                raise self._fail(
+                    name,
+                    f"was not answered within the total limit of {self.total:g} s "
+                    f"({attempts - 1} attempt(s))",
+                    "check that Prometheus is up and not overloaded, or raise "
+                    "spec.prometheus.totalTimeout",
+                )
+            timeout = max(0.05, min(self.timeout, remaining))
+            params = {"time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(timeout * 1000))}ms"}
+            transient: str
+            hint = "check that the URL is right and Prometheus is running and reachable"
+            try:
+                return self._parse(name, self.conn.custom_query(promql, params, timeout=timeout))
+            except requests.Timeout:
+                transient = f"timed out after {timeout:.1f} s"
+                hint = (
+                    "check that Prometheus is up and not overloaded, or raise "
+                    "spec.prometheus.timeout/totalTimeout"
+                )
+            except requests.ConnectionError as exc:
+                transient = "could not connect" + _connection_detail(exc)
+            except PrometheusApiClientException as exc:
+                status, body = _status_of(exc)
+                if status not in _RETRY_STATUS:
+                    raise self._http_error(name, status, body) from None
+                transient = f"got HTTP {status}{_error_text(body)}"
+            except requests.RequestException as exc:
+                raise self._fail(
+                    name, f"failed: {type(exc).__name__}", "check the URL"
+                ) from None
+            spent = self.clock() - started
+            if attempts > self.retries or self.clock() + delay >= self.deadline:
+                raise self._fail(
+                    name,
+                    f"{transient} ({attempts} attempt(s) in {spent:.1f} s)",
+                    hint,
+                )
+            self.sleep(delay)
+            delay *= 2
+
+    def _http_error(self, name: str, status: int | None, body: str) -> LiveSourceError:
+        text = _error_text(body)
+        if status == 400 and 'parameter "query"' in text:
+            return self._fail(
+                name,
+                f"was rejected as invalid PromQL (HTTP 400{text})",
+                f"check spec.queries.{name} in the MetricsSource",
+            )
+        if status == 422:
+            return self._fail(
+                name,
+                f"could not be evaluated (HTTP 422{text})",
+                f"check spec.queries.{name} in the MetricsSource",
+            )
+        if status in (401, 403):
+            return self._fail(
+                name, f"was refused (HTTP {status})", "check the credentials for this Prometheus"
+            )
+        if status == 404:
+            return self._fail(
+                name, "found no query API (HTTP 404)", "check that the URL is Prometheus' base URL"
+            )
+        return self._fail(name, f"failed with HTTP {status}{text}", "check Prometheus' logs")
+
+    def _parse(self, name: str, result: Any) -> list[dict[str, Any]]:
+        if not isinstance(result, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("metric"), dict) and "value" in r
+            for r in result
+        ):
+            raise self._fail(
+                name,
+                "did not return an instant vector",
+                f"check that spec.queries.{name} is a vector expression",
+            )
+        return result
+
+
+def _connection_detail(exc: Exception) -> str:
+    text = str(exc)
+    if "refused" in text.lower():
+        return " (connection refused)"
+    if "resolve" in text.lower() or "name or service" in text.lower():
+        return " (host name not resolved)"
+    return ""
+
+
+def _status_of(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    match = _STATUS.match(str(exc))
+    if not match:
+        return None, ""
+    status = int(match.group(1))
+    try:
+        body = ast.literal_eval(match.group(2))
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    except (ValueError, SyntaxError):
+        text = match.group(2)
+    return status, text
+
+
+def _error_text(body: str) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if isinstance(data, dict) and data.get("error"):
+        return f": {str(data['error'])[:300]}"
+    return ""
+
+
+def _value(sample: dict[str, Any]) -> float | None:
+    try:
+        value = float(sample["value"][1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def fetch_live(
+    bundle: Bundle,
+    url: str | None,
+    *,
+    source: MetricsSource | None = None,
+    at: datetime | None = None,
+) -> LiveFleet:
+    """Read the fleet's free capacity and site latencies from Prometheus.
+
+    Args:
+        bundle: the bundle (for resource names; clusters it lacks are reported
+            later by :func:`engine.live.apply_live`, not dropped here).
+        url: Prometheus base URL; ``None`` or ``""`` uses ``spec.prometheus.url``.
+        source: the configuration; default the bundle's ``MetricsSource`` or
+            :meth:`MetricsSource.default`.
+        at: evaluation time of every query (default: now, UTC).
+
+    Returns:
+        The snapshot; pass it to :func:`engine.live.apply_live`.
+
+    Raises:
+        LiveSourceError: Prometheus unreachable, too slow, or answering an error.
+    """
+    source = source or find_source(bundle) or MetricsSource.default()
+    spec = source.spec
+    url = url or spec.prometheus.url
+    if not url:
+        raise LiveSourceError(
+            "no Prometheus URL: give --prometheus URL or spec.prometheus.url in a MetricsSource"
+        )
+    if not urlsplit(url).scheme or not urlsplit(url).netloc:
+        raise LiveSourceError(f"Prometheus URL {redact_url(url)!r} is not an http(s) URL")
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    names = resource_name_map(bundle, source)
+    cluster_label = spec.label("cluster")
+    resource_label = spec.label("resource")
+    site_label = spec.label("site")
+    fleet = LiveFleet(source=f"Prometheus at {redact_url(url)}", at=at)
+    unlabelled = 0
+
+    def cluster(name: str) -> ClusterLive:
+        return fleet.clusters.setdefault(name, ClusterLive(name=name))
+
+    client = _Client(url, source)
+    try:
+        for sample in client.query("freshness", spec.render_query("freshness"), at):
+            name, value = sample["metric"].get(cluster_label), _value(sample)
+            if name is None:
+                unlabelled += 1
+            elif value is not None:
+                cluster(name).observed_at = datetime.fromtimestamp(value, UTC)
+        for query, target, rounding in (
+            ("allocatable", "allocatable", ROUND_FLOOR),
+            ("requested", "requested", ROUND_CEILING),
+        ):
+            for sample in client.query(query, spec.render_query(query), at):
+                name = sample["metric"].get(cluster_label)
+                raw = sample["metric"].get(resource_label)
+                value = _value(sample)
+                if name is None or raw is None:
+                    unlabelled += 1
+                    continue
+                if value is None:
+                    continue
+                resource = _real_name(raw, names)
+                amounts = getattr(cluster(name), target)
+                amounts[resource] = amounts.get(resource, 0) + _to_base(resource, value, rounding)
+        for sample in client.query("podsUsed", spec.render_query("podsUsed"), at):
+            name, value = sample["metric"].get(cluster_label), _value(sample)
+            if name is None:
+                unlabelled += 1
+            elif value is not None:
+                cluster(name).requested["pods"] = int(value)
+        if spec.latency.enabled:
+            _fetch_latency(client, spec, at, fleet, site_label, cluster_label)
+    finally:
+        client.close()
+    for live in fleet.clusters.values():
+        if live.allocatable and live.observed_at is None:
+            live.observed_at = at  # a custom freshness query said nothing; instant data is recent
+    if unlabelled:
+        fleet.warnings.append(
+            f"{unlabelled} series from {fleet.source} had no {cluster_label!r} (or "
+            f"{resource_label!r}) label and were ignored"
+        )
+    return fleet
+
+
+def _fetch_latency(
+    client: _Client,
+    spec: MetricsSourceSpec,
+    at: datetime,
+    fleet: LiveFleet,
+    site_label: str,
+    cluster_label: str,
+) -> None:
+    seen: dict[tuple[str, str], datetime] = {}
+    for sample in client.query("probeFreshness", spec.render_query("probeFreshness"), at):
+        site, name = sample["metric"].get(site_label), sample["metric"].get(cluster_label)
+        value = _value(sample)
+        if site is not None and name is not None and value is not None:
+            seen[(site, name)] = datetime.fromtimestamp(value, UTC)
+    p95: dict[tuple[str, str], float] = {}
+    for sample in client.query("latency", spec.render_query("latency"), at):
+        site, name = sample["metric"].get(site_label), sample["metric"].get(cluster_label)
+        value = _value(sample)
+        if site is not None and name is not None and value is not None:
+            p95[(site, name)] = value * 1000.0
+    for pair in set(seen) | set(p95):
+        observed = seen.get(pair) or (at if pair in p95 else None)
+        fleet.latency[pair] = LatencyLive(ms=p95.get(pair), observed_at=observed)
+    fleet.latency_read = True
