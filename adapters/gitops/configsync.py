@@ -1,0 +1,76 @@
+"""Config Sync: an unstructured ``RootSync`` per cluster with ``git.dir: clusters/<cluster>``.
+
+Config Sync renders the folder's ``kustomization.yaml`` (namespaces and the
+overlays). Ordering uses ``config.kubernetes.io/depends-on`` on every object
+of a workload's overlay, naming the Deployment/StatefulSet of each workload
+it depends on *on that cluster* (Config Sync only orders objects of one sync).
+
+``rootsync.yaml`` is not listed in the kustomization: apply it once per
+cluster (``kubectl apply -f clusters/<cluster>/rootsync.yaml``) after
+installing Config Sync; change ``spec.git.auth`` if the repository is private.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.gitops.context import RenderContext
+from adapters.gitops.layout import (
+    ClusterState,
+    PlacedWorkload,
+    dump_yaml,
+    namespaces_file,
+    overlay_files,
+    record_file,
+    root_kustomization,
+)
+
+__all__ = ["DEPENDS_ON", "depends_on_ref", "render", "root_sync"]
+
+DEPENDS_ON = "config.kubernetes.io/depends-on"
+#: Config Sync leaves the namespace in place when it is removed from git.
+NAMESPACE_ANNOTATIONS = {"client.lifecycle.config.k8s.io/deletion": "detach"}
+
+
+def depends_on_ref(w: PlacedWorkload) -> str:
+    """``<group>/namespaces/<namespace>/<kind>/<name>`` of ``w``'s workload object."""
+    return f"apps/namespaces/{w.namespace}/{w.main_kind}/{w.name}"
+
+
+def root_sync(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
+    """The RootSync that syncs ``clusters/<cluster>`` in unstructured format."""
+    return {
+        "apiVersion": "configsync.gke.io/v1beta1",
+        "kind": "RootSync",
+        "metadata": {"name": "root-sync", "namespace": "config-management-system"},
+        "spec": {
+            "sourceFormat": "unstructured",
+            "sourceType": "git",
+            "git": {
+                "repo": ctx.repo_url,
+                "branch": ctx.branch,
+                "dir": cluster.folder,
+                "auth": "none",
+            },
+        },
+    }
+
+
+def render(cluster: ClusterState, ctx: RenderContext) -> dict[str, bytes]:
+    """Every Berth-owned file of ``clusters/<cluster>/`` (paths relative to it)."""
+    synced = cluster.synced()
+    by_key = {w.key: w for w in synced}
+    annotations = {
+        w.key: {DEPENDS_ON: ",".join(depends_on_ref(by_key[d]) for d in w.depends_on)}
+        for w in synced
+        if w.depends_on
+    }
+    files: dict[str, bytes] = {}
+    files |= overlay_files(cluster, annotations=annotations)
+    files |= namespaces_file(cluster, annotations=NAMESPACE_ANNOTATIONS)
+    files |= record_file(cluster, "configsync")
+    files["rootsync.yaml"] = dump_yaml(root_sync(cluster, ctx))
+    resources = ["namespaces.yaml"] if "namespaces.yaml" in files else []
+    resources += [str(w.overlay) for w in synced]
+    files |= root_kustomization(resources, ctx.cluster_dir(cluster.name) / "kustomization.yaml")
+    return files
