@@ -1,0 +1,529 @@
+"""What-if scenarios: the ``Scenario`` kind and applying it to a copy of a bundle.
+
+Pure code: no files, no sockets, no clock. A scenario is a list of *edits*
+applied in order to a deep copy of the baseline bundle; a *sweep* repeats the
+scenario with one parameter taking each value of a range. The result of a
+solve is summarised (:func:`summarize`) into plain numbers that travel well
+(to Dask workers and back, into a report, into JSON).
+
+Edits (each list entry has exactly one key)::
+
+    removeClusters: ClusterMatch          # lose clusters, a region, a provider
+    scaleCapacity:  {clusters: ClusterMatch?, factor: 0.5, resources: [cpu]?}
+    scaleDemand:    {workloads: WorkloadMatch?, factor: 1.5}
+    addClusters:    [{like: edge-paris-1?, metadata: {...}, spec: {...}, latencyMs: {site: ms}}]
+    changePrices:   {clusters: ClusterMatch?, factor: 1.2 | set: {cpu: "0.05"}, resources: [..]?}
+    changePolicy:   {namespace: retail, name: low-latency, patch: {...}}   # JSON merge patch of spec
+
+Decisions where the spec is silent (written also in ``docs/whatif.md``):
+
+- A selector that matches nothing is an error (a typo must not silently
+  simulate "nothing happened").
+- ``scaleDemand`` rounds replicas up and never below 1; ``scaleCapacity``
+  rounds down (capacity is a promise, demand a need).
+- Removing a cluster removes it from every Site's ``latencyMs`` too.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from engine.bundle import KINDS, Bundle, _check_references
+from engine.errors import InputError
+from engine.plan import Plan
+from engine.resources import (
+    Cluster,
+    ClusterAffinity,
+    LabelSelector,
+    Metadata,
+    PlacementPolicySpec,
+    PriceMap,
+    Workload,
+    _Model,
+)
+from policies.selectors import affinity_mask, selector_mask
+
+__all__ = [
+    "ClusterMatch",
+    "Edit",
+    "Scenario",
+    "ScenarioSpec",
+    "Sweep",
+    "WorkloadMatch",
+    "apply_scenario",
+    "expand",
+    "summarize",
+    "utilisation",
+]
+
+
+# --- the kind -----------------------------------------------------------------------
+
+
+class ClusterMatch(ClusterAffinity):
+    """Which clusters an edit touches: a ClusterAffinity plus shortcuts by field."""
+
+    regions: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    providers: list[str] = Field(default_factory=list)
+
+
+class WorkloadMatch(_Model):
+    """Which workloads an edit touches; every given condition must hold."""
+
+    namespaces: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)  # "name" or "namespace/name"
+    label_selector: LabelSelector | None = None
+    min_priority: int | None = None
+    max_priority: int | None = None
+
+
+class ScaleCapacity(_Model):
+    clusters: ClusterMatch | None = None
+    factor: float = Field(ge=0)
+    resources: list[str] = Field(default_factory=list)
+
+
+class ScaleDemand(_Model):
+    workloads: WorkloadMatch | None = None
+    factor: float = Field(gt=0)
+
+
+class AddCluster(_Model):
+    like: str | None = None
+    metadata: Metadata
+    spec: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class ChangePrices(_Model):
+    clusters: ClusterMatch | None = None
+    factor: float | None = Field(default=None, ge=0)
+    set: PriceMap | None = None
+    resources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ChangePrices:
+        if (self.factor is None) == (self.set is None):
+            raise ValueError("give exactly one of factor and set")
+        return self
+
+
+class ChangePolicy(_Model):
+    namespace: str = "default"
+    name: str
+    patch: dict[str, Any]
+
+
+class Edit(_Model):
+    """One edit; exactly one field is given."""
+
+    remove_clusters: ClusterMatch | None = None
+    scale_capacity: ScaleCapacity | None = None
+    scale_demand: ScaleDemand | None = None
+    add_clusters: list[AddCluster] | None = None
+    change_prices: ChangePrices | None = None
+    change_policy: ChangePolicy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Edit:
+        given = [k for k, v in self.__dict__.items() if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "an edit has exactly one of removeClusters, scaleCapacity, scaleDemand, "
+                f"addClusters, changePrices, changePolicy; got {len(given)}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k, v in self.__dict__.items() if v is not None)
+
+
+class Sweep(_Model):
+    """One parameter (a path into ``spec``) over a list or an inclusive range."""
+
+    parameter: str
+    values: list[Any] | None = None
+    from_: float | None = Field(default=None, alias="from")
+    to: float | None = None
+    steps: int | None = Field(default=None, ge=2, le=200)
+
+    @model_validator(mode="after")
+    def _values_or_range(self) -> Sweep:
+        ranged = (self.from_, self.to, self.steps)
+        if self.values is not None and any(v is not None for v in ranged):
+            raise ValueError("give values or from/to/steps, not both")
+        if self.values is None and any(v is None for v in ranged):
+            raise ValueError("give values, or all of from, to and steps")
+        if self.values is not None and not self.values:
+            raise ValueError("values needs at least one value")
+        return self
+
+    def points(self) -> list[Any]:
+        if self.values is not None:
+            return list(self.values)
+        assert self.from_ is not None and self.to is not None and self.steps is not None
+        step = (self.to - self.from_) / (self.steps - 1)
+        return [round(self.from_ + i * step, 10) for i in range(self.steps)]
+
+
+class ScenarioSpec(_Model):
+    description: str = ""
+    edits: list[Edit] = Field(default_factory=list)
+    sweep: Sweep | None = None
+
+
+class Scenario(_Model):
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["Scenario"]
+    metadata: Metadata
+    spec: ScenarioSpec = Field(default_factory=ScenarioSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+KINDS.setdefault("Scenario", Scenario)
+
+
+# --- sweeps -------------------------------------------------------------------------
+
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts: list[str | int] = []
+    for chunk in path.split("."):
+        pos = 0
+        for m in _STEP.finditer(chunk):
+            if m.start() != pos:
+                break
+            parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+            pos = m.end()
+        if pos != len(chunk) or not chunk:
+            raise ValueError(f"cannot read parameter path {path!r} near {chunk!r}")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise ValueError(f"parameter {path!r}: no item [{part}]")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise ValueError(f"parameter {path!r}: {part!r} is not inside a mapping")
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+
+
+def _label(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand(scenario: Scenario) -> list[tuple[str, Scenario, Any]]:
+    """The scenarios to solve: ``(name, scenario without sweep, sweep value or None)``.
+
+    Raises:
+        InputError: a sweep point does not make a valid scenario.
+    """
+    sweep = scenario.spec.sweep
+    if sweep is None:
+        return [(scenario.name, scenario, None)]
+    out: list[tuple[str, Scenario, Any]] = []
+    base = scenario.model_dump(by_alias=True, exclude_none=True)
+    base["spec"].pop("sweep", None)
+    leaf = sweep.parameter.rsplit(".", 1)[-1]
+    for value in sweep.points():
+        data = copy.deepcopy(base)
+        try:
+            _set_path(data["spec"], sweep.parameter, value)
+            point = Scenario.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            raise InputError(
+                f"sweep value {value!r} does not make a valid scenario: {exc}",
+                document=f"Scenario {scenario.name}", field=f"spec.sweep.parameter ({sweep.parameter})",
+            ) from None
+        out.append((f"{scenario.name}[{leaf}={_label(value)}]", point, value))
+    return out
+
+
+# --- applying edits -------------------------------------------------------------------
+
+
+def _cluster_mask(bundle: Bundle, match: ClusterMatch | None) -> list[bool]:
+    if match is None:
+        return [True] * len(bundle.clusters)
+    names = [c.metadata.name for c in bundle.clusters]
+    labels = [c.effective_labels() for c in bundle.clusters]
+    mask = affinity_mask(match, names, labels).tolist()
+    for field, wanted in (("region", match.regions), ("zone", match.zones), ("provider", match.providers)):
+        if wanted:
+            mask = [m and getattr(c.spec, field) in wanted for m, c in zip(mask, bundle.clusters, strict=True)]
+    return mask
+
+
+def _workload_matches(w: Workload, match: WorkloadMatch | None) -> bool:
+    if match is None:
+        return True
+    if match.namespaces and w.metadata.namespace not in match.namespaces:
+        return False
+    if match.names and w.metadata.name not in match.names and w.key not in match.names:
+        return False
+    if match.label_selector is not None and not selector_mask(match.label_selector, [w.metadata.labels])[0]:
+        return False
+    if match.min_priority is not None and w.spec.priority < match.min_priority:
+        return False
+    return not (match.max_priority is not None and w.spec.priority > match.max_priority)
+
+
+def _picked(bundle: Bundle, match: ClusterMatch | None, where: str) -> list[Cluster]:
+    mask = _cluster_mask(bundle, match)
+    picked = [c for c, m in zip(bundle.clusters, mask, strict=True) if m]
+    if not picked:
+        raise InputError("matches no cluster of the bundle", field=where)
+    return picked
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+def _apply_edit(bundle: Bundle, edit: Edit, where: str) -> str:
+    """Apply one edit in place; return a sentence saying what changed."""
+    if edit.remove_clusters is not None:
+        gone = {c.metadata.name for c in _picked(bundle, edit.remove_clusters, f"{where}.removeClusters")}
+        bundle.clusters = [c for c in bundle.clusters if c.metadata.name not in gone]
+        for site in bundle.sites:
+            site.spec.latency_ms = {k: v for k, v in site.spec.latency_ms.items() if k not in gone}
+        return f"removed {len(gone)} cluster(s): {', '.join(sorted(gone))}"
+    if edit.scale_capacity is not None:
+        e = edit.scale_capacity
+        picked = _picked(bundle, e.clusters, f"{where}.scaleCapacity.clusters")
+        for c in picked:
+            c.spec.capacity = {
+                r: (math.floor(v * e.factor) if not e.resources or r in e.resources else v)
+                for r, v in c.spec.capacity.items()
+            }
+        what = ", ".join(e.resources) if e.resources else "all resources"
+        return f"scaled capacity ({what}) of {len(picked)} cluster(s) by {e.factor:g}"
+    if edit.scale_demand is not None:
+        e = edit.scale_demand
+        picked_w = [w for w in bundle.workloads if _workload_matches(w, e.workloads)]
+        if not picked_w:
+            raise InputError("matches no workload of the bundle", field=f"{where}.scaleDemand.workloads")
+        before = sum(w.spec.replicas for w in picked_w)
+        for w in picked_w:
+            w.spec.replicas = max(1, math.ceil(w.spec.replicas * e.factor - 1e-9))
+        after = sum(w.spec.replicas for w in picked_w)
+        return f"scaled replicas of {len(picked_w)} workload(s) by {e.factor:g}: {before} -> {after}"
+    if edit.add_clusters is not None:
+        return _add_clusters(bundle, edit.add_clusters, f"{where}.addClusters")
+    if edit.change_prices is not None:
+        e = edit.change_prices
+        picked = _picked(bundle, e.clusters, f"{where}.changePrices.clusters")
+        for c in picked:
+            if e.set is not None:
+                c.spec.price = {**c.spec.price, **e.set}
+            else:
+                assert e.factor is not None
+                c.spec.price = {
+                    r: (v * e.factor if not e.resources or r in e.resources else v)
+                    for r, v in c.spec.price.items()
+                }
+        how = f"set {e.set}" if e.set is not None else f"scaled by {e.factor:g}"
+        return f"prices of {len(picked)} cluster(s) {how}"
+    assert edit.change_policy is not None
+    e = edit.change_policy
+    for policy in bundle.policies:
+        if policy.metadata.namespace == e.namespace and policy.metadata.name == e.name:
+            data = _merge_patch(policy.spec.model_dump(by_alias=True, exclude_none=True), e.patch)
+            try:
+                policy.spec = PlacementPolicySpec.model_validate(data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InputError(
+                    str(first.get("msg", "invalid")),
+                    field=f"{where}.changePolicy.patch." + ".".join(str(x) for x in first["loc"]),
+                ) from None
+            return f"patched PlacementPolicy {e.namespace}/{e.name}"
+    raise InputError(f"no PlacementPolicy {e.namespace}/{e.name} in the bundle", field=f"{where}.changePolicy")
+
+
+def _add_clusters(bundle: Bundle, entries: list[AddCluster], where: str) -> str:
+    names = {c.metadata.name for c in bundle.clusters}
+    added: list[str] = []
+    for i, entry in enumerate(entries):
+        name = entry.metadata.name
+        if name in names:
+            raise InputError(f"a Cluster named {name!r} already exists", field=f"{where}[{i}].metadata.name")
+        spec: dict[str, Any] = {}
+        labels: dict[str, str] = {}
+        latencies: dict[str, float] = {}
+        if entry.like is not None:
+            model = next((c for c in bundle.clusters if c.metadata.name == entry.like), None)
+            if model is None:
+                raise InputError(f"no Cluster named {entry.like!r} to copy", field=f"{where}[{i}].like")
+            spec = model.spec.model_dump(by_alias=True, exclude_none=True)
+            # capacity is in base units after parsing: hand it back as exact quantities
+            spec["capacity"] = {r: _base_quantity(r, v) for r, v in model.spec.capacity.items()}
+            spec["price"] = {r: str(v) for r, v in model.spec.price.items()}
+            labels = dict(model.metadata.labels)
+            latencies = {s.metadata.name: s.spec.latency_ms[entry.like]
+                         for s in bundle.sites if entry.like in s.spec.latency_ms}
+        spec = _merge_patch(spec, entry.spec)
+        labels.update(entry.metadata.labels)
+        latencies.update(entry.latency_ms)
+        raw = {"apiVersion": "placement.berth.dev/v1alpha1", "kind": "Cluster",
+               "metadata": {"name": name, "labels": labels}, "spec": spec}
+        try:
+            cluster = Cluster.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(str(first.get("msg", "invalid")),
+                             field=f"{where}[{i}]." + ".".join(str(x) for x in first["loc"])) from None
+        sites = {s.metadata.name: s for s in bundle.sites}
+        for site, ms in latencies.items():
+            if site not in sites:
+                raise InputError(f"no Site named {site!r}", field=f"{where}[{i}].latencyMs.{site}")
+            sites[site].spec.latency_ms[name] = ms
+        bundle.clusters.append(cluster)
+        names.add(name)
+        added.append(name)
+    return f"added {len(added)} cluster(s): {', '.join(added)}"
+
+
+def _base_quantity(resource: str, base: int) -> str | int:
+    """A quantity string that parses back to exactly ``base`` base units."""
+    from engine.quantity import is_byte_resource
+
+    if resource == "cpu":
+        return f"{base}m"
+    if is_byte_resource(resource):
+        return str(base)
+    return base
+
+
+def apply_scenario(bundle: Bundle, scenario: Scenario) -> tuple[Bundle, list[str]]:
+    """A copy of ``bundle`` with the scenario's edits applied, and what each edit did.
+
+    The original bundle is never touched. ``Scenario`` documents in the
+    bundle's extras are left out of the copy.
+
+    Raises:
+        InputError: an edit matches nothing or makes an invalid document; the
+            field names the edit, e.g. ``spec.edits[1].removeClusters``.
+    """
+    out = bundle.copy()
+    out.extras = [e for e in out.extras if not isinstance(e, Scenario)]
+    notes: list[str] = []
+    for i, edit in enumerate(scenario.spec.edits):
+        where = f"spec.edits[{i}]"
+        try:
+            notes.append(_apply_edit(out, edit, where))
+        except InputError as exc:
+            raise InputError(exc.detail, document=f"Scenario {scenario.name}", field=exc.field) from None
+    try:
+        _check_references(out)
+    except InputError as exc:
+        raise InputError(
+            f"after the edits, {exc.document}: {exc.detail}", document=f"Scenario {scenario.name}",
+            field=exc.field,
+        ) from None
+    return out, notes
+
+
+# --- summaries --------------------------------------------------------------------------
+
+
+def utilisation(bundle: Bundle, plan: Plan) -> dict[str, dict[str, float]]:
+    """``{cluster: {resource: used/capacity}}`` for every resource a cluster lists (> 0)."""
+    requests = {w.key: w.spec.resources for w in bundle.workloads}
+    used: dict[str, dict[str, int]] = {c.metadata.name: {} for c in bundle.clusters}
+    for p in plan.placements:
+        req = requests.get(p.workload, {})
+        for cluster, n in p.clusters.items():
+            row = used.setdefault(cluster, {})
+            for r, amount in req.items():
+                row[r] = row.get(r, 0) + n * amount
+            row["pods"] = row.get("pods", 0) + n
+    out: dict[str, dict[str, float]] = {}
+    for c in bundle.clusters:
+        name = c.metadata.name
+        out[name] = {
+            r: round(used[name].get(r, 0) / cap, 6) for r, cap in sorted(c.spec.capacity.items()) if cap > 0
+        }
+    return out
+
+
+def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
+    """Plain numbers of one solved scenario (JSON-ready, picklable)."""
+    prio = {w.key: w.spec.priority for w in bundle.workloads}
+    replicas = {w.key: w.spec.replicas for w in bundle.workloads}
+    unplaced_by_priority: dict[str, int] = {}
+    unplaced_by_reason: dict[str, int] = {}
+    for u in plan.unplaced:
+        key = str(prio.get(u.workload, 0))
+        unplaced_by_priority[key] = unplaced_by_priority.get(key, 0) + replicas.get(u.workload, 0)
+        codes = {r.code for r in u.reasons} or {"Unknown"}
+        for code in codes:
+            unplaced_by_reason[code] = unplaced_by_reason.get(code, 0) + 1
+    util = utilisation(bundle, plan)
+    region_of = {c.metadata.name: c.spec.region or "-" for c in bundle.clusters}
+    regions: dict[str, dict[str, float]] = {}
+    totals: dict[str, dict[str, list[float]]] = {}
+    requests = {w.key: w.spec.resources for w in bundle.workloads}
+    for c in bundle.clusters:
+        agg = totals.setdefault(region_of[c.metadata.name], {})
+        for r, cap in c.spec.capacity.items():
+            agg.setdefault(r, [0.0, 0.0])[1] += cap
+    for p in plan.placements:
+        for cluster, n in p.clusters.items():
+            agg = totals.setdefault(region_of.get(cluster, "-"), {})
+            for r, amount in [*requests.get(p.workload, {}).items(), ("pods", 1)]:
+                if r in agg:
+                    agg[r][0] += n * amount
+    for region, agg in sorted(totals.items()):
+        regions[region] = {r: round(u / cap, 6) for r, (u, cap) in sorted(agg.items()) if cap > 0}
+    o = plan.status.objective
+    return {
+        "solver": plan.status.solver,
+        "solveSeconds": plan.status.solve_seconds,
+        "workloads": len(bundle.workloads),
+        "clusters": len(bundle.clusters),
+        "placed": len(plan.placements),
+        "unplaced": len(plan.unplaced),
+        "placedByPriority": dict(o.placed_by_priority),
+        "unplacedReplicasByPriority": unplaced_by_priority,
+        "unplacedByReason": unplaced_by_reason,
+        "cost": o.cost,
+        "latency": o.latency,
+        "moves": o.moves,
+        "movedReplicas": sum(m.replicas for m in plan.moves),
+        "weighted": o.weighted,
+        "utilisation": util,
+        "regionUtilisation": regions,
+        "warnings": list(plan.status.warnings),
+    }
