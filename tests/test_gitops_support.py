@@ -7,8 +7,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from engine.bundle import Bundle, load_bundle
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
 
@@ -151,8 +149,7 @@ def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
 
 
-@pytest.fixture
-def bundle(tmp_path: Path) -> Bundle:
+def make_bundle(tmp_path: Path) -> Bundle:
     return load_bundle([write_bundle(tmp_path / "input")])
 
 
@@ -167,5 +164,6 @@ def replicas_of(objects: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def test_bundle_fixture_loads(bundle: Bundle) -> None:
+def test_bundle_helper_loads(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
     assert {w.key for w in bundle.workloads} == set(PLAN_A)

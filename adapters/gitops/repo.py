@@ -242,15 +242,19 @@ class GitSession:
         *,
         max_attempts: int,
         redo: Callable[[], None],
+        owned: tuple[str, ...] = ("clusters", "bases"),
         sleep: Callable[[float], None] = time.sleep,
     ) -> PushOutcome:
         """Push ``branch`` to ``remote``; never force.
 
-        When the push is refused, fetch and rebase onto the remote branch and try
-        again, up to ``max_attempts`` pushes. A rebase that conflicts is aborted,
-        the local branch is moved to the remote one, and ``redo`` rewrites and
-        commits the plan on top of it (the plan is the desired state of the
-        folders it owns, so rewriting is the resolution).
+        When the push is refused, fetch the remote branch and try again, up to
+        ``max_attempts`` pushes. If the remote's new commits touch none of the
+        ``owned`` paths, the local commits are rebased onto them. If they do (or
+        the rebase conflicts), the local branch is moved to the remote one and
+        ``redo`` writes and commits the plan again on top of it: the plan is the
+        desired state of those folders, and a textual merge of two plans is a
+        placement nobody solved. Either way the other writer's commits stay in
+        the history.
 
         Raises:
             GitOpsError: every attempt failed; the message says why the last one did.
@@ -273,16 +277,29 @@ class GitSession:
             except GitCommandError as exc:
                 last = _git_error(f"git fetch from {remote}", exc)
                 continue
-            try:
-                git.rebase("-q", tracking)
-            except GitCommandError:
-                with contextlib.suppress(GitCommandError):
-                    git.rebase("--abort")
+            if self._remote_touched(tracking, owned):
                 git.reset("-q", "--hard", tracking)
                 redo()
+            else:
+                try:
+                    git.rebase("-q", tracking)
+                except GitCommandError:
+                    with contextlib.suppress(GitCommandError):
+                        git.rebase("--abort")
+                    git.reset("-q", "--hard", tracking)
+                    redo()
             rebased = True
         assert last is not None
         raise last
+
+    def _remote_touched(self, tracking: str, owned: tuple[str, ...]) -> bool:
+        """Whether commits on ``tracking`` that HEAD lacks change any of ``owned``."""
+        git = self.repo.git
+        try:
+            base = git.merge_base("HEAD", tracking)
+        except GitCommandError:
+            return True  # unrelated histories: start over on top of the remote
+        return bool(git.diff("--name-only", base, tracking, "--", *owned).strip())
 
 
 def _stale(lock: Path) -> bool:
