@@ -89,6 +89,18 @@ class WriteResult:
     pushed: bool = False
     push_attempts: int = 0
 
+    def summary(self) -> str:
+        """One line for people: what was committed (and pushed) where."""
+        if not self.commits and not self.changed_clusters and not self.bases_changed:
+            text = f"{self.repo_dir}: already up to date ({self.fmt}), nothing committed"
+        else:
+            clusters = ", ".join(self.changed_clusters) or "none"
+            what = f"{len(self.commits)} commit(s)" if self.commits else "files written"
+            text = f"{self.repo_dir}: {what} ({self.fmt}); clusters changed: {clusters}"
+        if self.pushed:
+            text += f"; pushed after {self.push_attempts} attempt(s)"
+        return text
+
 
 # --- files on disk ---------------------------------------------------------------------
 
