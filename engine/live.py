@@ -62,6 +62,7 @@ __all__ = [
     "StaleCluster",
     "apply_live",
     "find_source",
+    "merge_fleets",
     "parse_duration",
 ]
 
@@ -441,6 +442,29 @@ class LiveReport:
         if cluster in self.extra:
             return "extra"
         return "file"
+
+
+def merge_fleets(inventory: LiveFleet, metrics: LiveFleet) -> LiveFleet:
+    """Kubernetes API inventory first, Prometheus for the rest and for latency.
+
+    A cluster read from its API server takes those numbers; a cluster whose
+    context failed, or that has no context, takes Prometheus' numbers if it has
+    them. Latency always comes from Prometheus (the API knows none).
+    """
+    merged = LiveFleet(
+        source=f"{inventory.source} and {metrics.source}",
+        at=metrics.at,  # ages are measured from Prometheus' evaluation time
+        latency=dict(metrics.latency),
+        latency_read=metrics.latency_read,
+        warnings=[*inventory.warnings, *metrics.warnings],
+    )
+    for name in sorted(set(inventory.clusters) | set(metrics.clusters)):
+        api, prom = inventory.clusters.get(name), metrics.clusters.get(name)
+        if api is not None and (api.error is None or prom is None or not prom.has_values):
+            merged.clusters[name] = api
+        elif prom is not None:
+            merged.clusters[name] = prom
+    return merged
 
 
 # --- applying -----------------------------------------------------------------------

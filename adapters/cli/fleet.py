@@ -1,0 +1,250 @@
+"""``berth fleet``: the live fleet as a table, or snapshotted into Cluster documents.
+
+Also the one function the other commands call to apply live inputs:
+:func:`load_live` (``berth place --prometheus URL --kubeconfig PATH --context NAME``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from adapters.cli.common import atomic_write, console, run_guarded
+from engine.bundle import Bundle, load_bundle
+from engine.errors import InputError
+from engine.live import (
+    LiveFleet,
+    LiveReport,
+    MetricsSource,
+    apply_live,
+    find_source,
+    merge_fleets,
+)
+from engine.quantity import format_quantity, is_byte_resource
+from engine.resources import API_VERSION, Cluster
+
+__all__ = ["exact_quantity", "load_live", "read_live", "register"]
+
+_FIRST = ("cpu", "memory", "pods", "nvidia.com/gpu")
+
+
+def read_live(
+    bundle: Bundle,
+    *,
+    prometheus: str | None = None,
+    kubeconfig: Path | None = None,
+    contexts: list[str] | None = None,
+    at: datetime | None = None,
+) -> tuple[Bundle, LiveReport, LiveFleet]:
+    """Fetch the live sources given and apply them to a copy of ``bundle``.
+
+    With both, the Kubernetes API supplies the capacity of the clusters it can
+    read and Prometheus the rest and the latencies.
+
+    Raises:
+        LiveSourceError: a source failed, or data is stale/missing with ``refuse``.
+        InputError: bad kubeconfig, context or MetricsSource.
+    """
+    source = find_source(bundle) or MetricsSource.default()
+    prometheus = prometheus or source.spec.prometheus.url
+    fleets: list[LiveFleet] = []
+    if kubeconfig is not None:
+        from adapters.kubernetes import fetch_inventory
+
+        fleets.append(fetch_inventory(bundle, kubeconfig, list(contexts or []), source=source))
+    elif contexts:
+        raise InputError("--context needs --kubeconfig", field="--context")
+    if prometheus:
+        from adapters.prometheus import fetch_live
+
+        fleets.append(fetch_live(bundle, prometheus, source=source, at=at))
+    if not fleets:
+        raise InputError("give --prometheus URL or --kubeconfig PATH", field="--prometheus")
+    live = fleets[0] if len(fleets) == 1 else merge_fleets(fleets[0], fleets[1])
+    applied, report = apply_live(bundle, live, source)
+    return applied, report, live
+
+
+def load_live(
+    bundle: Bundle,
+    *,
+    prometheus: str | None,
+    kubeconfig: Path | None,
+    contexts: list[str],
+) -> tuple[Bundle, list[str]]:
+    """The bundle with live capacities and latencies, and the sentences for ``status.warnings``."""
+    applied, report, _ = read_live(
+        bundle, prometheus=prometheus, kubeconfig=kubeconfig, contexts=contexts
+    )
+    return applied, list(report.warnings)
+
+
+# --- output -------------------------------------------------------------------------
+
+
+def exact_quantity(resource: str, base: int) -> str | int:
+    """Base units back to exact Kubernetes notation (``3920m``, ``12Gi``, ``7``)."""
+    if resource == "cpu":
+        return str(base // 1000) if base % 1000 == 0 else f"{base}m"
+    if is_byte_resource(resource):
+        for suffix, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+            if base and base % size == 0:
+                return f"{base // size}{suffix}"
+        return str(base)
+    return base
+
+
+def _ordered(resources: set[str]) -> list[str]:
+    return [r for r in _FIRST if r in resources] + sorted(resources - set(_FIRST))
+
+
+def snapshot_documents(applied: Bundle, live: LiveFleet, report: LiveReport) -> list[dict[str, Any]]:
+    """Cluster documents with the capacities used (live, or the file's where stale/missing)."""
+    docs: list[dict[str, Any]] = []
+    for cluster in applied.clusters:
+        data = cluster.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["spec"]["capacity"] = {
+            r: exact_quantity(r, cluster.spec.capacity[r])
+            for r in _ordered(set(cluster.spec.capacity))
+        }
+        status = report.status_of(cluster.name)
+        annotations = data["metadata"].setdefault("annotations", {})
+        annotations["placement.berth.dev/capacity-source"] = (
+            "live" if status == "live" else f"bundle ({status} live data)"
+        )
+        annotations["placement.berth.dev/observed-at"] = live.at.isoformat()
+        docs.append(_tidy(data))
+    for name in report.extra:
+        seen = live.clusters[name]
+        spec: dict[str, Any] = {}
+        if seen.region:
+            spec["region"] = seen.region
+        if seen.zone:
+            spec["zone"] = seen.zone
+        free = seen.free()
+        spec["capacity"] = {r: exact_quantity(r, free[r]) for r in _ordered(set(free))}
+        docs.append({
+            "apiVersion": API_VERSION,
+            "kind": "Cluster",
+            "metadata": {"name": name, "annotations": {
+                "placement.berth.dev/capacity-source": "live (not in the bundle)",
+                "placement.berth.dev/observed-at": live.at.isoformat(),
+            }},
+            "spec": spec,
+        })
+    return docs
+
+
+def _tidy(data: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty maps and lists so the documents read like hand-written ones."""
+    for part in ("metadata", "spec"):
+        for key in [k for k, v in data[part].items() if v in ({}, [])]:
+            del data[part][key]
+    return data
+
+
+def fleet_table(applied: Bundle, original: Bundle, live: LiveFleet, report: LiveReport) -> Table:
+    """Allocatable, requested, free and utilisation per cluster and resource."""
+    table = Table(title=f"Fleet from {escape(live.source)} at {live.at:%Y-%m-%d %H:%M:%S}Z",
+                  title_justify="left")
+    table.add_column("cluster", no_wrap=True)
+    table.add_column("resource", no_wrap=True)
+    for column in ("allocatable", "requested", "free", "util"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    before = {c.name: c for c in original.clusters}
+    rows: list[tuple[str, Cluster | None]] = [(c.name, c) for c in applied.clusters]
+    rows += [(n, None) for n in report.extra]
+    for name, cluster in rows:
+        status = report.status_of(name)
+        seen = live.clusters.get(name)
+        if status in ("live", "extra") and seen is not None:
+            free = seen.free() if cluster is None else cluster.spec.capacity
+            resources = _ordered(set(seen.allocatable) | set(free))
+            label = "[green]live[/]" if status == "live" else "[yellow]extra, ignored[/]"
+        else:
+            free = before[name].spec.capacity
+            resources = _ordered(set(free))
+            label = f"[red]{status.upper()}[/] → bundle"
+        for i, r in enumerate(resources or ["-"]):
+            if r == "-":
+                table.add_row(name, "-", "-", "-", "-", "-", label)
+                continue
+            live_row = status in ("live", "extra") and seen is not None
+            alloc = seen.allocatable.get(r) if live_row and seen else None
+            req = seen.requested.get(r, 0) if live_row and seen else None
+            util = "-"
+            if alloc:
+                pct = 100.0 * (req or 0) / alloc
+                colour = "red" if pct > 90 else "yellow" if pct > 70 else "green"
+                util = f"[{colour}]{pct:.0f}%[/]"
+            table.add_row(
+                name if i == 0 else "",
+                r,
+                format_quantity(r, alloc) if alloc is not None else "-",
+                format_quantity(r, req) if req is not None else "-",
+                format_quantity(r, free.get(r, 0)),
+                util,
+                label if i == 0 else "",
+            )
+        table.add_section()
+    return table
+
+
+def _parse_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"expected an ISO 8601 time such as 2026-11-26T12:00:00Z, got {text!r}",
+                         field="--at") from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``berth fleet`` to ``app``."""
+
+    @app.command("fleet")
+    def fleet(
+        bundle: Annotated[list[Path], typer.Argument(help="Bundle files or folders.")],
+        prometheus: Annotated[
+            str | None, typer.Option(help="Prometheus URL (default: the MetricsSource's).")
+        ] = None,
+        kubeconfig: Annotated[
+            Path | None, typer.Option(help="Kubeconfig for live inventory.")
+        ] = None,
+        context: Annotated[
+            list[str] | None, typer.Option(help="Kubeconfig context (one per cluster).")
+        ] = None,
+        output: Annotated[
+            Path | None,
+            typer.Option("--output", "-o", help="Write the fleet as Cluster documents (YAML)."),
+        ] = None,
+        at: Annotated[
+            str | None, typer.Option(help="Evaluate Prometheus queries at this ISO 8601 time.")
+        ] = None,
+    ) -> None:
+        """Show the live fleet: allocatable, requested, free and utilisation per cluster."""
+
+        def body() -> None:
+            original = load_bundle(bundle)
+            applied, report, live = read_live(
+                original, prometheus=prometheus, kubeconfig=kubeconfig,
+                contexts=context or [], at=_parse_at(at),
+            )
+            console.print(fleet_table(applied, original, live, report))
+            for warning in report.warnings:
+                console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+            if output is not None:
+                docs = snapshot_documents(applied, live, report)
+                atomic_write(output, yaml.safe_dump_all(docs, sort_keys=False))
+                console.print(f"wrote {len(docs)} Cluster document(s) to {output}")
+
+        run_guarded(body)
