@@ -60,7 +60,7 @@ def _shortfall(problem: Problem, w: int, free: np.ndarray, eligible: np.ndarray,
         col = free[eligible, r]
         if (col == UNLIMITED).any():
             continue
-        have = int(np.maximum(col, 0).sum()) * int(p.resource_scale[r])
+        have = int(np.maximum(col, 0).sum())
         ratio = have / need
         if worst is None or ratio < worst[0]:
             worst = (ratio, name, have, need)
@@ -74,8 +74,12 @@ def _shortfall(problem: Problem, w: int, free: np.ndarray, eligible: np.ndarray,
     )
 
 
-def _base_free(problem: Problem, cap: np.ndarray) -> np.ndarray:
-    return np.where(cap == UNLIMITED, UNLIMITED, cap)
+def _base_free(problem: Problem, used: np.ndarray | None = None) -> np.ndarray:
+    """(C, R) free capacity in base units, after ``used`` (solver units) is taken."""
+    base = problem.capacity_base
+    if used is None:
+        return base
+    return np.where(base == UNLIMITED, UNLIMITED, base - used * problem.resource_scale)
 
 
 def explain_unplaced(problem: Problem, y: np.ndarray, status: str) -> dict[int, list[Reason]]:
@@ -158,7 +162,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
                 )
             return [Reason(code="SpreadUnsatisfiable", message="; ".join(parts),
                            clusters=_names(p, pair_clusters)[:_MAX_NAMES])]
-        message = _shortfall(p, w, _base_free(p, full), eligible, "")
+        message = _shortfall(p, w, _base_free(p), eligible, "")
         bounds = []
         if p.min_per[w] > 1 or p.max_per[w] < p.replicas[w]:
             bounds.append(f"per cluster {int(p.min_per[w])}..{int(p.max_per[w])}")
@@ -193,7 +197,8 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
         return [_out_prioritized(p, w, y, higher, elig_idx)]
 
     everyone = placed.copy()
-    resid_all = np.where(full == UNLIMITED, UNLIMITED, full - usage(p, y, everyone))
+    used_all = usage(p, y, everyone)
+    resid_all = np.where(full == UNLIMITED, UNLIMITED, full - used_all)
     quota_all = _quota_left(p, y, everyone)
     if not _fits(p, w, quota=quota_all):
         r, limit, used_q, need = _tight_quota(p, w, quota_all)
@@ -205,7 +210,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
             f"{format_quantity(name, need * scale)} needed"))]
     if not _fits(p, w, capacity=resid_all):
         return [Reason(code="InsufficientCapacity",
-                       message=_shortfall(p, w, resid_all, eligible,
+                       message=_shortfall(p, w, _base_free(p, used_all), eligible,
                                           " after placing workloads of equal priority"),
                        clusters=_names(p, elig_idx)[:_MAX_NAMES])]
 

@@ -412,11 +412,11 @@ def _current(problem: Problem, current: dict[str, dict[str, int]]) -> None:
             if n <= 0:
                 continue
             if key not in w_index:
+                # a deleted workload is removed, not moved: it costs no moves
                 problem.notes.append(
                     f"{key} runs {n} replica(s) on {cluster} but is not in the bundle; "
                     "it will be removed"
                 )
-                fixed += n
             elif cluster not in c_index:
                 problem.notes.append(
                     f"{key} runs {n} replica(s) on {cluster}, which is not in the fleet; "

@@ -91,6 +91,17 @@ def _initial_solution(compiled: CompiledModel) -> np.ndarray | None:
     return np.zeros(len(compiled.model.proto.variables), dtype=np.int64)
 
 
+def _already_optimal(stage: Level, solution: np.ndarray) -> bool:
+    """A stage is optimal without solving when the solution meets a trivial bound."""
+    if not len(stage.var_index):
+        return True
+    value = _level_value(stage, solution)
+    if stage.sense == "max":
+        return stage.upper is not None and value >= stage.upper
+    # a minimisation with non-negative coefficients cannot go below 0
+    return value == 0 and bool((stage.coeffs >= 0).all())
+
+
 def solve_problem(
     problem: Problem,
     *,
@@ -125,21 +136,21 @@ def solve_problem(
 
     results: list[LevelResult] = []
     levels = [lv for lv in compiled.levels if len(lv.var_index) or lv.name == "weighted"]
+    # each level alone: merging them into one big-M objective measured slower
+    stages = [(lv, [lv]) for lv in levels]
     all_proved = True
-    for k, level in enumerate(levels):
+    for k, (stage, parts) in enumerate(stages):
         t0 = time.monotonic()
-        if best is not None and level.upper is not None and _level_value(level, best) >= level.upper:
-            # everything of this priority is already placed: optimal without a solve
-            value = _level_value(level, best)
-            results.append(LevelResult(level.name, value, value, True, 0.0))
-            _fix(model, level, value)
-            continue
-        if not len(level.var_index):
-            results.append(LevelResult(level.name, 0.0, 0.0, True, 0.0))
+        if best is not None and _already_optimal(stage, best):
+            # e.g. everything of this priority is already placed: optimal without a solve
+            for part in parts:
+                value = _level_value(part, best)
+                results.append(LevelResult(part.name, value / part.scale, value / part.scale, True, 0.0))
+                _fix(model, part, value)
             continue
         remaining = deadline - time.monotonic()
-        share = remaining / (len(levels) - k) if k < len(levels) - 1 else remaining
-        _set_objective(model, level)
+        share = remaining / (len(stages) - k) if k < len(stages) - 1 else remaining
+        _set_objective(model, stage)
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(share, 0.01)
         solver.parameters.num_workers = workers
@@ -148,24 +159,26 @@ def solve_problem(
         seconds = time.monotonic() - t0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             best = np.array(solver.response_proto.solution, dtype=np.int64)
-            value = _level_value(level, best)
-            bound = solver.best_objective_bound  # already in the level's own sense
             proved = status == cp_model.OPTIMAL
+            bound = solver.best_objective_bound  # already in the stage's own sense
         elif status == cp_model.INFEASIBLE:
             return Solution(np.zeros(problem.num_pairs, np.int64), "Infeasible",
                             time.monotonic() - start, results)
         elif best is not None:
-            value = _level_value(level, best)
-            bound = float("nan")
             proved = False
+            bound = float("nan")
         else:
             return Solution(np.zeros(problem.num_pairs, np.int64), "Unknown",
                             time.monotonic() - start, results)
         all_proved &= proved
-        results.append(
-            LevelResult(level.name, value / level.scale, bound / level.scale, proved, seconds)
-        )
-        _fix(model, level, value)
+        for part in parts:
+            value = _level_value(part, best)
+            part_bound = bound if len(parts) == 1 else (value if proved else float("nan"))
+            results.append(
+                LevelResult(part.name, value / part.scale, part_bound / part.scale, proved,
+                            seconds / len(parts))
+            )
+            _fix(model, part, value)
         _hint(model, best)
 
     assert best is not None
