@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -307,3 +311,45 @@ def test_remote_url_in_generated_objects_has_no_credentials(
     text = (repo / "clusters/edge-a/argocd-application.yaml").read_text()
     assert "repoURL: https://git.example.com/deploy.git" in text
     assert "s3cr3t" not in git(repo, "log", "-p")
+
+
+def test_a_killed_write_is_undone_by_the_next_one(bundle: Bundle, tmp_path: Path) -> None:
+    repo = tmp_path / "deploy"
+    write_plan(bundle, make_plan(PLAN_A), repo)
+    head = git(repo, "rev-parse", "HEAD")
+    # the second commit of the next write hangs in a hook; then the writer is killed
+    started = tmp_path / "started"
+    hook = repo / ".git/hooks/pre-commit"
+    hook.write_text(
+        f"#!/bin/sh\nn=$(cat {started} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {started}\n"
+        '[ "$n" -lt 2 ] || sleep 60\n'
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from pathlib import Path\n"
+        "from adapters.gitops import write_plan\n"
+        "from tests.test_gitops_support import PLAN_B, make_bundle, make_plan\n"
+        f"write_plan(make_bundle(Path({str(tmp_path / 'other')!r})), make_plan(PLAN_B), "
+        f"Path({str(repo)!r}))\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (started.is_file() and started.read_text().strip() == "2"):
+            assert proc.poll() is None, "the writer ended before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert git(repo, "rev-parse", "HEAD") != head  # one cluster commit got in
+    assert _status(repo) != ""  # and the next cluster is half-staged
+    hook.unlink()
+    result = write_plan(bundle, make_plan(PLAN_B), repo)
+    assert [c.cluster for c in result.commits] == ["cloud-1", "edge-b"]
+    assert git(repo, "rev-parse", "HEAD~2") == head
+    assert _status(repo) == ""
+    assert read_current(repo) == PLAN_B

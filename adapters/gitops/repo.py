@@ -28,6 +28,8 @@ __all__ = ["DEFAULT_AUTHOR", "GitSession", "PushOutcome", "sanitize"]
 
 DEFAULT_AUTHOR = ("Berth", "berth@localhost")
 LOCK_NAME = "berth.lock"
+#: Present while a write is in progress: ``<head sha or empty> <branch>``.
+WRITE_MARKER = "berth-write-in-progress"
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
@@ -232,6 +234,28 @@ class GitSession:
                 git.read_tree("--empty")
         with contextlib.suppress(GitCommandError):
             git.clean("-q", "-f", "-d", "--", "clusters", "bases")
+
+    def begin_write(self, head: str | None, branch: str) -> None:
+        """Note that a write starts from ``head``, so that a crash can be undone."""
+        (self.git_dir / WRITE_MARKER).write_text(f"{head or ''} {branch}\n", encoding="utf-8")
+
+    def end_write(self) -> None:
+        (self.git_dir / WRITE_MARKER).unlink(missing_ok=True)
+
+    def recover_interrupted_write(self) -> bool:
+        """Undo a write that a crash interrupted (its marker is still there).
+
+        Its commits that were not pushed and its half-written files are dropped:
+        the clone goes back to the commit the interrupted write started from.
+        Returns whether there was anything to recover.
+        """
+        marker = self.git_dir / WRITE_MARKER
+        if not marker.is_file():
+            return False
+        head, _, branch = marker.read_text(encoding="utf-8").rstrip("\n").partition(" ")
+        self.restore(head.strip() or None, branch.strip() or self.branch())
+        marker.unlink(missing_ok=True)
+        return True
 
     # --- pushing ------------------------------------------------------------------
 

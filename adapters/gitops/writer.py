@@ -362,6 +362,7 @@ def write_plan(
         return result
 
     with GitSession(repo_dir, create=True) as session:
+        session.recover_interrupted_write()
         session.require_clean([CLUSTERS_DIR, BASES_DIR])
         head = session.head()
         on_branch = session.branch()
@@ -373,12 +374,15 @@ def write_plan(
         writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session)
         state = writer.desired()  # InputError here: nothing written yet
         result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
+        session.begin_write(head, on_branch)
         try:
             writer.run(state, result)
             if push:
                 _push(session, writer, result, remote, on_branch, max_push_attempts)
+            session.end_write()
         except BaseException as exc:
             session.restore(head, on_branch)
+            session.end_write()
             if isinstance(exc, BerthError):
                 raise
             if isinstance(exc, GitCommandError):
