@@ -56,7 +56,9 @@ __all__ = [
     "Sweep",
     "WorkloadMatch",
     "apply_scenario",
+    "compare",
     "expand",
+    "solve_scenario",
     "summarize",
     "utilisation",
 ]
@@ -527,3 +529,31 @@ def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
         "regionUtilisation": regions,
         "warnings": list(plan.status.warnings),
     }
+
+
+def solve_scenario(
+    bundle: Bundle,
+    scenario: Scenario,
+    *,
+    current: dict[str, dict[str, int]] | None,
+    time_limit: float,
+) -> dict[str, Any]:
+    """Apply ``scenario`` to a copy of ``bundle``, solve it against ``current`` (moves costed), summarise."""
+    from engine.planner import place
+
+    edited, notes = apply_scenario(bundle, scenario)
+    plan = place(edited, current=current, time_limit=time_limit)
+    out = summarize(edited, plan)
+    out["notes"] = notes
+    return out
+
+
+def compare(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Differences scenario - baseline of the headline numbers."""
+    keys = ("cost", "latency", "moves", "movedReplicas", "placed", "unplaced", "weighted")
+    delta = {k: round(float(result.get(k, 0)) - float(baseline.get(k, 0)), 6) for k in keys}
+    before = baseline.get("unplacedReplicasByPriority", {})
+    after = result.get("unplacedReplicasByPriority", {})
+    prios = sorted({*before, *after}, key=int, reverse=True)
+    delta["unplacedReplicasByPriority"] = {p: after.get(p, 0) - before.get(p, 0) for p in prios}
+    return delta

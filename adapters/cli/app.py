@@ -22,6 +22,9 @@ COMMAND_MODULES = (
     "adapters.cli.verify",
     "adapters.cli.status",
     "adapters.cli.fleet",
+    "adapters.cli.serve",
+    "adapters.cli.reoptimize",
+    "adapters.cli.whatif",
 )
 
 for _name in COMMAND_MODULES:

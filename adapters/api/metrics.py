@@ -1,0 +1,32 @@
+"""Prometheus metrics of the service, in a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServiceMetrics"]
+
+
+@dataclass
+class ServiceMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Histogram(
+            "berth_http_request_seconds", "HTTP request latency", ["method", "route", "status"], registry=r,
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.solve = Histogram(
+            "berth_solve_seconds", "Time in the solver per request", ["endpoint"], registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.placements = Counter(
+            "berth_placements_total", "Placement requests by outcome", ["outcome"], registry=r,
+        )
+        self.unplaced = Counter("berth_unplaced_total", "Unplaced workloads by reason code", ["reason"], registry=r)
+        self.fleet_age = Gauge("berth_fleet_age_seconds", "Seconds since the fleet was last refreshed", registry=r)
+        self.fleet_stale = Gauge("berth_fleet_stale", "1 when live inputs are stale", registry=r)
+        self.reserved = Gauge("berth_reserved_replicas", "Replicas committed by the service", registry=r)

@@ -1,0 +1,157 @@
+"""Errors as JSON problem details (RFC 9457): ``type``, ``title``, ``status``, ``detail``, ``field``.
+
+Mapping: :class:`~engine.errors.InputError` and request validation -> 422,
+:class:`Problem` raised by routes -> its status (401, 403, 404, 409, 413, ...),
+:class:`~engine.errors.SourceError` -> 503, anything else -> 500 without
+internals. Bodies never carry tokens or other tenants' names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.errors import BerthError, InputError, SourceError
+
+__all__ = ["PROBLEM_TYPES", "BodyLimit", "Problem", "install_handlers", "problem_response"]
+
+log = logging.getLogger("berth.api")
+
+_BASE = "https://berth.dev/problems/"
+#: status -> (type slug, title)
+PROBLEM_TYPES: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Missing or unknown bearer token"),
+    403: ("forbidden", "Not allowed for this token"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("too-large", "Request too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("invalid-input", "Invalid input"),
+    500: ("internal", "Internal error"),
+    503: ("unavailable", "A live source or the GitOps repository is unavailable"),
+}
+
+
+class Problem(Exception):
+    """Raised by routes; rendered as a problem details response."""
+
+    def __init__(self, status: int, detail: str, *, field: str | None = None, title: str | None = None,
+                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.title = title
+        self.extra = extra or {}
+        self.headers = headers
+
+
+def problem_response(status: int, detail: str, *, field: str | None = None, title: str | None = None,
+                     extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    slug, default_title = PROBLEM_TYPES.get(status, ("error", "Error"))
+    body: dict[str, Any] = {"type": _BASE + slug, "title": title or default_title, "status": status,
+                            "detail": detail, "field": field}
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p != "body"] if loc and loc[0] == "body" else list(loc)
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + str(part)
+    return text
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Route every error class to a problem details response."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, field=exc.field, title=exc.title, extra=exc.extra,
+                                headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        return problem_response(422, msg + more, field=_loc(tuple(first.get("loc", ()))) or None)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        detail = f"{exc.document}: {exc.detail}" if exc.document else exc.detail
+        return problem_response(422, detail, field=exc.field)
+
+    @app.exception_handler(SourceError)
+    async def _source(_: Request, exc: SourceError) -> JSONResponse:
+        return problem_response(503, str(exc))
+
+    @app.exception_handler(BerthError)
+    async def _berth(_: Request, exc: BerthError) -> JSONResponse:
+        log.error("engine error: %s", exc)
+        return problem_response(500, "the engine failed; see the server log")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else PROBLEM_TYPES.get(exc.status_code, ("", "Error"))[1]
+        return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _any(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem_response(500, "unexpected error; see the server log")
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = self.limit + 1
+                if declared > self.limit:
+                    await self._reject(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, f"the request body is over {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
