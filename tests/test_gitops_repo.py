@@ -353,3 +353,12 @@ def test_a_killed_write_is_undone_by_the_next_one(bundle: Bundle, tmp_path: Path
     assert git(repo, "rev-parse", "HEAD~2") == head
     assert _status(repo) == ""
     assert read_current(repo) == PLAN_B
+
+
+def test_push_without_the_remote_fails_before_writing(bundle: Bundle, tmp_path: Path) -> None:
+    repo = tmp_path / "deploy"
+    write_plan(bundle, make_plan(PLAN_A), repo)
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(GitOpsError, match="no remote 'origin'"):
+        write_plan(bundle, make_plan(PLAN_B), repo, push=True)
+    assert git(repo, "rev-parse", "HEAD") == head and _status(repo) == ""

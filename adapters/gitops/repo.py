@@ -28,6 +28,8 @@ __all__ = ["DEFAULT_AUTHOR", "GitSession", "PushOutcome", "sanitize"]
 
 DEFAULT_AUTHOR = ("Berth", "berth@localhost")
 LOCK_NAME = "berth.lock"
+#: How long a writer waits for another writer of the same clone to finish.
+LOCK_WAIT_SECONDS = 30.0
 #: Present while a write is in progress: ``<head sha or empty> <branch>``.
 WRITE_MARKER = "berth-write-in-progress"
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
@@ -98,22 +100,25 @@ class GitSession:
 
     def _take_lock(self) -> None:
         lock = Path(self.repo.git_dir) / LOCK_NAME
-        for _ in range(2):
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 if _stale(lock):
                     lock.unlink(missing_ok=True)
                     continue
-                raise GitOpsError(
-                    f"another Berth writer holds {lock}; wait for it, or remove the file "
-                    "if no Berth process is running"
-                ) from None
+                if time.monotonic() >= deadline:
+                    raise GitOpsError(
+                        f"another Berth writer holds {lock}; wait for it, or remove the file "
+                        "if no Berth process is running"
+                    ) from None
+                time.sleep(0.1)
+                continue
             with os.fdopen(fd, "w") as handle:
                 handle.write(str(os.getpid()))
             self._lock = lock
             return
-        raise GitOpsError(f"could not take the lock {lock}")
 
     def _configure(self) -> None:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}

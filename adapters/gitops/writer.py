@@ -231,6 +231,8 @@ class _Writer:
         if session is not None:
             self.tmp_dir = session.git_dir / "berth-tmp"
             self.tmp_dir.mkdir(exist_ok=True)
+            for leftover in self.tmp_dir.iterdir():  # from a writer that was killed
+                leftover.unlink(missing_ok=True)
 
     def desired(self) -> DesiredState:
         return desired_state(self.bundle, self.plan, cluster_names(self.repo_dir))
@@ -366,6 +368,8 @@ def write_plan(
         session.require_clean([CLUSTERS_DIR, BASES_DIR])
         head = session.head()
         on_branch = session.branch()
+        if push and session.remote_url(remote) is None:
+            raise GitOpsError(f"{repo_dir} has no remote {remote!r} to push to")
 
         def ctx_factory() -> RenderContext:
             url = repo_url or session.remote_url(remote) or f"file://{repo_dir.resolve()}"
