@@ -167,3 +167,20 @@ def replicas_of(objects: list[dict[str, Any]]) -> dict[str, int]:
 def test_bundle_helper_loads(tmp_path: Path) -> None:
     bundle = make_bundle(tmp_path)
     assert {w.key for w in bundle.workloads} == set(PLAN_A)
+
+
+def test_public_names_are_pinned() -> None:
+    import adapters.gitops as gitops
+
+    assert sorted(gitops.__all__) == [
+        "FORMATS",
+        "ClusterRecord",
+        "CommitInfo",
+        "RecordEntry",
+        "WriteResult",
+        "read_current",
+        "read_records",
+        "render_cluster",
+        "write_plan",
+    ]
+    assert sorted(gitops.FORMATS) == ["arc", "argocd", "configsync", "flux"]
