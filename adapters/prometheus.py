@@ -183,6 +183,12 @@ class _Client:
                 if status not in _RETRY_STATUS:
                     raise self._http_error(name, status, body) from None
                 transient = f"got HTTP {status}{_error_text(body)}"
+            except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
+                raise self._fail(
+                    name,
+                    "got an answer that is not the Prometheus HTTP API",
+                    "check that the URL is Prometheus' base URL",
+                ) from None
             except requests.RequestException as exc:
                 raise self._fail(
                     name, f"failed: {type(exc).__name__}", "check the URL"

@@ -239,3 +239,17 @@ def test_unknown_context_is_an_input_error(kubeconfig: Path, tmp_path: Path) -> 
     bad.write_text("just: [a, list")
     with pytest.raises(InputError, match="not a usable kubeconfig"):
         fetch_inventory(bundle(), bad, [], now=NOW)
+
+
+def test_both_sources_kubernetes_first_prometheus_for_the_rest(kubeconfig: Path) -> None:
+    from engine.live import ClusterLive, LatencyLive, LiveFleet, merge_fleets
+
+    inventory = fetch_inventory(bundle(), kubeconfig, ["paris", "lyon"], now=NOW)
+    metrics = LiveFleet(source="Prometheus at http://p", at=NOW, latency_read=True, clusters={
+        "edge-paris": ClusterLive("edge-paris", {"cpu": 1}, observed_at=NOW),
+        "lyon": ClusterLive("lyon", {"cpu": 2000}, observed_at=NOW),
+    }, latency={("s", "lyon"): LatencyLive(3.0, NOW)})
+    merged = merge_fleets(inventory, metrics)
+    assert merged.clusters["edge-paris"] is inventory.clusters["edge-paris"]  # API read it
+    assert merged.clusters["lyon"] is metrics.clusters["lyon"]  # 401 there: Prometheus' numbers
+    assert merged.latency == metrics.latency

@@ -405,3 +405,31 @@ def test_not_prometheus_is_reported(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_http_server_that_is_not_prometheus(tmp_path: Path) -> None:
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>grafana</html>"
+            if self.path.startswith("/json"):
+                body = b'{"hello": "world"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for prefix in ("", "/json"):
+            with pytest.raises(LiveSourceError, match="not the Prometheus HTTP API"):
+                fetch_live(bundle(), f"http://127.0.0.1:{server.server_port}{prefix}", at=AT)
+    finally:
+        server.shutdown()
+        server.server_close()
