@@ -172,7 +172,7 @@ def test_bundle_helper_loads(tmp_path: Path) -> None:
 def test_public_names_are_pinned() -> None:
     import adapters.gitops as gitops
 
-    assert sorted(gitops.__all__) == [
+    assert sorted(gitops.__all__) == sorted([
         "FORMATS",
         "ClusterRecord",
         "CommitInfo",
@@ -182,5 +182,5 @@ def test_public_names_are_pinned() -> None:
         "read_records",
         "render_cluster",
         "write_plan",
-    ]
+    ])
     assert sorted(gitops.FORMATS) == ["arc", "argocd", "configsync", "flux"]
