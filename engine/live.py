@@ -341,7 +341,8 @@ def find_source(bundle: Bundle) -> MetricsSource | None:
     found = [d for d in bundle.extras if isinstance(d, MetricsSource)]
     if len(found) > 1:
         second = found[1]
-        key = f"{second.metadata.namespace}/{second.metadata.name}"
+        ns = second.metadata.namespace
+        key = f"{ns}/{second.metadata.name}" if ns else second.metadata.name
         origin = bundle.origin("MetricsSource", key)
         raise InputError(
             "a bundle takes at most one MetricsSource document",
