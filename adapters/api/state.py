@@ -437,25 +437,10 @@ class ServiceState:
         return out
 
 
+
 def objective_of(bundle: Bundle, placements: list[Placement]) -> ObjectiveValues:
     """Cost, latency and replicas by priority of some placements (section 3, natural units)."""
-    from engine.quantity import natural_per_base
+    from engine.reoptimize import assignment_values
 
-    workloads = {w.key: w for w in bundle.workloads}
-    clusters = {c.metadata.name: c for c in bundle.clusters}
-    sites = {s.metadata.name: s for s in bundle.sites}
-    by_priority: dict[str, int] = {}
-    cost = 0.0
-    latency = 0.0
-    for p in placements:
-        w = workloads[p.workload]
-        policy = bundle.policy_for(w)
-        site = sites.get(policy.spec.latency.site) if policy and policy.spec.latency else None
-        prio = str(w.spec.priority)
-        by_priority[prio] = by_priority.get(prio, 0) + sum(p.clusters.values())
-        for cname, n in p.clusters.items():
-            price = clusters[cname].spec.price
-            cost += n * sum(amount * natural_per_base(r) * price.get(r, 0.0) for r, amount in w.spec.resources.items())
-            if site is not None:
-                latency += n * site.spec.latency_ms.get(cname, 0.0)
-    return ObjectiveValues(placed_by_priority=by_priority, cost=round(cost, 6), latency=round(latency, 6))
+    v = assignment_values(bundle, {p.workload: p.clusters for p in placements})
+    return ObjectiveValues(placed_by_priority=v["placedByPriority"], cost=v["cost"], latency=v["latency"])

@@ -1,0 +1,133 @@
+"""``berth reoptimize``: re-solve everything against what runs now (git), print and commit the diff.
+
+Exit codes (for a CronJob): 0 the diff was computed (and committed with
+``--commit``; also when nothing changes); 1 no plan keeps within
+``--max-moves`` (Infeasible: summary written, nothing committed) or any other
+failure; 2 invalid input; 3 a live source or the GitOps repository/remote
+failed and nothing was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adapters.cli.common import atomic_write, console, err_console, run_guarded
+from adapters.cli.place import GITOPS_FORMATS, load_inputs, parse_weights
+from engine.errors import InputError
+from engine.planner import place as engine_place
+from engine.reoptimize import diff_summary
+
+__all__ = ["register"]
+
+
+def _repo_format(repo: Path) -> str | None:
+    from adapters.gitops import read_records
+
+    formats = {r.format for r in read_records(repo).values() if r.format}
+    return formats.pop() if len(formats) == 1 else None
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    if summary["movesByWorkload"]:
+        table = Table(title="Moves by workload", title_justify="left")
+        table.add_column("workload")
+        table.add_column("replicas moved", justify="right")
+        for k, n in summary["movesByWorkload"].items():
+            table.add_row(k, str(n))
+        console.print(table)
+        table = Table(title="Moves by cluster", title_justify="left")
+        for col in ("cluster", "out", "in"):
+            table.add_column(col, justify="right" if col != "cluster" else "left")
+        for c, io in summary["movesByCluster"].items():
+            table.add_row(c, str(io["out"]), str(io["in"]))
+        console.print(table)
+    b, a = summary["before"], summary["after"]
+    console.print(
+        f"[bold]{summary['solver']}[/]: {summary['moves']} replica move(s); cost {b['cost']:.4f} -> "
+        f"{a['cost']:.4f}/h ({summary['costDelta']:+.4f}); latency {b['latency']:g} -> {a['latency']:g} ms; "
+        f"newly placed: {', '.join(summary['newlyPlaced']) or 'none'}; "
+        f"no longer placed: {', '.join(summary['noLongerPlaced']) or 'none'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``berth reoptimize`` to ``app``."""
+
+    @app.command("reoptimize")
+    def reoptimize(
+        bundle: Annotated[list[Path], typer.Argument(help="Bundle files or folders.")],
+        gitops_repo: Annotated[Path, typer.Option(help="GitOps repo: what runs now, and where to commit.")],
+        max_moves: Annotated[int | None, typer.Option(help="Replicas that may move (overrides the Objective).")] = None,
+        commit: Annotated[bool, typer.Option("--commit", help="Commit the new plan (one commit per cluster).")] = False,
+        push: Annotated[bool, typer.Option("--push", help="Push the commits to origin.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the diff (the default).")] = False,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a JSON summary here.")] = None,
+        plan_output: Annotated[Path | None, typer.Option("--plan-output", help="Write the plan JSON here.")] = None,
+        time_limit: Annotated[float, typer.Option(help="Seconds for the solver.")] = 10.0,
+        gitops_format: Annotated[str | None, typer.Option(help="Default: the repo's format, else flux.")] = None,
+        prometheus: Annotated[str | None, typer.Option(help="Prometheus URL for live capacity.")] = None,
+        kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig for live inventory.")] = None,
+        context: Annotated[list[str] | None, typer.Option(help="Kubeconfig context.")] = None,
+        weight: Annotated[list[str] | None, typer.Option(help="Override a weight: NAME=NUMBER.")] = None,
+    ) -> None:
+        """Re-optimise the whole fleet against the placement in git; dry run unless --commit."""
+
+        def body() -> int:
+            if commit and dry_run:
+                raise InputError("give --commit or --dry-run, not both", field="--dry-run")
+            if push and not commit:
+                raise InputError("--push needs --commit", field="--push")
+            if gitops_format is not None and gitops_format not in GITOPS_FORMATS:
+                raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}", field="--gitops-format")
+            columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+            with Progress(*columns, console=err_console, transient=True) as progress:
+                task = progress.add_task("reading the current placement from git", total=4)
+                from adapters.gitops import read_current, write_plan
+
+                current = read_current(gitops_repo) if gitops_repo.exists() else {}
+                progress.update(task, advance=1, description="loading the bundle and live inputs")
+                loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
+                                               contexts=context or [])
+                weights = parse_weights(loaded, weight or [])
+                progress.update(task, advance=1, description=f"solving (up to {time_limit:g}s)")
+                plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,
+                                    max_moves=max_moves, warnings=warnings)
+                summary = diff_summary(loaded, current, plan)
+                summary["committed"] = False
+                summary["warnings"] = list(plan.status.warnings)
+                infeasible = plan.status.solver == "Infeasible"
+                progress.update(task, advance=1, description="committing" if commit else "diff ready")
+                if commit and not infeasible:
+                    fmt = gitops_format or (_repo_format(gitops_repo) if gitops_repo.exists() else None) or "flux"
+                    result = write_plan(loaded, plan, gitops_repo, fmt=fmt, commit=True, push=push)
+                    summary["committed"] = True
+                    summary["commits"] = [{"sha": c.sha, "cluster": c.cluster, "subject": c.subject}
+                                          for c in result.commits]
+                    summary["pushed"] = result.pushed
+                progress.update(task, advance=1)
+            if output is not None:
+                atomic_write(output, json.dumps(summary, indent=2) + "\n")
+            if plan_output is not None:
+                atomic_write(plan_output, plan.to_json() + "\n")
+            _print_summary(summary)
+            for w in summary["warnings"]:
+                console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            if infeasible:
+                err_console.print(f"error: no plan keeps within maxMoves {max_moves}; nothing was committed")
+                return 1
+            if commit:
+                console.print(f"committed {len(summary.get('commits', []))} commit(s)")
+            else:
+                console.print("dry run: nothing was committed (use --commit)")
+            return 0
+
+        code = run_guarded(body)
+        if code:
+            sys.exit(code)
