@@ -41,17 +41,19 @@ def read_live(
     kubeconfig: Path | None = None,
     contexts: list[str] | None = None,
     at: datetime | None = None,
+    source: MetricsSource | None = None,
 ) -> tuple[Bundle, LiveReport, LiveFleet]:
     """Fetch the live sources given and apply them to a copy of ``bundle``.
 
     With both, the Kubernetes API supplies the capacity of the clusters it can
-    read and Prometheus the rest and the latencies.
+    read and Prometheus the rest and the latencies. ``source`` overrides the
+    bundle's MetricsSource (the service passes its own ``maxAge``/``onStale``).
 
     Raises:
         LiveSourceError: a source failed, or data is stale/missing with ``refuse``.
         InputError: bad kubeconfig, context or MetricsSource.
     """
-    source = find_source(bundle) or MetricsSource.default()
+    source = source or find_source(bundle) or MetricsSource.default()
     prometheus = prometheus or source.spec.prometheus.url
     fleets: list[LiveFleet] = []
     if kubeconfig is not None:
@@ -77,10 +79,16 @@ def load_live(
     prometheus: str | None,
     kubeconfig: Path | None,
     contexts: list[str],
+    source: MetricsSource | None = None,
 ) -> tuple[Bundle, list[str]]:
-    """The bundle with live capacities and latencies, and the sentences for ``status.warnings``."""
+    """The bundle with live capacities and latencies, and the sentences for ``status.warnings``.
+
+    Raises:
+        LiveSourceError: a source failed, or stale/missing data with ``refuse`` (exit 3).
+        InputError: bad kubeconfig, context or MetricsSource (exit 2).
+    """
     applied, report, _ = read_live(
-        bundle, prometheus=prometheus, kubeconfig=kubeconfig, contexts=contexts
+        bundle, prometheus=prometheus, kubeconfig=kubeconfig, contexts=contexts, source=source
     )
     return applied, list(report.warnings)
 
