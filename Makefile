@@ -22,6 +22,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+demo-live: $(STAMP)
+	BIN=$(BIN) scripts/demo_live.sh
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 

@@ -16,81 +16,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapters.cli.common import atomic_write, console, run_guarded
+from adapters.live import read_live
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
 from engine.live import (
     LiveFleet,
     LiveReport,
-    MetricsSource,
-    apply_live,
-    find_source,
-    merge_fleets,
 )
 from engine.quantity import format_quantity, is_byte_resource
 from engine.resources import API_VERSION, Cluster
 
-__all__ = ["exact_quantity", "load_live", "read_live", "register"]
+__all__ = ["exact_quantity", "register"]
 
 _FIRST = ("cpu", "memory", "pods", "nvidia.com/gpu")
-
-
-def read_live(
-    bundle: Bundle,
-    *,
-    prometheus: str | None = None,
-    kubeconfig: Path | None = None,
-    contexts: list[str] | None = None,
-    at: datetime | None = None,
-    source: MetricsSource | None = None,
-) -> tuple[Bundle, LiveReport, LiveFleet]:
-    """Fetch the live sources given and apply them to a copy of ``bundle``.
-
-    With both, the Kubernetes API supplies the capacity of the clusters it can
-    read and Prometheus the rest and the latencies. ``source`` overrides the
-    bundle's MetricsSource (the service passes its own ``maxAge``/``onStale``).
-
-    Raises:
-        LiveSourceError: a source failed, or data is stale/missing with ``refuse``.
-        InputError: bad kubeconfig, context or MetricsSource.
-    """
-    source = source or find_source(bundle) or MetricsSource.default()
-    prometheus = prometheus or source.spec.prometheus.url
-    fleets: list[LiveFleet] = []
-    if kubeconfig is not None:
-        from adapters.kubernetes import fetch_inventory
-
-        fleets.append(fetch_inventory(bundle, kubeconfig, list(contexts or []), source=source))
-    elif contexts:
-        raise InputError("--context needs --kubeconfig", field="--context")
-    if prometheus:
-        from adapters.prometheus import fetch_live
-
-        fleets.append(fetch_live(bundle, prometheus, source=source, at=at))
-    if not fleets:
-        raise InputError("give --prometheus URL or --kubeconfig PATH", field="--prometheus")
-    live = fleets[0] if len(fleets) == 1 else merge_fleets(fleets[0], fleets[1])
-    applied, report = apply_live(bundle, live, source)
-    return applied, report, live
-
-
-def load_live(
-    bundle: Bundle,
-    *,
-    prometheus: str | None,
-    kubeconfig: Path | None,
-    contexts: list[str],
-    source: MetricsSource | None = None,
-) -> tuple[Bundle, list[str]]:
-    """The bundle with live capacities and latencies, and the sentences for ``status.warnings``.
-
-    Raises:
-        LiveSourceError: a source failed, or stale/missing data with ``refuse`` (exit 3).
-        InputError: bad kubeconfig, context or MetricsSource (exit 2).
-    """
-    applied, report, _ = read_live(
-        bundle, prometheus=prometheus, kubeconfig=kubeconfig, contexts=contexts, source=source
-    )
-    return applied, list(report.warnings)
 
 
 # --- output -------------------------------------------------------------------------

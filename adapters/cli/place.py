@@ -11,6 +11,7 @@ from adapters.cli.common import atomic_write, console, load_assignment, run_guar
 from adapters.cli.render import print_plan
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
+from engine.live import find_source
 from engine.plan import Plan
 from engine.planner import place as engine_place
 from engine.resources import ObjectiveWeights
@@ -53,7 +54,8 @@ def load_inputs(
     """The bundle, with live capacities/latencies applied when a live source is given."""
     bundle = load_bundle(bundle_paths)
     warnings: list[str] = []
-    if prometheus or kubeconfig:
+    source = find_source(bundle)
+    if prometheus or kubeconfig or (source is not None and source.spec.prometheus.url):
         from adapters.live import load_live
 
         bundle, warnings = load_live(
