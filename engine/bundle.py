@@ -35,7 +35,16 @@ from engine.resources import (
     Workload,
 )
 
-__all__ = ["KINDS", "Bundle", "Origin", "load_bundle", "load_documents", "parse_documents"]
+__all__ = [
+    "KINDS",
+    "Bundle",
+    "Origin",
+    "check_references",
+    "load_bundle",
+    "load_documents",
+    "parse_document",
+    "parse_documents",
+]
 
 API_GROUP = API_VERSION.split("/")[0]
 
@@ -227,7 +236,7 @@ def _explain(error: dict[str, Any]) -> str:
     return msg
 
 
-def _parse_one(raw: Any, file: str | None, index: int) -> BaseModel:
+def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
     where = _describe(raw, index)
     if not isinstance(raw, dict):
         raise InputError(f"expected a mapping, got {type(raw).__name__}", file=file, document=where)
@@ -274,7 +283,7 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
     """Validate raw documents (with their origins) and cross-check references."""
     bundle = Bundle()
     for file, index, raw in items:
-        doc = _parse_one(raw, file, index)
+        doc = parse_document(raw, file, index)
         kind = str(doc.kind)  # type: ignore[attr-defined]
         key = _name_key(doc)
         if (kind, key) in bundle.origins:
@@ -308,7 +317,7 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
                 bundle.objective = doc
             case _:
                 bundle.extras.append(doc)
-    _check_references(bundle)
+    check_references(bundle)
     return bundle
 
 
@@ -317,7 +326,7 @@ def _ref_error(bundle: Bundle, kind: str, key: str, field: str, message: str) ->
     return ReferenceNotFound(message, file=origin.file, document=f"{kind} {key}", field=field)
 
 
-def _check_references(bundle: Bundle) -> None:
+def check_references(bundle: Bundle) -> None:
     cluster_names = {c.metadata.name for c in bundle.clusters}
     site_names = {s.metadata.name for s in bundle.sites}
     policies = {(p.metadata.namespace, p.metadata.name) for p in bundle.policies}

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from adapters.api.config import ServiceConfig
 from adapters.api.metrics import ServiceMetrics
 from adapters.api.problems import Problem
-from engine.bundle import Bundle, Origin, _check_references, _parse_one, load_bundle
+from engine.bundle import Bundle, Origin, check_references, load_bundle, parse_document
 from engine.errors import InputError, SourceError
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
 from engine.planner import place as engine_place
@@ -67,7 +67,7 @@ def parse_request_documents(
             raise InputError(f"expected kind {' or '.join(sorted(allowed))}, got {kind!r}",
                              field=f"documents[{i}].kind")
         try:
-            doc = _parse_one(raw, source, i)
+            doc = parse_document(raw, source, i)
         except InputError as exc:
             raise InputError(exc.detail, document=exc.document,
                              field=f"documents[{i}]" + (f".{exc.field}" if exc.field else "")) from None
@@ -90,10 +90,7 @@ class _Definitions:
 
 
 def _load_live(bundle: Bundle, config: ServiceConfig) -> tuple[Bundle, list[str]]:
-    try:
-        from adapters.live import load_live  # the agreed home
-    except ModuleNotFoundError:
-        from adapters.cli.fleet import load_live  # where it lives today
+    from adapters.live import load_live
     live = config.live
     return load_live(bundle, prometheus=live.prometheus, kubeconfig=live.kubeconfig, contexts=live.contexts)
 
@@ -145,7 +142,7 @@ class ServiceState:
             return
         raws = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
         for i, raw in enumerate(raws):
-            doc = _parse_one(raw, self.sources_file, i)
+            doc = parse_document(raw, self.sources_file, i)
             self._define(doc, raw)
 
     def _read_current(self) -> dict[str, dict[str, int]]:
@@ -274,7 +271,7 @@ class ServiceState:
             origins={**{k: v for k, v in f.origins.items() if k[0] in ("Cluster", "Site", "Tenant", "Objective")},
                      **origins},
         )
-        _check_references(bundle)
+        check_references(bundle)
         return bundle
 
     def committed_bundle(self) -> Bundle:

@@ -10,7 +10,7 @@ from adapters.api.deps import Caller, State
 from adapters.api.problems import Problem
 from adapters.api.schemas import PlanCreate
 from adapters.api.state import parse_request_documents
-from engine.bundle import Bundle, Origin, _check_references
+from engine.bundle import Bundle, Origin, check_references
 from engine.errors import DuplicateName
 from engine.plan import Plan
 from engine.planner import place as engine_place
@@ -66,7 +66,7 @@ def create_plan(body: PlanCreate, state: State, caller: Caller) -> Plan:
                 bundle.policies.append(doc)
             case Objective():
                 bundle.objective = doc
-    _check_references(bundle)
+    check_references(bundle)
     if not bundle.workloads:
         raise Problem(422, "the bundle has no Workload", field="documents")
     time_limit = min(body.time_limit or limits.time_limit_seconds, limits.max_time_limit_seconds)

@@ -14,7 +14,7 @@ from adapters.api.deps import Admin, State
 from adapters.api.problems import Problem
 from adapters.api.schemas import WhatIfCreate, WhatIfPublic
 from adapters.api.state import objective_of
-from engine.bundle import _parse_one
+from engine.bundle import parse_document
 from engine.errors import InputError
 from engine.scenario import Scenario, compare, expand, solve_scenario, summarize
 
@@ -32,7 +32,7 @@ def run_whatif(body: WhatIfCreate, state: State, caller: Admin) -> WhatIfPublic:
         if not isinstance(raw, dict) or raw.get("kind") != "Scenario":
             raise InputError("expected kind 'Scenario'", field=f"scenarios[{i}].kind")
         try:
-            doc = _parse_one(raw, None, i)
+            doc = parse_document(raw, None, i)
         except InputError as exc:
             raise InputError(exc.detail, document=exc.document,
                              field=f"scenarios[{i}]" + (f".{exc.field}" if exc.field else "")) from None
