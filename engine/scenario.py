@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.bundle import KINDS, Bundle, _check_references
+from engine.bundle import KINDS, Bundle, check_references
 from engine.errors import InputError
 from engine.plan import Plan
 from engine.resources import (
@@ -448,7 +448,7 @@ def apply_scenario(bundle: Bundle, scenario: Scenario) -> tuple[Bundle, list[str
         except InputError as exc:
             raise InputError(exc.detail, document=f"Scenario {scenario.name}", field=exc.field) from None
     try:
-        _check_references(out)
+        check_references(out)
     except InputError as exc:
         raise InputError(
             f"after the edits, {exc.document}: {exc.detail}", document=f"Scenario {scenario.name}",
