@@ -356,6 +356,11 @@ def overlay_files(
             "namespace": w.namespace,
             "resources": ["../" * depth + w.base],
             "replicas": [{"name": w.name, "count": w.replicas}],
+            # Berth's own pods carry this label so live capacity does not count them twice
+            # (MetricsSource.managedPods); selectors are left alone.
+            "labels": [
+                {"pairs": {"app.kubernetes.io/managed-by": "berth"}, "includeTemplates": True}
+            ],
         }
         extra = (annotations or {}).get(w.key)
         if extra:
