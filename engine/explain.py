@@ -194,7 +194,8 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     resid_hi = np.where(full == UNLIMITED, UNLIMITED, full - usage(p, y, higher))
     quota_hi = _quota_left(p, y, higher)
     if not _fits(p, w, capacity=resid_hi, quota=quota_hi):
-        return [_out_prioritized(p, w, y, higher, elig_idx)]
+        by_quota = _fits(p, w, capacity=resid_hi)
+        return [_out_prioritized(p, w, y, higher, elig_idx, by_quota=by_quota)]
 
     everyone = placed.copy()
     used_all = usage(p, y, everyone)
@@ -269,9 +270,13 @@ def _tight_quota(p: Problem, w: int, left: np.ndarray) -> tuple[int, int, int, i
 
 
 def _out_prioritized(
-    p: Problem, w: int, y: np.ndarray, higher: np.ndarray, elig_idx: np.ndarray
+    p: Problem, w: int, y: np.ndarray, higher: np.ndarray, elig_idx: np.ndarray, *, by_quota: bool
 ) -> Reason:
-    on_mine = np.isin(p.pair_c, elig_idx) & higher[p.pair_w] & (y > 0)
+    if by_quota:
+        # the tenant's quota, not the clusters, is what higher priorities used up
+        on_mine = higher[p.pair_w] & (p.tenant[p.pair_w] == p.tenant[w]) & (y > 0)
+    else:
+        on_mine = np.isin(p.pair_c, elig_idx) & higher[p.pair_w] & (y > 0)
     totals = np.bincount(p.pair_w[on_mine], weights=y[on_mine], minlength=p.num_workloads)
     top = np.argsort(-totals)[: min(5, int((totals > 0).sum()))]
     names = [
@@ -280,11 +285,13 @@ def _out_prioritized(
     ]
     more = int((totals > 0).sum()) - len(names)
     tail = f" and {more} more" if more > 0 else ""
+    what = (
+        f"the quota of tenant {p.tenant_names[int(p.tenant[w])]} is used"
+        if by_quota
+        else f"capacity on its {len(elig_idx)} eligible cluster(s) is taken"
+    )
     return Reason(
         code="OutPrioritized",
-        message=(
-            f"capacity on its {len(elig_idx)} eligible cluster(s) is taken by higher-priority "
-            f"workloads: {', '.join(names)}{tail}"
-        ),
+        message=f"{what} by higher-priority workloads: {', '.join(names)}{tail}",
         clusters=_names(p, elig_idx)[:_MAX_NAMES],
     )

@@ -165,6 +165,8 @@ def _(plan: Plan) -> None:
 def _(plan: Plan) -> None:
     assert where(plan, "retail/first") == {"a": 4}
     assert reasons(plan, "retail/second") == ["OutPrioritized"]
+    assert "the quota of tenant retail is used by higher-priority workloads: retail/first" in messages(
+        plan, "retail/second")
 
 
 # --- capacity ---------------------------------------------------------------------
