@@ -29,7 +29,7 @@ REASON_CODES = (
     "AntiAffinityConflict",
     "OutPrioritized",
     "MovesBudget",
-    "ClusterBounds",
+    "SolverTimeLimit",
 )
 
 
