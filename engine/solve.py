@@ -20,6 +20,8 @@ from engine.problem import Problem
 __all__ = ["LevelResult", "Solution", "solve_problem"]
 
 _INT_MAX = 2**62
+#: above this many eligible pairs, :mod:`engine.large` builds the plan (CP-SAT model too big)
+LARGE_PAIRS = 60_000
 
 
 @dataclass
@@ -117,6 +119,11 @@ def solve_problem(
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
     """
+    if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
+        # too big for one CP-SAT model in the limit: construct by priority (engine.large)
+        from engine.large import solve_large
+
+        return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
     start = time.monotonic()
     deadline = start + max(time_limit, 0.05)
     compiled = compile_model(problem)

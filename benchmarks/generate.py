@@ -1,0 +1,275 @@
+"""Seeded generators of realistic fleets, as bundle documents (JSON-able dicts).
+
+Two shapes, both with the spec's features in realistic proportions:
+
+* :func:`edge_fleet` — hundreds to thousands of small edge clusters (a few
+  dozen cores, 110 pods, some with a GPU) plus a few big cloud clusters per
+  region; metro *sites* with latency to nearby clusters.
+* :func:`cloud_fleet` — tens of big clusters over three providers.
+
+Mixed in: ``clusterAffinities`` tiers (edge first, then cloud), latency limits,
+region spread (some with ``maxSkew``), tolerations of GPU / maintenance taints,
+``PreferNoSchedule`` spot taints, tenants with a cluster selector and a quota,
+a few Duplicated workloads, Aggregated division, ``preferredClusters``, some
+affinity / anti-affinity, and priorities 0 / 50 / 100 / 1000.
+
+``load`` (0.6–0.95) sets total requested cpu as a share of total cpu capacity.
+Everything is drawn from one ``numpy`` generator seeded by ``seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Instance", "cloud_fleet", "edge_fleet", "generate"]
+
+API = "placement.berth.dev/v1alpha1"
+REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-east"]
+NAMESPACES = ["retail", "telco", "media", "iot", "payments", "logistics", "analytics", "platform"]
+PRIORITIES = np.array([0, 50, 100, 1000])
+PRIORITY_SHARE = np.array([0.5, 0.25, 0.2, 0.05])
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A named generator call."""
+
+    name: str
+    kind: str  # edge | cloud
+    workloads: int
+    clusters: int
+    load: float
+    seed: int = 1
+
+    def documents(self) -> list[dict[str, Any]]:
+        return generate(self)
+
+
+def generate(inst: Instance) -> list[dict[str, Any]]:
+    """Documents of ``inst`` (the same for the same arguments)."""
+    if inst.kind == "edge":
+        return edge_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
+    return cloud_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
+
+
+def _doc(kind: str, name: str, spec: dict[str, Any], *, namespace: str | None = None,
+         labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": API, "kind": kind, "metadata": meta, "spec": spec}
+
+
+def _cpu(milli: int) -> str:
+    return f"{milli}m"
+
+
+def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1) -> list[dict[str, Any]]:
+    """An edge fleet: ~95% small edge clusters, a few big cloud clusters per region."""
+    rng = np.random.default_rng(seed)
+    regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 40 + 2))]
+    n_cloud = max(len(regions), n_clusters // 20)
+    n_edge = n_clusters - n_cloud
+    clusters: list[dict[str, Any]] = []
+    cluster_region: list[str] = []
+    is_cloud: list[bool] = []
+    cpu_cap: list[int] = []
+    for i in range(n_clusters):
+        cloud = i >= n_edge
+        region = regions[i % len(regions)]
+        if cloud:
+            cores = int(rng.choice([256, 512, 1024]))
+            gpus = int(rng.choice([0, 16, 32]))
+            labels = {"tier": "cloud", "pci": "true"}
+            price = {"cpu": f"{rng.uniform(0.020, 0.032):.4f}", "memory": f"{rng.uniform(0.0025, 0.0040):.5f}",
+                     "nvidia.com/gpu": f"{rng.uniform(0.9, 1.4):.3f}"}
+            name = f"cloud-{region}-{i - n_edge}"
+            cap = {"cpu": str(cores), "memory": f"{cores * 4}Gi", "pods": cores * 8}
+            taints: list[dict[str, str]] = []
+        else:
+            cores = int(rng.choice([16, 32, 48, 64], p=[0.3, 0.4, 0.2, 0.1]))
+            gpus = int(rng.choice([0, 1, 2], p=[0.85, 0.1, 0.05]))
+            labels = {"tier": "edge", "rack-power-domain": f"pd-{i % 3}"}
+            if rng.random() < 0.3:
+                labels["pci"] = "true"
+            price = {"cpu": f"{rng.uniform(0.030, 0.050):.4f}", "memory": f"{rng.uniform(0.004, 0.006):.5f}",
+                     "nvidia.com/gpu": f"{rng.uniform(1.1, 1.6):.3f}"}
+            name = f"edge-{region}-{i}"
+            cap = {"cpu": str(cores), "memory": f"{cores * 4}Gi", "pods": 110}
+            taints = []
+            u = rng.random()
+            if u < 0.03:
+                taints.append({"key": "maintenance", "value": "true", "effect": "NoSchedule"})
+            elif u < 0.13:
+                taints.append({"key": "spot", "value": "true", "effect": "PreferNoSchedule"})
+        if gpus:
+            cap["nvidia.com/gpu"] = gpus
+            if not cloud:  # a small GPU box is kept for GPU work; big clouds have GPU node pools
+                taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+        clusters.append(_doc("Cluster", name, {
+            "region": region, "zone": f"{region}-{'abc'[i % 3]}", "provider": "cloudco" if cloud else "edgeco",
+            "capacity": cap, "price": price, "taints": taints}, labels=labels))
+        cluster_region.append(region)
+        is_cloud.append(cloud)
+        cpu_cap.append(cores * 1000)
+    names = [c["metadata"]["name"] for c in clusters]
+    return _finish(rng, clusters, names, cluster_region, is_cloud, cpu_cap, regions, n_workloads, load,
+                   sites_per_region=max(1, n_clusters // (12 * len(regions))))
+
+
+def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1) -> list[dict[str, Any]]:
+    """A cloud fleet: tens of big clusters over three providers and a few regions."""
+    rng = np.random.default_rng(seed)
+    regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 6))]
+    providers = ["aws", "gcp", "azure"]
+    clusters: list[dict[str, Any]] = []
+    cluster_region: list[str] = []
+    cpu_cap: list[int] = []
+    for i in range(n_clusters):
+        region = regions[i % len(regions)]
+        provider = providers[(i // len(regions)) % 3]
+        cores = int(rng.choice([128, 256, 512]))
+        cap: dict[str, Any] = {"cpu": str(cores), "memory": f"{cores * 4}Gi", "pods": cores * 8}
+        taints: list[dict[str, str]] = []
+        if rng.random() < 0.3:
+            cap["nvidia.com/gpu"] = int(rng.choice([8, 16]))
+            taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+        if rng.random() < 0.1:
+            taints.append({"key": "spot", "value": "true", "effect": "PreferNoSchedule"})
+        labels = {"tier": "cloud", "pci": "true" if rng.random() < 0.4 else "false",
+                  "rack-power-domain": f"pd-{i % 3}"}
+        clusters.append(_doc("Cluster", f"{provider}-{region}-{i}", {
+            "region": region, "zone": f"{region}-{'abc'[i % 3]}", "provider": provider, "capacity": cap,
+            "price": {"cpu": f"{rng.uniform(0.02, 0.045):.4f}", "memory": f"{rng.uniform(0.0025, 0.005):.5f}",
+                      "nvidia.com/gpu": f"{rng.uniform(0.9, 1.6):.3f}"},
+            "taints": taints}, labels=labels))
+        cluster_region.append(region)
+        cpu_cap.append(cores * 1000)
+    names = [c["metadata"]["name"] for c in clusters]
+    return _finish(rng, clusters, names, cluster_region, [True] * n_clusters, cpu_cap, regions, n_workloads,
+                   load, sites_per_region=1)
+
+
+def _sites(rng: np.random.Generator, names: list[str], cluster_region: list[str], is_cloud: list[bool],
+           regions: list[str], per_region: int) -> list[dict[str, Any]]:
+    sites = []
+    for r, region in enumerate(regions):
+        for k in range(per_region):
+            table: dict[str, float] = {}
+            for c, name in enumerate(names):
+                if cluster_region[c] == region:
+                    base = 12.0 if is_cloud[c] else 1.0
+                    # metros: clusters near site k of the region are the fastest
+                    table[name] = round(base + rng.uniform(0, 6) + 4.0 * ((c + k) % 5), 1)
+                elif is_cloud[c] and REGIONS.index(cluster_region[c]) // 2 == REGIONS.index(region) // 2:
+                    table[name] = round(rng.uniform(25, 45), 1)  # same continent, cloud only
+            sites.append(_doc("Site", f"{region}-metro-{k}", {"latencyMs": table}))
+        del r
+    return sites
+
+
+def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: list[str], cluster_region: list[str],
+            is_cloud: list[bool], cpu_cap: list[int], regions: list[str], n_workloads: int, load: float,
+            *, sites_per_region: int) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = list(clusters)
+    sites = _sites(rng, names, cluster_region, is_cloud, regions, sites_per_region)
+    docs += sites
+    site_names = [s["metadata"]["name"] for s in sites]
+    namespaces = NAMESPACES[: max(2, min(len(NAMESPACES), n_workloads // 25 + 1))]
+
+    # workloads: shape first, then cpu scaled to the load knob
+    kinds = ["plain", "tiers", "latency", "spread", "skew", "aggregated", "pci", "gpu", "dup", "count",
+             "follower", "anti"]
+    share = np.array([0.30, 0.16, 0.12, 0.08, 0.02, 0.06, 0.06, 0.03, 0.02, 0.08, 0.04, 0.03])
+    kind_of = rng.choice(len(kinds), size=n_workloads, p=share / share.sum())
+    prio = rng.choice(PRIORITIES, size=n_workloads, p=PRIORITY_SHARE)
+    replicas = np.clip(rng.geometric(0.3, size=n_workloads), 1, 12)
+    cpu = rng.choice([100, 250, 500, 1000, 2000], size=n_workloads, p=[0.2, 0.3, 0.3, 0.15, 0.05]).astype(float)
+    mem_per_cpu = rng.choice([1, 2, 4], size=n_workloads, p=[0.3, 0.5, 0.2])
+    ns_of = rng.integers(0, len(namespaces), size=n_workloads)
+    for w in range(n_workloads):
+        k = kinds[kind_of[w]]
+        if k == "dup":
+            replicas[w] = min(replicas[w], 2)
+        if k in ("spread", "skew", "count"):
+            replicas[w] = max(replicas[w], 3)
+        if k == "follower":
+            replicas[w] = min(replicas[w], 2)
+    copies = np.where(np.array([kinds[k] == "dup" for k in kind_of]), 3, 1)
+    demand = float((cpu * replicas * copies).sum())
+    factor = load * sum(cpu_cap) / demand
+    cpu_m = np.maximum(50, np.round(cpu * factor / 50) * 50).astype(int)
+
+    # tenants: half with a quota near their demand, payments restricted to PCI clusters
+    ns_demand = np.bincount(ns_of, weights=cpu_m * replicas * copies, minlength=len(namespaces))
+    for i, ns in enumerate(namespaces):
+        spec: dict[str, Any] = {}
+        if ns == "payments":
+            spec["clusterSelector"] = {"matchLabels": {"pci": "true"}}
+        if i % 2 == 1:
+            spec["quota"] = {"cpu": _cpu(int(ns_demand[i] * rng.uniform(0.85, 1.1) // 1000 * 1000 + 1000))}
+        if spec:
+            docs.append(_doc("Tenant", ns, spec))
+
+    # policies: one set per namespace
+    gpu_tol = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    for ns in namespaces:
+        pol = {
+            "plain": {"preferredClusters": [{"weight": 40, "labelSelector": {"matchLabels": {"pci": "true"}}}]},
+            "tiers": {"clusterAffinities": [
+                {"affinityName": "edge", "labelSelector": {"matchLabels": {"tier": "edge"}}},
+                {"affinityName": "cloud", "labelSelector": {"matchLabels": {"tier": "cloud"}}}]},
+            "spread": {"spreadConstraints": [{"spreadByField": "region", "minGroups": 2}], "clusters": {"min": 2}},
+            "skew": {"spreadConstraints": [{"spreadByLabel": "rack-power-domain", "minGroups": 2, "maxGroups": 3,
+                                            "maxSkew": 1}]},
+            "aggregated": {"replicaScheduling": {"replicaDivisionPreference": "Aggregated"},
+                           "clusters": {"max": 2}},
+            "pci": {"clusterAffinity": {"labelSelector": {"matchLabels": {"pci": "true"}}},
+                    "tolerations": [{"key": "spot", "operator": "Exists"}]},
+            "gpu": {"tolerations": gpu_tol, "replicaScheduling": {"maxPerCluster": 4}},
+            "dup": {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}, "clusters": {"min": 3, "max": 3}},
+            "count": {"replicaScheduling": {"minPerCluster": 1, "maxPerCluster": 3}, "clusters": {"min": 2, "max": 4}},
+        }
+        for name, spec in pol.items():
+            docs.append(_doc("PlacementPolicy", name, spec, namespace=ns))
+        for s, site in enumerate(site_names):
+            docs.append(_doc("PlacementPolicy", f"near-{s}", {
+                "latency": {"site": site, "maxMs": 25}, "replicaScheduling": {"maxPerCluster": 4}},
+                namespace=ns))
+
+    names_w = [f"app-{w:05d}" for w in range(n_workloads)]
+    leaders: dict[int, int] = {}  # namespace -> a plain workload others follow or avoid
+    for w in range(n_workloads):
+        if kinds[kind_of[w]] == "plain" and int(ns_of[w]) not in leaders and prio[w] >= 100:
+            leaders[int(ns_of[w])] = w
+    for w in range(n_workloads):
+        k = kinds[kind_of[w]]
+        ns = namespaces[ns_of[w]]
+        spec: dict[str, Any] = {
+            "replicas": int(replicas[w]),
+            "resources": {"cpu": _cpu(int(cpu_m[w])), "memory": f"{int(cpu_m[w] * mem_per_cpu[w])}Mi"},
+            "priority": int(prio[w]),
+        }
+        if k == "gpu":
+            spec["resources"]["nvidia.com/gpu"] = 1
+        if k in ("follower", "anti"):
+            leader = leaders.get(int(ns_of[w]))
+            if leader is None or leader == w:
+                k = "plain"
+            else:
+                field = "affinity" if k == "follower" else "antiAffinity"
+                policy_name = f"{k}-{w}"
+                docs.append(_doc("PlacementPolicy", policy_name, {field: {"workloads": [names_w[leader]]}},
+                                 namespace=ns))
+                spec["policy"] = policy_name
+        if k == "latency":
+            spec["policy"] = f"near-{int(rng.integers(0, len(site_names)))}"
+        elif k not in ("follower", "anti"):
+            spec["policy"] = k
+        docs.append(_doc("Workload", names_w[w], spec, namespace=ns))
+    return docs

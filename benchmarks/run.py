@@ -1,0 +1,264 @@
+"""Benchmark runner: Berth against the greedy baseline on the same instances.
+
+``python -m benchmarks.run [--quick] [--write README]``
+
+Every (instance, solver) runs in its own subprocess, end to end: load the
+bundle (JSON written by :mod:`benchmarks.generate`), build the problem, solve,
+turn it into a plan (explanations included), verify it with
+:func:`engine.verify.verify`, write the plan JSON. Peak memory is that
+subprocess's ``ru_maxrss`` (resource.getrusage), so every run has its own peak.
+The LP relaxation (:mod:`engine.lp`) is solved in the parent for the
+placement reference and the weighted-cost lower bound at each plan's placement.
+Then an incremental benchmark places single workloads into a fleet that
+already holds many placed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.generate import Instance
+
+FULL = [
+    Instance("edge-2000x300", "edge", 2000, 300, 0.85, seed=1),
+    Instance("edge-2000x300-l95", "edge", 2000, 300, 0.95, seed=2),
+    Instance("cloud-2000x40", "cloud", 2000, 40, 0.9, seed=3),
+    Instance("edge-10000x1000", "edge", 10000, 1000, 0.8, seed=4),
+]
+QUICK = [
+    Instance("edge-60x16", "edge", 60, 16, 0.9, seed=1),
+    Instance("cloud-40x8", "cloud", 40, 8, 0.9, seed=2),
+]
+#: instances with more workloads than this get bare "unplaced" entries (no explanations)
+EXPLAIN_MAX = 2000
+
+
+def _bare_plan(problem, solution):
+    """The plan without explanations (they cost seconds per unplaced workload at this size)."""
+    from engine.plan import Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced
+    from engine.planner import evaluate
+
+    p, y = problem, solution.y
+    placements, unplaced = [], []
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    for w in range(p.num_workloads):
+        lo, hi = int(starts[w]), int(starts[w + 1])
+        on = np.nonzero(y[lo:hi])[0]
+        if len(on):
+            placements.append(Placement(workload=p.workload_keys[w], clusters={
+                p.cluster_names[int(p.pair_c[lo + i])]: int(y[lo + i]) for i in on.tolist()}))
+        else:
+            unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=[Reason(
+                code="NotExplained", message="explanations skipped by the benchmark runner")]))
+    status = PlanStatus(solver=solution.status, solve_seconds=solution.seconds, objective=evaluate(p, y))
+    return Plan(metadata=PlanMetadata(input_digest="benchmark", created_at="1970-01-01T00:00:00Z"),
+                status=status, placements=placements, unplaced=unplaced)
+
+
+def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> None:
+    from engine.bundle import load_bundle
+    from engine.planner import evaluate, plan_from_solution
+    from engine.problem import build_problem
+    from engine.verify import verify
+
+    t0 = time.monotonic()
+    bundle = load_bundle([bundle_path])
+    problem = build_problem(bundle)
+    t1 = time.monotonic()
+    if solver == "berth":
+        from engine.solve import solve_problem
+
+        solution = solve_problem(problem, time_limit=time_limit)
+    else:
+        from benchmarks.greedy import greedy
+
+        solution = greedy(problem)
+    t2 = time.monotonic()
+    if problem.num_workloads <= EXPLAIN_MAX:
+        plan = plan_from_solution(problem, solution, input_digest=bundle.digest())
+    else:
+        plan = _bare_plan(problem, solution)
+    t3 = time.monotonic()
+    violations = verify(bundle, plan)
+    t4 = time.monotonic()
+    Path(out_path + ".plan.json").write_text(plan.model_dump_json(by_alias=True))
+    t5 = time.monotonic()
+    values = evaluate(problem, solution.y)
+    result = {
+        "solver": solver, "status": solution.status, "pairs": problem.num_pairs,
+        "load_s": t1 - t0, "solve_s": t2 - t1, "plan_s": t3 - t2, "verify_s": t4 - t3, "write_s": t5 - t4,
+        "wall_s": t5 - t0, "violations": [str(v) for v in violations[:5]], "n_violations": len(violations),
+        "placed": values.placed_by_priority, "tier": values.tier, "weighted": values.weighted,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "y": solution.y.tolist(),
+    }
+    Path(out_path).write_text(json.dumps(result))
+
+
+def run_solver(solver: str, bundle_path: Path, workdir: Path, time_limit: float) -> dict:
+    out = workdir / f"{bundle_path.stem}.{solver}.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--child", solver, str(bundle_path), str(out),
+         "--time-limit", str(time_limit)],
+        check=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    return json.loads(out.read_text())
+
+
+def _lex_key(r: dict) -> tuple:
+    prios = sorted(r["placed"], key=int, reverse=True)
+    return (*[r["placed"][k] for k in prios], -r["tier"], -r["weighted"])
+
+
+def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp: bool = True) -> dict:
+    from engine.bundle import load_bundle
+    from engine.lp import solve_lp, weighted_bound_at
+    from engine.problem import build_problem
+
+    path = workdir / f"{inst.name}.json"
+    path.write_text(json.dumps(inst.documents()))
+    results = {s: run_solver(s, path, workdir, time_limit) for s in ("berth", "greedy")}
+    row = {"instance": inst.name, "workloads": inst.workloads, "clusters": inst.clusters, "load": inst.load,
+           "results": results}
+    if with_lp:
+        problem = build_problem(load_bundle([path]))
+        lp = solve_lp(problem, time_limit=60.0)
+        row["lp"] = {"placed": lp.placed, "status": lp.status, "seconds": lp.seconds}
+        for r in results.values():
+            r["bound"] = weighted_bound_at(problem, np.array(r["y"], dtype=float))
+    for r in results.values():
+        r.pop("y", None)
+    return row
+
+
+def bench_incremental(n_clusters: int, n_committed: int, calls: int, workdir: Path) -> dict:
+    """Place ``calls`` single workloads, one at a time, into a fleet holding ``n_committed`` placed ones."""
+    from engine.bundle import load_documents
+    from engine.incremental import Incremental
+    from engine.large import solve_large
+    from engine.problem import build_problem
+
+    inst = Instance("incremental", "edge", n_committed + calls, n_clusters, 0.8, seed=5)
+    problem = build_problem(load_documents(inst.documents()))
+    first = np.zeros(problem.num_workloads, dtype=bool)
+    first[:n_committed] = True
+    from engine.problem import restrict
+
+    base = solve_large(restrict(problem, first))
+    committed = np.zeros(problem.num_pairs, dtype=np.int64)
+    committed[first[problem.pair_w]] = base.y
+    t0 = time.monotonic()
+    inc = Incremental(problem, committed)
+    setup = time.monotonic() - t0
+    times = []
+    placed = 0
+    for w in range(n_committed, n_committed + calls):
+        t = time.perf_counter()
+        placed += len(inc.place(np.array([w])))
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    return {"clusters": n_clusters, "committed": n_committed, "calls": calls, "placed": placed,
+            "setup_s": setup, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max())}
+
+
+def _fmt_placed(placed: dict) -> str:
+    return "/".join(str(placed[k]) for k in sorted(placed, key=int, reverse=True))
+
+
+def table(rows: list[dict], inc: dict | None) -> str:
+    lines = [
+        "| instance | pairs | solver | solve s | wall s | peak MB | placed by priority (high→low) | LP placed | "
+        "weighted | LP bound | gap | valid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lp = row.get("lp")
+        lp_placed = "/".join(f"{v:.0f}" for v in lp["placed"].values()) if lp else "n/a"
+        for name in ("berth", "greedy"):
+            r = row["results"][name]
+            bound = r.get("bound")
+            gap = (r["weighted"] - bound) / max(abs(r["weighted"]), 1e-9) if bound is not None else None
+            lines.append(
+                f"| {row['instance']} | {r['pairs']} | {name} | {r['solve_s']:.2f} | {r['wall_s']:.2f} | "
+                f"{r['maxrss_mb']:.0f} | {_fmt_placed(r['placed'])} | {lp_placed} | {r['weighted']:.2f} | "
+                f"{'n/a' if bound is None else f'{bound:.2f}'} | {'n/a' if gap is None else f'{gap:.1%}'} | "
+                f"{'yes' if r['n_violations'] == 0 else 'NO ' + str(r['n_violations'])} |"
+            )
+    lines += ["", "| instance | placed Berth/greedy (per priority) | weighted Berth/greedy | solve time Berth/greedy |",
+              "|---|---|---|---|"]
+    for row in rows:
+        b, g = row["results"]["berth"], row["results"]["greedy"]
+        ratios = "/".join(f"{b['placed'][k] / max(g['placed'][k], 1):.3f}" for k in sorted(b["placed"], key=int,
+                                                                                           reverse=True))
+        lines.append(f"| {row['instance']} | {ratios} | {b['weighted'] / max(g['weighted'], 1e-9):.3f} | "
+                     f"{b['solve_s'] / max(g['solve_s'], 1e-9):.2f} |")
+    if inc:
+        lines += ["", "| incremental | clusters | committed | calls | placed | setup s | p50 ms | p99 ms | max ms |",
+                  "|---|---|---|---|---|---|---|---|---|",
+                  f"| single workload | {inc['clusters']} | {inc['committed']} | {inc['calls']} | {inc['placed']} | "
+                  f"{inc['setup_s']:.2f} | {inc['p50_ms']:.2f} | {inc['p99_ms']:.2f} | {inc['max_ms']:.2f} |"]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import ortools
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM; Python {platform.python_version()}, "
+            f"OR-Tools {ortools.__version__}, {platform.system()} {platform.release()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    ap.add_argument("--quick", action="store_true", help="tiny instances (CI smoke)")
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--write", help="write the results into this markdown file (between markers)")
+    ap.add_argument("--json", help="write raw results as JSON here")
+    ap.add_argument("--child", nargs=3, metavar=("SOLVER", "BUNDLE", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(*args.child, args.time_limit)
+        return 0
+    instances = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
+        rows = []
+        for inst in instances:
+            rows.append(bench_instance(inst, Path(tmp), args.time_limit, with_lp=inst.workloads <= 2000))
+            print(f"done {inst.name}", file=sys.stderr, flush=True)
+        inc = bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
+    text = table(rows, inc)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "incremental": inc}, indent=1))
+    if args.write:
+        target = Path(args.write)
+        old = target.read_text() if target.exists() else ""
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        block = f"{start}\nMachine: {machine()}\n\n{text}\n{end}"
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end):] if start in old else old + block
+        target.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""The large-instance strategy: construct a valid plan fast, in the order of spec section 3.
+
+For problems too big for one CP-SAT model in the time limit (hundreds of
+thousands of eligible pairs), :func:`solve_large` builds the plan workload by
+workload against *residual* capacity and quota:
+
+1. workloads are taken by priority, highest first (a lower priority never
+   takes capacity before a higher one); inside one priority the hardest to fit
+   go first (fewest eligible clusters, biggest total request: the classic
+   first-fit-decreasing order that beats arrival order on bin packing);
+2. each workload is placed by :func:`place_one`, which honours every hard
+   constraint of section 2 for that workload (bounds, cluster count, spread and
+   skew, Duplicated and broadcast, affinity to placed partners, anti-affinity,
+   capacity, quota) and prefers earlier tiers, then the cheapest clusters by
+   the weighted objective per replica;
+3. workloads left out are retried once everything else is placed (their
+   affinity partners may have been placed meanwhile).
+
+The result is always a valid plan (``Feasible``): optimality is not proved.
+:func:`place_one` is also the building block of :mod:`engine.incremental` and
+of the greedy baseline in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.lp import pair_weights
+from engine.problem import UNLIMITED, Problem
+
+__all__ = ["Residual", "hardest_first", "pair_score", "place_one", "solve_large"]
+
+_BIG = np.int64(2**62)
+
+
+@dataclass
+class Residual:
+    """What is left: capacity (C, R) and quota (T, R) in solver units, and replicas per pair so far."""
+
+    capacity: np.ndarray
+    quota: np.ndarray
+    y: np.ndarray
+    starts: np.ndarray  # pairs of workload w are starts[w]:starts[w + 1]
+
+    @classmethod
+    def empty(cls, problem: Problem) -> Residual:
+        p = problem
+        return cls(
+            capacity=np.where(p.capacity == UNLIMITED, _BIG, p.capacity).astype(np.int64),
+            quota=np.where(p.quota == UNLIMITED, _BIG, p.quota).astype(np.int64),
+            y=np.zeros(p.num_pairs, dtype=np.int64),
+            starts=np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1)),
+        )
+
+    def take(self, problem: Problem, w: int, ys: np.ndarray) -> None:
+        """Record ``ys`` (replicas per pair of ``w``) and charge capacity and quota."""
+        p = problem
+        lo, hi = int(self.starts[w]), int(self.starts[w + 1])
+        self.y[lo:hi] = ys
+        req = p.request[w]
+        self.capacity[p.pair_c[lo:hi]] -= ys[:, None] * req[None, :]
+        t = int(p.tenant[w])
+        if t >= 0:
+            self.quota[t] -= int(ys.sum()) * req
+
+    def clusters_of(self, w: int, problem: Problem) -> np.ndarray:
+        lo, hi = int(self.starts[w]), int(self.starts[w + 1])
+        return problem.pair_c[lo:hi][self.y[lo:hi] > 0]
+
+
+def pair_score(problem: Problem) -> np.ndarray:
+    """Preference per pair, lower first: tier, then weighted objective per replica."""
+    return problem.pair_tier * 1e9 + pair_weights(problem)
+
+
+def _group_order(order: np.ndarray, groups: np.ndarray, min_groups: int, max_groups: int | None) -> np.ndarray:
+    """Reorder candidates so the best cluster of each of the first ``min_groups`` groups comes first,
+    and drop clusters of groups beyond ``max_groups``."""
+    g = groups[order]
+    seen: list[int] = []
+    for gid in g.tolist():
+        if gid not in seen:
+            seen.append(gid)
+    if max_groups is not None:
+        keep = np.isin(g, seen[:max_groups])
+        order, g = order[keep], g[keep]
+    firsts = [int(np.nonzero(g == gid)[0][0]) for gid in seen[:min_groups]]
+    rest = np.ones(len(order), dtype=bool)
+    rest[firsts] = False
+    return np.concatenate([order[firsts], order[rest]])
+
+
+def _spread_ok(problem: Problem, w: int, pcs: np.ndarray, ys: np.ndarray) -> bool:
+    for rule in problem.group_spread[int(problem.group[w])]:
+        groups = rule.group_of[pcs[ys > 0]]
+        if (groups < 0).any():
+            return False
+        used, totals = np.unique(groups, return_inverse=True)
+        if len(used) < rule.min_groups or (rule.max_groups is not None and len(used) > rule.max_groups):
+            return False
+        if rule.max_skew is not None and len(used) > 1:
+            sums = np.bincount(totals, weights=ys[ys > 0])
+            if sums.max() - sums.min() > rule.max_skew:
+                return False
+    return True
+
+
+def _fill(order: np.ndarray, room: np.ndarray, replicas: int, lo: int, share: int, count_max: int) -> np.ndarray:
+    """Divided fill: at most ``share`` per cluster first, then top up to ``room``; bounds respected."""
+    ys = np.zeros(len(room), dtype=np.int64)
+    left = replicas
+    used = 0
+    for cap in (share, None):
+        for i in order.tolist():
+            if left == 0:
+                break
+            if ys[i] == 0 and used >= count_max:
+                continue
+            limit = int(room[i]) if cap is None else min(int(room[i]), cap)
+            add = min(limit - int(ys[i]), left)
+            if add <= 0 or (ys[i] == 0 and add < lo):
+                continue
+            if ys[i] == 0:
+                used += 1
+            ys[i] += add
+            left -= add
+    return ys if left == 0 else np.zeros(0, dtype=np.int64)
+
+
+def _even(order: np.ndarray, groups: np.ndarray, room: np.ndarray, replicas: int, lo: int,
+          n_groups: int) -> np.ndarray:
+    """Divided with ``maxSkew``: ``n_groups`` best groups get totals that differ by at most one."""
+    ys = np.zeros(len(room), dtype=np.int64)
+    chosen: list[int] = []
+    for gid in groups[order].tolist():
+        if gid not in chosen:
+            chosen.append(gid)
+        if len(chosen) == n_groups:
+            break
+    if len(chosen) < n_groups:
+        return np.zeros(0, dtype=np.int64)
+    base, extra = divmod(replicas, n_groups)
+    for k, gid in enumerate(chosen):
+        left = base + (1 if k < extra else 0)
+        for i in order[groups[order] == gid].tolist():
+            add = min(int(room[i]), left)
+            if add < lo and add < left:
+                continue
+            if add < lo:
+                break
+            ys[i] = add
+            left -= add
+            if left == 0:
+                break
+        if left:
+            return np.zeros(0, dtype=np.int64)
+    return ys
+
+
+def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
+    """Place every replica of workload ``w`` against ``state`` or nothing; ``True`` when placed.
+
+    Every hard constraint of spec section 2 that concerns ``w`` holds for the
+    result, given the workloads already in ``state`` (affinity partners must
+    already be placed). ``score`` orders pairs, lower first.
+    """
+    p = problem
+    lo_p, hi_p = int(state.starts[w]), int(state.starts[w + 1])
+    if lo_p == hi_p:
+        return False
+    pcs = p.pair_c[lo_p:hi_p]
+    req = p.request[w]
+    replicas = int(p.replicas[w])
+    dup = bool(p.duplicated[w])
+    # room per pair: bounds and residual capacity
+    room = p.pair_ub[lo_p:hi_p].copy()
+    cap = state.capacity[pcs]
+    for r in np.nonzero(req > 0)[0].tolist():
+        room = np.minimum(room, np.maximum(cap[:, r], 0) // int(req[r]))
+    need = replicas if dup else int(p.min_per[w])
+    ok = room >= need
+    # co-location: follow placed partners, avoid anti-affine ones
+    for v in p.affinity_to[p.affinity_from == w].tolist():
+        ok &= np.isin(pcs, state.clusters_of(v, p))
+    for arr_a, arr_b in ((p.anti_a, p.anti_b), (p.anti_b, p.anti_a)):
+        for v in arr_b[arr_a == w].tolist():
+            ok &= ~np.isin(pcs, state.clusters_of(v, p))
+    if p.broadcast[w] and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
+        return False
+    cand = np.nonzero(ok)[0]
+    order = cand[np.argsort(score[lo_p:hi_p][cand], kind="stable")]
+    rules = p.group_spread[int(p.group[w])]
+    if rules:
+        order = _group_order(order, rules[0].group_of[pcs], rules[0].min_groups, rules[0].max_groups)
+    count_min, count_max = int(p.count_min[w]), int(p.count_max[w])
+    if dup:
+        k = len(order) if p.broadcast[w] else min(count_max, len(order))
+        if k < count_min or k == 0:
+            return False
+        ys = np.zeros(hi_p - lo_p, dtype=np.int64)
+        ys[order[:k]] = replicas
+    else:
+        n_low = max(count_min, rules[0].min_groups if rules else 1)
+        skew = next((r for r in rules if r.max_skew is not None), None)
+        if skew is not None:
+            ys = _even(order, skew.group_of[pcs], room, replicas, int(p.min_per[w]), n_low)
+        else:
+            share = -(-replicas // n_low)
+            ys = _fill(order, room, replicas, int(p.min_per[w]), share, count_max)
+        if not len(ys):
+            return False
+    n_used = int((ys > 0).sum())
+    if not p.broadcast[w] and not (count_min <= n_used <= count_max):
+        return False
+    if not _spread_ok(p, w, pcs, ys):
+        return False
+    t = int(p.tenant[w])
+    if t >= 0 and (int(ys.sum()) * req > state.quota[t]).any():
+        return False
+    state.take(p, w, ys)
+    return True
+
+
+def hardest_first(problem: Problem) -> np.ndarray:
+    """Workload order: priority high to low; inside it fewest eligible pairs, then biggest request."""
+    p = problem
+    pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
+    size = (p.request * p.replicas[:, None]).astype(float)
+    total = size.sum(axis=0)
+    load = (size / np.where(total > 0, total, 1)).sum(axis=1)
+    return np.lexsort((-load, pairs, -p.priority))
+
+
+def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarray | None = None):
+    """A valid plan for a big problem (see the module docstring); returns a :class:`~engine.solve.Solution`."""
+    from engine.solve import LevelResult, Solution
+
+    start = time.monotonic()
+    p = problem
+    state = Residual.empty(p)
+    score = pair_score(p)
+    if hint_y is not None and p.max_moves is None:
+        # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
+        score = score - p.weights.moves * (hint_y > 0)
+    left: list[int] = []
+    for w in hardest_first(p).tolist():
+        if not place_one(p, w, state, score):
+            left.append(w)
+    for _ in range(2):  # partners placed meanwhile may unlock followers
+        left = [w for w in left if not place_one(p, w, state, score)]
+    y = state.y
+    pair_prio = p.priority[p.pair_w]
+    levels = [
+        LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
+        for v in sorted(set(p.priority.tolist()), reverse=True)
+    ]
+    seconds = time.monotonic() - start
+    return Solution(y, "Feasible", seconds, levels)

@@ -1,0 +1,300 @@
+"""The LP relaxation of a :class:`~engine.problem.Problem`, built vectorised.
+
+Variables are the replicas ``y[p]`` of every eligible pair (continuous in
+``[0, pair_ub]``) plus, with a current placement, ``moved[k] >= current - y``.
+Rows: per workload ``sum y <= replicas`` (``replicas * copies`` for
+Duplicated), capacity per (cluster, resource) and quota per (tenant,
+resource). Booleans are relaxed away: cluster counts, spread, co-location and
+all-or-nothing disappear, and an Aggregated workload pays ``clusters * y / ub``
+for its clusters (``used >= y / ub``). Every plan of spec section 2 is a point
+of this LP, so its optimum bounds every level from the right side.
+
+The levels of spec section 3 are solved in order with GLOP, each fixed (within
+a tolerance) as a row before the next. The matrix is assembled once with
+``scipy.sparse`` and handed to OR-Tools' model builder in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.linear_solver.python import model_builder_helper as mbh
+
+from engine.problem import UNLIMITED, Problem
+
+__all__ = ["LpResult", "pair_weights", "solve_lp", "weighted_bound_at"]
+
+_TOL = 1e-6
+_STEP = 10.0
+_DEBUG = bool(__import__("os").environ.get("BERTH_LP_DEBUG"))
+
+
+def pair_weights(problem: Problem) -> np.ndarray:
+    """Weighted-objective coefficient per replica of each pair (natural units), without ``used`` terms."""
+    p = problem
+    w = p.weights
+    return (
+        w.cost * p.pair_cost
+        + w.latency * p.pair_latency
+        - w.preference * p.pair_preference
+        + w.prefer_no_schedule * p.pair_prefer_no_schedule.astype(float)
+    )
+
+
+class _Lp:
+    """The static part of the LP: columns, bounds and the constraint rows."""
+
+    def __init__(self, problem: Problem, keep: int = 8) -> None:
+        p = problem
+        n_p = p.num_pairs
+        self.p = p
+        # moved[k] >= current[k] - y[j] for current pairs that are still eligible
+        if len(p.current_w):
+            j = p.pair_index(p.current_w, p.current_c)
+            self.cur_pair = j[j >= 0]
+            self.cur_n = p.current_n[j >= 0].astype(float)
+        else:
+            self.cur_pair = np.zeros(0, np.int64)
+            self.cur_n = np.zeros(0)
+        n_m = len(self.cur_pair)
+        self.n_cols = n_p + n_m
+        self.lb = np.zeros(self.n_cols)
+        self.ub = np.concatenate([p.pair_ub.astype(float), self.cur_n])
+
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        lo: list[np.ndarray] = []
+        hi: list[np.ndarray] = []
+        n_rows = 0
+        # per workload: sum_c y <= replicas (x copies for Duplicated)
+        pairs_per_w = np.bincount(p.pair_w, minlength=p.num_workloads)
+        copies = np.where(p.broadcast, pairs_per_w, np.minimum(p.count_max, pairs_per_w))
+        w_cap = np.where(p.duplicated, p.replicas * copies, p.replicas).astype(float)
+        rows.append(p.pair_w.astype(np.int64))
+        cols.append(np.arange(n_p))
+        vals.append(np.ones(n_p))
+        lo.append(np.zeros(p.num_workloads))
+        hi.append(w_cap)
+        n_rows += p.num_workloads
+        # capacity and quota: sum request * y <= limit
+        for limit_of, key_of in ((p.capacity, p.pair_c), (p.quota, p.tenant[p.pair_w])):
+            n_k = limit_of.shape[0]
+            for r in range(len(p.resource_names)):
+                req = p.request[p.pair_w, r].astype(float)
+                key = key_of.astype(np.int64)
+                ok = (req > 0) & (key >= 0)
+                ok[ok] &= limit_of[key[ok], r] != UNLIMITED
+                rows.append(n_rows + key[ok])
+                cols.append(np.nonzero(ok)[0])
+                vals.append(req[ok])
+                lim = limit_of[:, r].astype(float)
+                lo.append(np.full(n_k, -np.inf))
+                hi.append(np.where(limit_of[:, r] == UNLIMITED, np.inf, lim))
+                n_rows += n_k
+        # moved[k] + y[j] >= current[k]
+        if n_m:
+            k = np.arange(n_m)
+            rows += [n_rows + k, n_rows + k]
+            cols += [n_p + k, self.cur_pair]
+            vals += [np.ones(n_m), np.ones(n_m)]
+            lo.append(self.cur_n)
+            hi.append(np.full(n_m, np.inf))
+            n_rows += n_m
+        self.matrix = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, self.n_cols)
+        )
+        self.row_lo = np.concatenate(lo)
+        self.row_hi = np.concatenate(hi)
+        self.csc = self.matrix.tocsc()
+        self.batch = max(2000, 2 * p.num_workloads)
+        self.active = self._initial_columns(keep)
+
+    def _initial_columns(self, keep: int) -> np.ndarray:
+        """The ``keep`` cheapest pairs of each workload (all of a broadcast one), and current pairs."""
+        p = self.p
+        active = np.zeros(self.n_cols, dtype=bool)
+        active[p.num_pairs :] = True
+        active[self.cur_pair] = True
+        score = p.pair_tier * 1e9 + pair_weights(p)
+        order = np.lexsort((score, p.pair_w))  # by workload, then cheapest first
+        starts = np.searchsorted(p.pair_w[order], np.arange(p.num_workloads))
+        rank = np.arange(p.num_pairs) - starts[p.pair_w[order]]
+        need = np.where(p.broadcast, p.num_clusters, np.maximum(keep, 2 * p.count_max.clip(max=keep)))
+        active[order[rank < need[p.pair_w[order]]]] = True
+        return active
+
+    def combined(self) -> tuple[np.ndarray, dict[str, float]]:
+        """One minimisation objective that orders the levels by weight (a guide, not exact).
+
+        ``weighted + M_tier * tier - sum_k M_k * placed_k``, each weight a
+        factor ``_STEP`` above what the levels below it can change per replica.
+        """
+        p = self.p
+        c = np.zeros(self.n_cols)
+        per = pair_weights(p)
+        agg = p.aggregated[p.pair_w]
+        per[agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
+        c[: p.num_pairs] = per
+        c[p.num_pairs :] = p.weights.moves
+        span = float(np.abs(per).max()) if len(per) else 1.0
+        span = max(span, p.weights.moves, 1e-3)
+        weights: dict[str, float] = {}
+        m = _STEP * span
+        if p.pair_tier.any():
+            weights["tier"] = m
+            c[: p.num_pairs] += m * p.pair_tier
+            m *= _STEP * (1 + float(p.pair_tier.max()))
+        pair_prio = p.priority[p.pair_w]
+        for value in sorted(set(p.priority.tolist())):
+            weights[f"priority:{value}"] = m
+            c[: p.num_pairs] -= m * (pair_prio == value)
+            m *= _STEP
+        return c, weights
+
+    def solve(self, objective: np.ndarray, time_limit: float = 60.0) -> tuple[str, np.ndarray, float, float]:
+        """Minimise by column generation over the pairs: few columns per workload, priced vectorised.
+
+        Returns status, ``x``, the objective value and a Lagrangian lower bound
+        on the objective over *all* columns (valid whatever the status).
+        """
+        start = time.monotonic()
+        ub = self.ub
+        lo, hi = self.row_lo, self.row_hi
+        x = np.zeros(self.n_cols)
+        obj = float("nan")
+        bound = -np.inf
+        status = "NOT_SOLVED"
+        for _ in range(100):
+            cols = np.nonzero(self.active)[0]
+            model = mbh.ModelBuilderHelper()
+            model.fill_model_from_sparse_data(
+                self.lb[cols], ub[cols], objective[cols], lo, hi, sp.csr_matrix(self.csc[:, cols])
+            )
+            solver = mbh.ModelSolverHelper("glop")
+            solver.set_time_limit_in_seconds(max(time_limit - (time.monotonic() - start), 0.1))
+            t0 = time.monotonic()
+            solver.solve(model)
+            if _DEBUG:
+                print("lp", len(cols), round(time.monotonic() - t0, 3), solver.status(), solver.objective_value())
+            if not solver.has_solution():
+                break
+            status = "OPTIMAL" if solver.status() == mbh.SolveStatus.OPTIMAL else "FEASIBLE"
+            x = np.zeros(self.n_cols)
+            x[cols] = np.asarray(solver.variable_values())
+            obj = solver.objective_value()
+            duals = np.asarray(solver.dual_values())
+            # weak duality: a ">= lo" row needs a dual >= 0, a "<= hi" row a dual <= 0
+            duals = np.where(np.isfinite(lo), duals, np.minimum(duals, 0.0))
+            duals = np.where(np.isfinite(hi), duals, np.maximum(duals, 0.0))
+            reduced = objective - self.matrix.T @ duals
+            rows = np.where(duals > 0, duals * np.where(np.isfinite(lo), lo, 0.0),
+                            duals * np.where(np.isfinite(hi), hi, 0.0))
+            bound = max(bound, float(np.minimum(reduced, 0.0) @ ub + rows.sum()))
+            if status != "OPTIMAL" or time.monotonic() - start > time_limit:
+                break
+            gain = -reduced
+            gain[self.active | (ub <= 0)] = 0.0
+            better = np.nonzero(gain > 1e-9 * max(1.0, float(np.abs(objective).max())))[0]
+            if not len(better):
+                break
+            if len(better) > self.batch:
+                better = better[np.argpartition(-gain[better], self.batch)[: self.batch]]
+            self.active[better] = True
+        return status, x, obj, bound
+
+
+@dataclass
+class LpResult:
+    """The combined LP: its solution and what is needed to bound any plan's weighted cost."""
+
+    y: np.ndarray
+    placed: dict[str, float]
+    tier: float
+    weights: dict[str, float]
+    bound_total: float
+    status: str
+    seconds: float
+
+    def weighted_bound(self, problem: Problem, y: np.ndarray) -> float:
+        """Lower bound on the weighted cost of any plan placing at least what ``y`` places at each
+        priority, with tiers no worse (Lagrangian relaxation of those levels, from the LP duals)."""
+        p = problem
+        pair_prio = p.priority[p.pair_w]
+        total = self.bound_total
+        for value in sorted(set(p.priority.tolist())):
+            total += self.weights[f"priority:{value}"] * float(y[pair_prio == value].sum())
+        if "tier" in self.weights:
+            total -= self.weights["tier"] * float((y * p.pair_tier).sum())
+        return total + p.weights.moves * p.fixed_moves + self.constant_moves
+
+    constant_moves: float = 0.0
+
+
+def _slack(value: float) -> float:
+    return _TOL * max(1.0, abs(value))
+
+
+def solve_lp(problem: Problem, *, time_limit: float = 30.0, keep: int = 8) -> LpResult:
+    """Solve the combined LP relaxation (see :meth:`_Lp.combined`)."""
+    start = time.monotonic()
+    p = problem
+    lp = _Lp(p, keep)
+    c, weights = lp.combined()
+    status, x, _, bound = lp.solve(c, time_limit)
+    y = x[: p.num_pairs]
+    pair_prio = p.priority[p.pair_w]
+    placed = {f"priority:{v}": float(y[pair_prio == v].sum()) for v in sorted(set(p.priority.tolist()), reverse=True)}
+    const = 0.0
+    if len(p.current_w):
+        j = p.pair_index(p.current_w, p.current_c)
+        const = p.weights.moves * float(p.current_n[j < 0].sum())
+    return LpResult(y=y, placed=placed, tier=float((y * p.pair_tier).sum()), weights=weights,
+                    bound_total=bound, status=status, seconds=time.monotonic() - start, constant_moves=const)
+
+
+def weighted_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float:
+    """LP minimum of the weighted objective over plans placing at least what ``y`` places at each
+    priority with tiers no worse: a valid lower bound for the weighted level at that placement."""
+    p = problem
+    lp = _Lp(p)
+    pair_prio = p.priority[p.pair_w]
+    rows = []
+    lo = []
+    hi = []
+    for value in sorted(set(p.priority.tolist())):
+        row = np.zeros(lp.n_cols)
+        row[: p.num_pairs] = pair_prio == value
+        got = float(y[pair_prio == value].sum())
+        rows.append(row)
+        lo.append(got - _slack(got))
+        hi.append(np.inf)
+    if p.pair_tier.any():
+        row = np.zeros(lp.n_cols)
+        row[: p.num_pairs] = p.pair_tier
+        got = float((y * p.pair_tier).sum())
+        rows.append(row)
+        lo.append(-np.inf)
+        hi.append(got + _slack(got))
+    matrix = sp.vstack([lp.matrix, sp.csr_matrix(np.array(rows))], format="csr")
+    c, _ = lp.combined()
+    c = c.copy()
+    c[: p.num_pairs] = pair_weights(p)
+    agg = p.aggregated[p.pair_w]
+    c[: p.num_pairs][agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
+    model = mbh.ModelBuilderHelper()
+    model.fill_model_from_sparse_data(lp.lb, lp.ub, c, np.concatenate([lp.row_lo, lo]),
+                                      np.concatenate([lp.row_hi, hi]), matrix)
+    solver = mbh.ModelSolverHelper("glop")
+    solver.set_time_limit_in_seconds(time_limit)
+    solver.solve(model)
+    if solver.status() != mbh.SolveStatus.OPTIMAL:
+        return float("nan")
+    const = 0.0
+    if len(p.current_w):
+        j = p.pair_index(p.current_w, p.current_c)
+        const = p.weights.moves * float(p.current_n[j < 0].sum())
+    return solver.objective_value() + p.weights.moves * p.fixed_moves + const
