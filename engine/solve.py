@@ -21,7 +21,7 @@ __all__ = ["LevelResult", "Solution", "solve_problem"]
 
 _INT_MAX = 2**62
 #: above this many eligible pairs, :mod:`engine.large` builds the plan (CP-SAT model too big)
-LARGE_PAIRS = 60_000
+LARGE_PAIRS = 20_000
 
 
 @dataclass
