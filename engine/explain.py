@@ -88,12 +88,27 @@ def explain_unplaced(problem: Problem, y: np.ndarray, status: str) -> dict[int, 
     placed_replicas = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads)
     placed = placed_replicas > 0
     out: dict[int, list[Reason]] = {}
+    cache: dict[object, np.ndarray] = {}
     for w in np.nonzero(~placed)[0].tolist():
-        out[w] = _explain_one(p, w, y, placed, status)
+        out[w] = _explain_one(p, w, y, placed, status, cache)
     return out
 
 
-def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str) -> list[Reason]:
+def _taken(p: Problem, y: np.ndarray, placed: np.ndarray, above: int | None,
+           cache: dict[object, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(capacity used, quota left) by placed workloads of priority above ``above`` (all when ``None``).
+
+    Computed once per priority value: on big fleets each is a pass over every pair.
+    """
+    if ("used", above) not in cache:
+        who = placed if above is None else placed & (p.priority > above)
+        cache[("used", above)] = usage(p, y, who)
+        cache[("quota", above)] = _quota_left(p, y, who)
+    return cache[("used", above)], cache[("quota", above)]
+
+
+def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str,
+                 cache: dict[object, np.ndarray]) -> list[Reason]:
     ctx = p.context
     eligible = p.first_reason[w] == -1
     if not eligible.any():
@@ -191,16 +206,14 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
 
     # residual capacity after higher priorities
     higher = placed & (p.priority > p.priority[w])
-    resid_hi = np.where(full == UNLIMITED, UNLIMITED, full - usage(p, y, higher))
-    quota_hi = _quota_left(p, y, higher)
+    used_hi, quota_hi = _taken(p, y, placed, int(p.priority[w]), cache)
+    resid_hi = np.where(full == UNLIMITED, UNLIMITED, full - used_hi)
     if not _fits(p, w, capacity=resid_hi, quota=quota_hi):
         by_quota = _fits(p, w, capacity=resid_hi)
         return [_out_prioritized(p, w, y, higher, elig_idx, by_quota=by_quota)]
 
-    everyone = placed.copy()
-    used_all = usage(p, y, everyone)
+    used_all, quota_all = _taken(p, y, placed, None, cache)
     resid_all = np.where(full == UNLIMITED, UNLIMITED, full - used_all)
-    quota_all = _quota_left(p, y, everyone)
     if not _fits(p, w, quota=quota_all):
         r, limit, used_q, need = _tight_quota(p, w, quota_all)
         name = p.resource_names[r]
@@ -272,12 +285,14 @@ def _tight_quota(p: Problem, w: int, left: np.ndarray) -> tuple[int, int, int, i
 def _out_prioritized(
     p: Problem, w: int, y: np.ndarray, higher: np.ndarray, elig_idx: np.ndarray, *, by_quota: bool
 ) -> Reason:
+    on = np.nonzero(y > 0)[0]  # few pairs carry replicas: filter those, not every pair
+    on_w = p.pair_w[on]
     if by_quota:
         # the tenant's quota, not the clusters, is what higher priorities used up
-        on_mine = higher[p.pair_w] & (p.tenant[p.pair_w] == p.tenant[w]) & (y > 0)
+        keep = higher[on_w] & (p.tenant[on_w] == p.tenant[w])
     else:
-        on_mine = np.isin(p.pair_c, elig_idx) & higher[p.pair_w] & (y > 0)
-    totals = np.bincount(p.pair_w[on_mine], weights=y[on_mine], minlength=p.num_workloads)
+        keep = np.isin(p.pair_c[on], elig_idx) & higher[on_w]
+    totals = np.bincount(on_w[keep], weights=y[on][keep], minlength=p.num_workloads)
     top = np.argsort(-totals)[: min(5, int((totals > 0).sum()))]
     names = [
         f"{p.workload_keys[v]} (priority {int(p.priority[v])}, {int(totals[v])} replica(s))"

@@ -55,6 +55,20 @@ class Residual:
             starts=np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1)),
         )
 
+    @classmethod
+    def from_y(cls, problem: Problem, y: np.ndarray) -> Residual:
+        """The residual state after placing replicas ``y`` (per pair)."""
+        from engine.problem import usage
+
+        p = problem
+        state = cls.empty(p)
+        state.y = y.astype(np.int64).copy()
+        state.capacity -= usage(p, state.y)
+        for t in range(len(p.tenant_names)):
+            mine = p.tenant[p.pair_w] == t
+            state.quota[t] -= (state.y[mine, None] * p.request[p.pair_w[mine]]).sum(axis=0)
+        return state
+
     def take(self, problem: Problem, w: int, ys: np.ndarray) -> None:
         """Record ``ys`` (replicas per pair of ``w``) and charge capacity and quota."""
         p = problem
@@ -260,18 +274,40 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     if hint_y is not None and p.max_moves is None:
         # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
         score = score - p.weights.moves * (hint_y > 0)
-    # a small portfolio of orders; the best plan in the order of section 3 wins
+    # a small portfolio of orders, each constructed then repaired by exact neighbourhood solves
+    # (engine.repair); the best plan in the order of section 3 wins
+    from engine.refine import refine_cost
+    from engine.repair import repair_unplaced
+
     orders = [hardest_first(p), np.lexsort((np.arange(p.num_workloads), -p.priority))]
     best: tuple[tuple[float, ...], Residual] | None = None
-    for order in orders:
+    for k, order in enumerate(orders):
         state = _construct(p, order, score)
+        share = 0.55 * time_limit / len(orders)
+        repair_unplaced(p, state, deadline=start + share * (k + 1))
         key = _lex_key(p, state.y)
         if best is None or key > best[0]:
             best = (key, state)
-        if time.monotonic() - start > time_limit / 2:
-            break
     assert best is not None
     state = best[1]
+    # a cheaper layout of the same placement by LP (engine.refine) for the workloads it can move,
+    # exact one-by-one re-placement for the others (engine.repair), then room that freed is offered
+    # to what is still unplaced; twice while time allows
+    from engine.refine import flexible_workloads
+    from engine.repair import improve_placed
+
+    for _ in range(2):
+        budget = time_limit - (time.monotonic() - start)
+        if budget < 0.5:
+            break
+        y = refine_cost(p, state.y, time_limit=0.5 * budget)
+        if y is state.y:
+            break
+        state = Residual.from_y(p, y)
+        budget = time_limit - (time.monotonic() - start)
+        improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.3 * budget)
+        budget = time_limit - (time.monotonic() - start)
+        repair_unplaced(p, state, deadline=time.monotonic() + 0.3 * budget)
     y = state.y
     pair_prio = p.priority[p.pair_w]
     levels = [

@@ -532,8 +532,28 @@ def restrict(
 def usage(problem: Problem, y: np.ndarray, workloads: np.ndarray | None = None) -> np.ndarray:
     """(C, R) solver units used by ``y`` (optionally only by the given workloads mask)."""
     p = problem
-    sel = np.ones(p.num_pairs, dtype=bool) if workloads is None else workloads[p.pair_w]
+    on = np.nonzero(y)[0]  # only pairs that carry replicas matter
+    if workloads is not None:
+        on = on[workloads[p.pair_w[on]]]
     used = np.zeros((p.num_clusters, len(p.resource_names)), dtype=np.int64)
     for r in range(len(p.resource_names)):
-        np.add.at(used[:, r], p.pair_c[sel], y[sel] * p.request[p.pair_w[sel], r])
+        np.add.at(used[:, r], p.pair_c[on], y[on] * p.request[p.pair_w[on], r])
     return used
+
+
+def keep_pairs(problem: Problem, mask: np.ndarray) -> Problem:
+    """The same problem over the pairs where ``mask`` is true (a candidate list for small solves)."""
+    from dataclasses import replace
+
+    p = problem
+    return replace(
+        p,
+        pair_w=p.pair_w[mask],
+        pair_c=p.pair_c[mask],
+        pair_ub=p.pair_ub[mask],
+        pair_tier=p.pair_tier[mask],
+        pair_cost=p.pair_cost[mask],
+        pair_latency=p.pair_latency[mask],
+        pair_preference=p.pair_preference[mask],
+        pair_prefer_no_schedule=p.pair_prefer_no_schedule[mask],
+    )

@@ -1,0 +1,279 @@
+"""Cost refinement at a fixed placement: an LP over the flexible workloads, then rounding.
+
+Construction (:mod:`engine.large`) decides *which* workloads are placed; this
+step moves their replicas to where the weighted objective is lowest without
+changing the replicas placed at any priority and without a worse tier sum:
+
+1. Workloads whose placement is a plain split (Divided, no per-cluster
+   minimum above 1, no cluster count, spread or co-location, not Aggregated)
+   are *flexible*; every other workload keeps its replicas and its usage is
+   taken off capacity and quota.
+2. An LP (HiGHS dual simplex through scipy) minimises the weighted cost of the
+   flexible workloads: ``sum_c y[w, c] = replicas[w]``, capacity and quota
+   per resource, ``tier <= tier now``, over each workload's cheapest
+   candidate pairs plus those it uses now; columns with a negative reduced
+   cost are added and the LP re-solved (column generation, a few rounds).
+3. Rounding: floor every ``y``, then place each workload's missing replicas
+   one by one on its cheapest pair that still has room. If any workload
+   cannot be completed, or the result is not better in the order of section
+   3, the placement is returned unchanged: refinement never makes a plan worse.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from engine.lp import pair_weights
+from engine.problem import UNLIMITED, Problem, usage
+
+__all__ = ["flexible_workloads", "refine_cost"]
+
+_CANDIDATES = 12
+_BIG = 2**62
+
+
+def flexible_workloads(problem: Problem) -> np.ndarray:
+    """(W,) bool: workloads whose replicas may be moved freely between their pairs."""
+    p = problem
+    pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
+    flex = ~p.duplicated & ~p.aggregated & (p.min_per <= 1) & (p.count_min <= 1) & (p.count_max >= pairs)
+    flex &= np.array([not p.group_spread[g] for g in p.group], dtype=bool)
+    for arr in (p.affinity_from, p.affinity_to, p.anti_a, p.anti_b):
+        flex[arr] = False
+    return flex
+
+
+def _candidates(p: Problem, cols_ok: np.ndarray, score: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """Pair indices: the ``k`` cheapest eligible pairs of each flexible workload, and those in use."""
+    idx = np.nonzero(cols_ok)[0]
+    order = idx[np.lexsort((score[idx], p.pair_w[idx]))]
+    w_sorted = p.pair_w[order]
+    first = np.searchsorted(w_sorted, w_sorted, side="left")
+    rank = np.arange(len(order)) - first
+    keep = order[(rank < k) | (y[order] > 0)]
+    return np.sort(keep)
+
+
+def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rounds: int = 3) -> np.ndarray:
+    """A placement with the same replicas per workload and a lower weighted cost, or ``y`` itself.
+
+    *Free* workloads (see :func:`flexible_workloads`) may use any of their pairs.
+    Workloads with cluster counts, per-cluster bounds, spread without skew,
+    Aggregated division or co-location keep their *set* of clusters (so those
+    constraints keep holding) but may move replicas between those clusters.
+    Duplicated workloads and spread with ``maxSkew`` keep their placement.
+    """
+    p = problem
+    placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    free = flexible_workloads(p) & placed
+    skewed = np.array([any(r.max_skew is not None for r in p.group_spread[g]) for g in p.group], dtype=bool)
+    semi = placed & ~free & ~p.duplicated & ~skewed
+    movable = free | semi
+    if not movable.any():
+        return y
+    allowed = free[p.pair_w] | (semi[p.pair_w] & (y > 0))
+    lower = np.where(semi[p.pair_w] & (y > 0), np.maximum(p.min_per[p.pair_w], 1), 0)
+    result = _column_generation(p, y, movable, free, lower, time_limit=time_limit, rounds=rounds)
+    if result is None:
+        return y
+    x, cols, cap, quota, weight = result
+    out = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi)
+    if out is None:
+        return y
+    before = (float((y * p.pair_tier).sum()), float((y * weight).sum()))
+    after = (float((out * p.pair_tier).sum()), float((out * weight).sum()))
+    return out if after < before else y
+
+
+def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float | None:
+    """A lower bound on the weighted per-replica cost of any plan placing the same workloads.
+
+    The LP relaxation with the placed set fixed, every placed workload free to
+    split (spread, bounds, counts and co-location relaxed, which only lowers
+    the minimum), capacity and quota kept, tier no worse; solved to optimality
+    by column generation. ``None`` when the LP did not finish.
+    """
+    placed = np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
+    pp = problem
+    lower = np.zeros(pp.num_pairs, dtype=np.int64)
+    # valid cuts for any plan with the same replicas per workload: with at least k clusters
+    # (count or spread groups), no cluster holds more than replicas - (k - 1) * minPerCluster
+    k = np.maximum(pp.count_min, np.array([max([r.min_groups for r in pp.group_spread[g]] or [1]) for g in pp.group]))
+    cut = pp.replicas - (k - 1) * np.maximum(pp.min_per, 1)
+    upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
+                     np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))
+    totals = np.bincount(pp.pair_w, weights=y, minlength=pp.num_workloads).astype(np.int64)
+    result = _column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, time_limit=time_limit,
+                                rounds=50, exact=True)
+    if result is None:
+        return None
+    x, _, _, _, weight = result
+    return float((x * weight).sum())
+
+
+def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
+                       *, time_limit: float, rounds: int, exact: bool = False, upper: np.ndarray | None = None,
+                       totals: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+    """LP over the pairs of ``flex`` workloads; only ``free`` ones get new columns by pricing."""
+    start = time.monotonic()
+    p = problem
+    n_r = len(p.resource_names)
+    placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    pair_flex = flex[p.pair_w]
+    weight = pair_weights(p)
+    # capacity and quota left by the workloads that keep their placement
+    fixed_w = placed & ~flex
+    cap = np.where(p.capacity == UNLIMITED, UNLIMITED, p.capacity - usage(p, y, fixed_w))
+    quota = p.quota.copy()
+    for t in range(len(p.tenant_names)):
+        mine = fixed_w[p.pair_w] & (p.tenant[p.pair_w] == t)
+        for r in range(n_r):
+            if quota[t, r] != UNLIMITED:
+                quota[t, r] -= int((y[mine] * p.request[p.pair_w[mine], r]).sum())
+    tier_now = float((y[pair_flex] * p.pair_tier[pair_flex]).sum())
+
+    pair_free = free[p.pair_w]
+    cols = np.union1d(_candidates(p, pair_free & (p.pair_ub > 0), weight, y, _CANDIDATES),
+                      np.nonzero(pair_flex & ~pair_free & (y > 0))[0])
+    flex_ids = np.nonzero(flex)[0]
+    row_of_w = np.full(p.num_workloads, -1, dtype=np.int64)
+    row_of_w[flex_ids] = np.arange(len(flex_ids))
+    lim_c = [np.nonzero(cap[:, r] != UNLIMITED)[0] for r in range(n_r)]
+    lim_t = [np.nonzero(quota[:, r] != UNLIMITED)[0] for r in range(n_r)]
+
+    solution = None
+    converged = False
+    for _ in range(rounds):
+        if time.monotonic() - start > time_limit:
+            break
+        solution = _solve_lp(p, cols, row_of_w, len(flex_ids), cap, quota, lim_c, lim_t, weight, tier_now, lower,
+                             p.pair_ub if upper is None else upper, p.replicas if totals is None else totals)
+        if solution is None:
+            return None
+        _, duals = solution
+        # pricing: reduced cost of every flexible pair not yet a column
+        u_w, v_cap, v_quota, v_tier = duals
+        reduced = weight - u_w[row_of_w[p.pair_w]] - v_tier * p.pair_tier
+        for r in range(n_r):
+            price = np.zeros(p.num_clusters)
+            price[lim_c[r]] = v_cap[r]
+            reduced -= p.request[p.pair_w, r] * price[p.pair_c]
+            qprice = np.zeros(max(len(p.tenant_names), 1))
+            if len(lim_t[r]):
+                qprice[lim_t[r]] = v_quota[r]
+            has_t = p.tenant[p.pair_w] >= 0
+            reduced[has_t] -= p.request[p.pair_w[has_t], r] * qprice[p.tenant[p.pair_w[has_t]]]
+        new = pair_free & (p.pair_ub > 0) & (reduced < -1e-7)
+        new[cols] = False
+        if not new.any():
+            converged = True
+            break
+        cols = np.union1d(cols, _candidates(p, new, reduced, np.zeros_like(y), _CANDIDATES))
+    if solution is None or (exact and not converged):
+        return None
+    return solution[0], cols, cap, quota, weight
+
+
+def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_now, lower, upper,  # type: ignore[no-untyped-def]
+              totals):
+    n = len(cols)
+    cw = p.pair_w[cols]
+    a_eq = sp.csr_matrix((np.ones(n), (row_of_w[cw], np.arange(n))), shape=(n_rows, n))
+    b_eq = totals[np.nonzero(row_of_w >= 0)[0]].astype(float)
+    blocks = []
+    rhs = []
+    n_r = len(p.resource_names)
+    for r in range(n_r):
+        coef = p.request[cw, r].astype(float)
+        pos = np.full(p.num_clusters, -1)
+        pos[lim_c[r]] = np.arange(len(lim_c[r]))
+        rows = pos[p.pair_c[cols]]
+        ok = (rows >= 0) & (coef > 0)
+        blocks.append(sp.csr_matrix((coef[ok], (rows[ok], np.nonzero(ok)[0])), shape=(len(lim_c[r]), n)))
+        rhs.append(np.maximum(cap[lim_c[r], r], 0).astype(float))
+    for r in range(n_r):
+        coef = p.request[cw, r].astype(float)
+        pos = np.full(max(len(p.tenant_names), 1), -1)
+        pos[lim_t[r]] = np.arange(len(lim_t[r]))
+        t = p.tenant[cw]
+        rows = np.where(t >= 0, pos[np.maximum(t, 0)], -1)
+        ok = (rows >= 0) & (coef > 0)
+        blocks.append(sp.csr_matrix((coef[ok], (rows[ok], np.nonzero(ok)[0])), shape=(len(lim_t[r]), n)))
+        rhs.append(np.maximum(quota[lim_t[r], r], 0).astype(float))
+    blocks.append(sp.csr_matrix(p.pair_tier[cols].astype(float)[None, :]))
+    rhs.append(np.array([tier_now]))
+    a_ub = sp.vstack(blocks).tocsr()
+    b_ub = np.concatenate(rhs)
+    bounds = np.stack([lower[cols].astype(float), upper[cols].astype(float)], axis=1)
+    res = linprog(weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
+                  method="highs-ds", options={"presolve": True})
+    if res.status != 0:
+        return None
+    marg = res.ineqlin.marginals
+    v_cap, v_quota = [], []
+    k = 0
+    for r in range(n_r):
+        v_cap.append(marg[k:k + len(lim_c[r])])
+        k += len(lim_c[r])
+    for r in range(n_r):
+        v_quota.append(marg[k:k + len(lim_t[r])])
+        k += len(lim_t[r])
+    v_tier = float(marg[k])
+    x = np.zeros(p.num_pairs)
+    x[cols] = res.x
+    return x, (res.eqlin.marginals, v_cap, v_quota, v_tier)
+
+
+def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ignore[no-untyped-def]
+    """Round the LP workload by workload: take what the LP gives (floored) where it still fits, then
+    complete on the cheapest allowed pairs with room. Workloads in ``first`` (fixed cluster sets)
+    and those with the fewest options go first; ``None`` if one cannot be completed."""
+    out = np.where(flex[p.pair_w], 0, y).astype(np.int64)
+    target = np.zeros(p.num_pairs, dtype=np.int64)
+    target[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
+    room_c = np.where(cap == UNLIMITED, _BIG, cap).astype(np.int64)
+    room_q = np.where(quota == UNLIMITED, _BIG, quota).astype(np.int64)
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    todo = np.nonzero(flex)[0]
+    options = np.bincount(p.pair_w[allowed], minlength=p.num_workloads)
+    for w in todo[np.lexsort((options[todo], ~first[todo]))].tolist():
+        lo, hi = int(starts[w]), int(starts[w + 1])
+        req = p.request[w]
+        used_r = np.nonzero(req > 0)[0]
+        t = int(p.tenant[w])
+        if t >= 0 and (int(p.replicas[w]) * req > room_q[t]).any():
+            return None
+        pcs = p.pair_c[lo:hi]
+        fit = p.pair_ub[lo:hi].copy()
+        for r in used_r.tolist():
+            fit = np.minimum(fit, room_c[pcs, r] // int(req[r]))
+        fit = np.where(allowed[lo:hi], np.maximum(fit, 0), 0)
+        ys = np.minimum(target[lo:hi], fit)
+        missing = int(p.replicas[w]) - int(ys.sum())
+        if missing < 0:  # the LP never gives more than replicas; keep it exact anyway
+            ys = np.zeros_like(ys)
+            missing = int(p.replicas[w])
+        if missing:
+            order = np.argsort(p.pair_tier[lo:hi] * 1e9 + weight[lo:hi], kind="stable")
+            for i in order.tolist():
+                add = min(int(fit[i] - ys[i]), missing)
+                if add > 0:
+                    ys[i] += add
+                    missing -= add
+                if missing == 0:
+                    break
+        if missing:
+            return None
+        lb = np.where(allowed[lo:hi] & (y[lo:hi] > 0) & first[w], np.maximum(int(p.min_per[w]), 1), 0)
+        if ((ys > 0) & (ys < int(p.min_per[w]))).any() or (ys < lb).any():
+            return None  # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
+        out[lo:hi] = ys
+        for r in used_r.tolist():
+            np.subtract.at(room_c[:, r], pcs, ys * int(req[r]))
+        if t >= 0:
+            room_q[t] -= int(ys.sum()) * req
+    return out

@@ -1,0 +1,219 @@
+"""Repair: place what construction left out with small exact solves.
+
+Construction (:mod:`engine.large`) places workloads one at a time with a fast
+rule, which can fail where a placement exists: a follower (``affinity``) finds
+its partner's clusters full, or a workload with bounds, counts or spread needs
+a combination the rule does not try. For each unplaced workload, highest
+priority first, :func:`repair_unplaced` takes a small *neighbourhood* — the
+workload, its affinity partners and the partners' placed followers — gives
+back their capacity, and solves that neighbourhood exactly with CP-SAT
+against the residual capacity and quota. The result is kept only when every
+workload of the neighbourhood that was placed stays placed and the new one is
+placed too; otherwise the old placement is put back. Every step keeps the
+plan valid, and no placed replica of any priority is lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.large import Residual, pair_score
+from engine.problem import UNLIMITED, Problem, keep_pairs, restrict
+
+__all__ = ["improve_placed", "release", "repair_unplaced"]
+
+
+def release(problem: Problem, state: Residual, w: int) -> np.ndarray:
+    """Take workload ``w`` out of ``state``; returns its replicas per pair (to put back)."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    old = state.y[lo:hi].copy()
+    if old.any():
+        state.take(problem, w, -old)
+        state.y[lo:hi] = 0
+    return old
+
+
+def _neighbourhood(p: Problem, w: int, placed: np.ndarray) -> list[int]:
+    hood = {w}
+    partners = p.affinity_to[p.affinity_from == w].tolist()
+    hood.update(partners)
+    for v in partners:
+        followers = p.affinity_from[p.affinity_to == v].tolist()
+        hood.update(f for f in followers if placed[f])
+    return sorted(hood)
+
+
+def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_solve: float = 1.0) -> int:
+    """Place unplaced workloads of ``state`` by exact neighbourhood solves; returns how many were added."""
+    p = problem
+    added = 0
+    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    has_pairs = np.diff(state.starts) > 0
+    todo = np.nonzero(~placed & has_pairs)[0]
+    todo = todo[np.lexsort((p.replicas[todo], -p.priority[todo]))]
+    for w in todo.tolist():
+        if time.monotonic() > deadline:
+            break
+        if placed[w]:
+            continue
+        # first alone (partners stay where they are), then with the partners free to move
+        if _try(p, state, [w], placed, deadline, per_solve):
+            added += 1
+            continue
+        hood = _neighbourhood(p, w, placed)
+        if len(hood) == 1:
+            continue
+        if _try(p, state, hood, placed, deadline, per_solve):
+            added += 1
+    return added
+
+
+def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
+         per_solve: float) -> bool:
+    """Solve ``hood`` exactly with every member placed; commit it to ``state`` when that works."""
+    saved = {v: release(p, state, v) for v in hood if placed[v]}
+    keep = np.zeros(p.num_workloads, dtype=bool)
+    keep[hood] = True
+    capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
+    quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
+    sub = restrict(p, keep, capacity=capacity, quota=quota)
+    _block_outside(p, sub, hood, state, placed)
+    sub = keep_pairs(sub, _candidate_pairs(p, sub, hood, saved))
+    remaining = deadline - time.monotonic()
+    y_sub = _solve_all_placed(sub, time_limit=max(min(per_solve, remaining), 0.05))
+    if y_sub is None:
+        for v, ys in saved.items():
+            state.take(p, v, ys)
+        return False
+    for i, v in enumerate(hood):
+        lo, hi = int(state.starts[v]), int(state.starts[v + 1])
+        mine = sub.pair_w == i
+        ys = np.zeros(hi - lo, dtype=np.int64)
+        # sub's pairs of v are a subset of v's pairs, both sorted by cluster
+        ys[np.searchsorted(p.pair_c[lo:hi], sub.pair_c[mine])] = y_sub[mine]
+        if ys.any():
+            state.take(p, v, ys)
+            placed[v] = True
+    return True
+
+
+#: candidate clusters per workload in a neighbourhood solve, besides those it and its partners use
+CANDIDATES = 24
+
+
+def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int, np.ndarray]) -> np.ndarray:
+    """Pairs of ``sub`` worth offering: the cheapest with room, where the neighbourhood runs now,
+    the best two of every spread group, and every pair of a broadcast."""
+    score = pair_score(sub)
+    open_ = sub.pair_ub > 0
+    keep = np.zeros(sub.num_pairs, dtype=bool)
+    now = np.zeros(p.num_clusters, dtype=bool)
+    for v, ys in saved.items():
+        lo = int(np.searchsorted(p.pair_w, v, side="left"))
+        now[p.pair_c[lo:lo + len(ys)][ys > 0]] = True
+    for i in range(len(hood)):
+        lo = int(np.searchsorted(sub.pair_w, i, side="left"))
+        hi = int(np.searchsorted(sub.pair_w, i, side="right"))
+        if sub.broadcast[i]:
+            keep[lo:hi] = True
+            continue
+        cand = np.nonzero(open_[lo:hi])[0]
+        order = cand[np.argsort(score[lo:hi][cand], kind="stable")]
+        keep[lo + order[:CANDIDATES]] = True
+        keep[lo:hi] |= now[sub.pair_c[lo:hi]] & open_[lo:hi]
+        for rule in sub.group_spread[int(sub.group[i])]:
+            groups = rule.group_of[sub.pair_c[lo:hi][order]]
+            for gid in np.unique(groups):
+                keep[lo + order[groups == gid][:2]] = True
+    return keep
+
+
+def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
+    """Replicas per pair placing *every* workload of ``sub`` at the lowest weighted cost, or ``None``.
+
+    One CP-SAT call instead of the level-by-level solve: in a neighbourhood the
+    priority levels are decided (all placed), so only feasibility and cost remain.
+    """
+    from ortools.sat.python import cp_model
+
+    from engine.model import compile_model
+    from engine.solve import _set_objective
+
+    compiled = compile_model(sub)
+    model = compiled.model
+    for placed in compiled.ctx.placed:
+        model.add(placed == 1)
+    _set_objective(model, compiled.levels[-1])
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit
+    solver.parameters.num_workers = 1
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]
+
+
+def _block_outside(p: Problem, sub: Problem, hood: list[int], state: Residual, placed: np.ndarray) -> None:
+    """Keep co-location with workloads outside the neighbourhood: follow them, or avoid them."""
+    inside = set(hood)
+    for i, v in enumerate(hood):
+        lo = int(np.searchsorted(sub.pair_w, i, side="left"))
+        hi = int(np.searchsorted(sub.pair_w, i, side="right"))
+        clusters = sub.pair_c[lo:hi]
+        allow = np.ones(hi - lo, dtype=bool)
+        for u in p.affinity_to[p.affinity_from == v].tolist():
+            if u not in inside:
+                allow &= np.isin(clusters, _clusters_of(p, state, u))
+        for arr_a, arr_b in ((p.anti_a, p.anti_b), (p.anti_b, p.anti_a)):
+            for u in arr_b[arr_a == v].tolist():
+                if u not in inside and placed[u]:
+                    allow &= ~np.isin(clusters, _clusters_of(p, state, u))
+        sub.pair_ub[lo:hi][~allow] = 0
+
+
+def _clusters_of(p: Problem, state: Residual, w: int) -> np.ndarray:
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    return p.pair_c[lo:hi][state.y[lo:hi] > 0]
+
+
+def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, deadline: float) -> int:
+    """Re-place ``workloads`` one at a time, exactly, where that is cheaper; returns how many moved.
+
+    For workloads the LP cannot move (cluster counts, spread, Duplicated): each
+    is taken out and solved alone against the residual capacity and quota
+    (every constraint of its own, co-location with the rest kept), and the new
+    placement is kept only when its (tier, weighted cost) is lower. Largest
+    excess cost over the cheapest possible first, until ``deadline``.
+    """
+    from engine.lp import pair_weights
+
+    p = problem
+    weight = pair_weights(p)
+    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    has_followers = np.zeros(p.num_workloads, dtype=bool)
+    has_followers[p.affinity_to[placed[p.affinity_from]]] = True
+    cost = np.bincount(p.pair_w, weights=state.y * weight, minlength=p.num_workloads)
+    order = np.lexsort((weight, p.pair_w))
+    first = np.minimum(np.searchsorted(p.pair_w[order], np.arange(p.num_workloads)), max(len(order) - 1, 0))
+    cheapest = weight[order[first]] if len(order) else np.zeros(p.num_workloads)
+    excess = cost - cheapest * np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads)
+    todo = np.nonzero(workloads & placed & ~has_followers & (excess > 1e-9))[0]
+    moved = 0
+    for w in todo[np.argsort(-excess[todo], kind="stable")].tolist():
+        if time.monotonic() > deadline:
+            break
+        lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+        old = state.y[lo:hi].copy()
+        old_key = (float((old * p.pair_tier[lo:hi]).sum()), float((old * weight[lo:hi]).sum()))
+        if not _try(p, state, [w], placed, deadline, 0.5):
+            continue
+        new = state.y[lo:hi]
+        new_key = (float((new * p.pair_tier[lo:hi]).sum()), float((new * weight[lo:hi]).sum()))
+        if new_key < (old_key[0], old_key[1] - 1e-9):
+            moved += 1
+        else:
+            release(p, state, w)
+            state.take(p, w, old)
+    return moved
