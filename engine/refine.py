@@ -98,6 +98,8 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     by column generation. ``None`` when the LP did not finish.
     """
     placed = np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
+    if not placed.any():
+        return 0.0
     pp = problem
     lower = np.zeros(pp.num_pairs, dtype=np.int64)
     # valid cuts for any plan with the same replicas per workload: with at least k clusters
@@ -181,6 +183,8 @@ def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: 
 def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_now, lower, upper,  # type: ignore[no-untyped-def]
               totals):
     n = len(cols)
+    if n == 0:
+        return None
     cw = p.pair_w[cols]
     a_eq = sp.csr_matrix((np.ones(n), (row_of_w[cw], np.arange(n))), shape=(n_rows, n))
     b_eq = totals[np.nonzero(row_of_w >= 0)[0]].astype(float)

@@ -1,0 +1,79 @@
+"""The large-instance path: construction, exact repair, LP refinement; always valid, never worse."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+
+from engine.bundle import Bundle
+from engine.large import Residual, solve_large
+from engine.lp import pair_weights
+from engine.planner import plan_from_solution
+from engine.problem import build_problem
+from engine.refine import cost_bound_at, refine_cost
+from engine.repair import repair_unplaced
+from engine.solve import solve_problem
+from engine.verify import verify
+from tests.builders import bundle_of, cluster, policy, workload
+from tests.test_property import fleets
+
+
+def _per_workload(problem, y):  # type: ignore[no-untyped-def]
+    return np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads)
+
+
+def test_refine_moves_replicas_to_cheaper_clusters_without_changing_placement() -> None:
+    # construction order: "first" grabs the cheap cluster although "second" saves more there
+    docs = [cluster("cheap", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
+            cluster("dear", capacity={"cpu": "8"}, price={"cpu": "1"}),
+            workload("first", 2, cpu="1"), workload("second", 2, cpu="1", resources={"cpu": "1", "memory": "1Gi"})]
+    problem = build_problem(bundle_of(*docs))
+    y = np.zeros(problem.num_pairs, dtype=np.int64)
+    # a valid but poor layout: both on "dear"
+    for i in range(problem.num_pairs):
+        if problem.cluster_names[problem.pair_c[i]] == "dear":
+            y[i] = 2
+    better = refine_cost(problem, y)
+    weight = pair_weights(problem)
+    assert (better * weight).sum() < (y * weight).sum()
+    assert (_per_workload(problem, better) == _per_workload(problem, y)).all()
+    bound = cost_bound_at(problem, better)
+    assert bound is not None and bound <= (better * weight).sum() + 1e-6
+
+
+def test_repair_moves_partner_so_follower_fits() -> None:
+    # the partner sits where its follower has no room; repair moves both to the big cluster
+    docs = [cluster("small", capacity={"cpu": "1"}, price={"cpu": "0"}),
+            cluster("big", capacity={"cpu": "8"}, price={"cpu": "0.5"}),
+            policy("near-db", affinity={"workloads": ["db"]}),
+            workload("db", 1, cpu="1"), workload("api", 2, cpu="1", policy="near-db")]
+    bundle = bundle_of(*docs)
+    problem = build_problem(bundle)
+    state = Residual.empty(problem)
+    db = problem.workload_keys.index("default/db")
+    lo = int(state.starts[db])
+    ys = (problem.pair_c[lo:int(state.starts[db + 1])] == problem.cluster_names.index("small")).astype(np.int64)
+    state.take(problem, db, ys)
+    import time
+
+    added = repair_unplaced(problem, state, deadline=time.monotonic() + 10)
+    assert added == 1
+    got = _per_workload(problem, state.y)
+    assert (got == problem.replicas).all()
+    plan = plan_from_solution(problem, solve_problem(problem), input_digest="x")
+    assert verify(bundle, plan) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fleets(max_clusters=6, max_workloads=6, max_replicas=4))
+def test_large_path_plans_verify_and_bound_holds(bundle: Bundle) -> None:
+    problem = build_problem(bundle)
+    solution = solve_large(problem, time_limit=5)
+    plan = plan_from_solution(problem, solution, input_digest="x")
+    assert verify(bundle, plan) == []
+    exact = solve_problem(problem, time_limit=10)
+    if exact.status == "Optimal" and (_per_workload(problem, exact.y) == _per_workload(problem, solution.y)).all():
+        # at the same placement, the LP bound never exceeds the optimum's per-replica cost
+        bound = cost_bound_at(problem, solution.y)
+        assert bound is not None
+        assert bound <= float((exact.y * pair_weights(problem)).sum()) + 1e-6
