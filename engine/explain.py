@@ -10,6 +10,8 @@ solves answer the "could it fit" questions exactly.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from engine.plan import Reason
@@ -26,17 +28,45 @@ def _names(problem: Problem, clusters: np.ndarray) -> list[str]:
     return [problem.cluster_names[c] for c in clusters.tolist()]
 
 
-def _fits(problem: Problem, w: int, **overrides: object) -> bool:
-    """Whether ``w`` alone can be placed under the given capacity/quota overrides."""
-    from engine.solve import solve_problem
+def _fits(problem: Problem, w: int, until: float, **overrides: object) -> bool:
+    """Whether ``w`` alone can be placed under the given capacity/quota overrides.
+
+    Exact: arithmetic for a plain split, a small CP-SAT solve otherwise (total
+    room only, once the monotonic clock passes ``until``).
+    """
+    from ortools.sat.python import cp_model
+
+    from engine.model import compile_model
 
     keep = np.zeros(problem.num_workloads, dtype=bool)
     keep[w] = True
     sub = restrict(problem, keep, **overrides)  # type: ignore[arg-type]
-    if sub.num_pairs == 0:
+    if sub.num_pairs == 0 or not sub.pair_ub.any():
         return False
-    solution = solve_problem(sub, time_limit=2.0, workers=1)
-    return bool(solution.y.sum() > 0)
+    if _plain(sub) or time.monotonic() > until:
+        # a plain split fits exactly when the pairs' room adds up to its replicas (and quota allows)
+        t = int(sub.tenant[0])
+        need = int(sub.replicas[0]) * sub.request[0]
+        if t >= 0 and ((sub.quota[t] != UNLIMITED) & (need > sub.quota[t])).any():
+            return False
+        return int(sub.pair_ub.sum()) >= int(sub.replicas[0])
+    compiled = compile_model(sub)
+    compiled.model.add(compiled.ctx.placed[0] == 1)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = 2.0
+    solver.parameters.num_workers = 1
+    return solver.solve(compiled.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+
+
+def _plain(sub: Problem) -> bool:
+    """One Divided workload with no per-cluster minimum, cluster count or spread."""
+    return bool(
+        not sub.duplicated[0]
+        and sub.min_per[0] <= 1
+        and sub.count_min[0] <= 1
+        and sub.count_max[0] >= sub.num_pairs
+        and not sub.group_spread[int(sub.group[0])]
+    )
 
 
 def _copies(problem: Problem, w: int) -> int:
@@ -82,15 +112,25 @@ def _base_free(problem: Problem, used: np.ndarray | None = None) -> np.ndarray:
     return np.where(base == UNLIMITED, UNLIMITED, base - used * problem.resource_scale)
 
 
-def explain_unplaced(problem: Problem, y: np.ndarray, status: str) -> dict[int, list[Reason]]:
-    """Reasons for every workload that ``y`` leaves unplaced."""
+def explain_unplaced(
+    problem: Problem, y: np.ndarray, status: str, *, time_limit: float = 20.0
+) -> dict[int, list[Reason]]:
+    """Reasons for every workload that ``y`` leaves unplaced.
+
+    Whether a workload with bounds, counts or spread "fits" is decided by a
+    small exact solve; past ``time_limit`` seconds (fleets with thousands of
+    unplaced workloads) it is decided by the pairs' total room instead, which
+    can only call a "does not fit" case "fits" — the reason is then the later,
+    more specific one of the sequence — never the other way round.
+    """
     p = problem
     placed_replicas = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads)
     placed = placed_replicas > 0
     out: dict[int, list[Reason]] = {}
     cache: dict[object, np.ndarray] = {}
+    until = time.monotonic() + time_limit
     for w in np.nonzero(~placed)[0].tolist():
-        out[w] = _explain_one(p, w, y, placed, status, cache)
+        out[w] = _explain_one(p, w, y, placed, status, cache, until)
     return out
 
 
@@ -108,7 +148,7 @@ def _taken(p: Problem, y: np.ndarray, placed: np.ndarray, above: int | None,
 
 
 def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str,
-                 cache: dict[object, np.ndarray]) -> list[Reason]:
+                 cache: dict[object, np.ndarray], until: float) -> list[Reason]:
     ctx = p.context
     eligible = p.first_reason[w] == -1
     if not eligible.any():
@@ -162,8 +202,8 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
                     f"{format_quantity(name, need * scale)}"))]
 
     full = p.capacity
-    if not len(pair_clusters) or not _fits(p, w):
-        if len(pair_clusters) and _fits(p, w, drop_spread=True):
+    if not len(pair_clusters) or not _fits(p, w, until):
+        if len(pair_clusters) and _fits(p, w, until, drop_spread=True):
             rules = p.group_spread[int(p.group[w])]
             parts = []
             for rule in rules:
@@ -208,13 +248,13 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     higher = placed & (p.priority > p.priority[w])
     used_hi, quota_hi = _taken(p, y, placed, int(p.priority[w]), cache)
     resid_hi = np.where(full == UNLIMITED, UNLIMITED, full - used_hi)
-    if not _fits(p, w, capacity=resid_hi, quota=quota_hi):
-        by_quota = _fits(p, w, capacity=resid_hi)
+    if not _fits(p, w, until, capacity=resid_hi, quota=quota_hi):
+        by_quota = _fits(p, w, until, capacity=resid_hi)
         return [_out_prioritized(p, w, y, higher, elig_idx, by_quota=by_quota)]
 
     used_all, quota_all = _taken(p, y, placed, None, cache)
     resid_all = np.where(full == UNLIMITED, UNLIMITED, full - used_all)
-    if not _fits(p, w, quota=quota_all):
+    if not _fits(p, w, until, quota=quota_all):
         r, limit, used_q, need = _tight_quota(p, w, quota_all)
         name = p.resource_names[r]
         scale = int(p.resource_scale[r])
@@ -222,7 +262,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
             f"tenant {p.tenant_names[t]} {name} quota {format_quantity(name, limit * scale)}: "
             f"{format_quantity(name, used_q * scale)} in use by placed workloads; "
             f"{format_quantity(name, need * scale)} needed"))]
-    if not _fits(p, w, capacity=resid_all):
+    if not _fits(p, w, until, capacity=resid_all):
         return [Reason(code="InsufficientCapacity",
                        message=_shortfall(p, w, _base_free(p, used_all), eligible,
                                           " after placing workloads of equal priority"),
@@ -238,7 +278,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
             vs = p.pairs_of(v)
             taken.update(p.pair_c[vs][y[vs] > 0].tolist())
         blocked[list(taken)] = 0
-        if not _fits(p, w, capacity=blocked):
+        if not _fits(p, w, until, capacity=blocked):
             return [Reason(code="AntiAffinityConflict", message=(
                 "must not share a cluster with "
                 + ", ".join(p.workload_keys[v] for v in partners)

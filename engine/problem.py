@@ -17,6 +17,7 @@ coefficients small and capacity checks exact (``floor(cap / g)``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -117,15 +118,24 @@ class Problem:
     def num_pairs(self) -> int:
         return len(self.pair_w)
 
+    @cached_property
+    def pair_starts(self) -> np.ndarray:
+        """(W + 1,) pairs of workload ``w`` are ``pair_starts[w]:pair_starts[w + 1]``."""
+        return np.searchsorted(self.pair_w, np.arange(self.num_workloads + 1, dtype=self.pair_w.dtype))
+
+    @cached_property
+    def pair_keys(self) -> np.ndarray:
+        """(P,) sorted ``w * C + c`` of every pair, for lookups by (workload, cluster)."""
+        return self.pair_w.astype(np.int64) * self.num_clusters + self.pair_c
+
     def pairs_of(self, w: int) -> slice:
         """The slice of pairs that belong to workload ``w`` (pairs are sorted)."""
-        lo = int(np.searchsorted(self.pair_w, w, side="left"))
-        hi = int(np.searchsorted(self.pair_w, w, side="right"))
-        return slice(lo, hi)
+        starts = self.pair_starts
+        return slice(int(starts[w]), int(starts[w + 1]))
 
     def pair_index(self, w: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Pair index of each (w, c), or -1 where the pair is not eligible."""
-        keys = self.pair_w.astype(np.int64) * self.num_clusters + self.pair_c
+        keys = self.pair_keys
         want = np.asarray(w, dtype=np.int64) * self.num_clusters + np.asarray(c, dtype=np.int64)
         pos = np.searchsorted(keys, want)
         pos_ok = np.minimum(pos, max(len(keys) - 1, 0))
@@ -459,7 +469,14 @@ def restrict(
     new_of_old = np.full(p.num_workloads, -1, dtype=np.int64)
     new_of_old[keep_idx] = np.arange(len(keep_idx))
     cap = p.capacity if capacity is None else capacity
-    pair_keep = keep[p.pair_w]
+    if len(keep_idx) <= 64:
+        # a few workloads (explanations, repairs): slice their pairs instead of masking all of them
+        lo = p.pair_starts[keep_idx]
+        hi = p.pair_starts[keep_idx + 1]
+        pair_keep = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+                                   or [np.zeros(0, dtype=np.int64)])
+    else:
+        pair_keep = np.nonzero(keep[p.pair_w])[0]
     pw = new_of_old[p.pair_w[pair_keep]].astype(np.int32)
     pc = p.pair_c[pair_keep]
     ub = p.pair_ub[pair_keep].copy()

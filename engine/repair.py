@@ -111,7 +111,7 @@ def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int,
     keep = np.zeros(sub.num_pairs, dtype=bool)
     now = np.zeros(p.num_clusters, dtype=bool)
     for v, ys in saved.items():
-        lo = int(np.searchsorted(p.pair_w, v, side="left"))
+        lo = int(p.pair_starts[v])
         now[p.pair_c[lo:lo + len(ys)][ys > 0]] = True
     for i in range(len(hood)):
         lo = int(np.searchsorted(sub.pair_w, i, side="left"))
