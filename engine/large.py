@@ -69,6 +69,9 @@ class Residual:
             state.quota[t] -= (state.y[mine, None] * p.request[p.pair_w[mine]]).sum(axis=0)
         return state
 
+    def copy(self) -> Residual:
+        return Residual(self.capacity.copy(), self.quota.copy(), self.y.copy(), self.starts)
+
     def take(self, problem: Problem, w: int, ys: np.ndarray) -> None:
         """Record ``ys`` (replicas per pair of ``w``) and charge capacity and quota."""
         p = problem
@@ -248,6 +251,42 @@ def hardest_first(problem: Problem) -> np.ndarray:
     return np.lexsort((-load, pairs, -p.priority))
 
 
+def _place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
+    """``place_one`` with a placement-first score: tier, then room left, then cost."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    if lo == hi:
+        return False
+    pcs = p.pair_c[lo:hi]
+    req = p.request[w]
+    free = np.ones(hi - lo)
+    for r in np.nonzero(req > 0)[0].tolist():
+        total = p.capacity[pcs, r]
+        limited = total != UNLIMITED
+        share = np.ones(hi - lo)
+        share[limited] = state.capacity[pcs[limited], r] / np.maximum(total[limited], 1)
+        free = np.minimum(free, share)
+    cost = score[lo:hi] - p.pair_tier[lo:hi] * 1e9
+    span = float(cost.max() - cost.min()) if hi > lo else 0.0
+    cost_n = (cost - cost.min()) / span if span > 0 else np.zeros(hi - lo)
+    saved = score[lo:hi].copy()
+    fspan = float(free.max() - free.min())
+    free_n = (free - free.min()) / fspan if fspan > 0 else np.zeros(hi - lo)
+    score[lo:hi] = p.pair_tier[lo:hi] * 1e9 + 2.0 * cost_n + 1.0 * (1.0 - free_n)
+    try:
+        return place_one(p, w, state, score)
+    finally:
+        score[lo:hi] = saved
+
+
+def smallest_first(problem: Problem) -> np.ndarray:
+    """Workload order: priority high to low; inside it the smallest per-replica request first."""
+    p = problem
+    total = np.maximum(p.capacity.clip(min=0).sum(axis=0), 1).astype(float)
+    per_replica = (p.request / total).sum(axis=1)
+    pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
+    return np.lexsort((pairs, per_replica, -p.priority))
+
+
 def _construct(p: Problem, order: np.ndarray, score: np.ndarray) -> Residual:
     state = Residual.empty(p)
     left = [w for w in order.tolist() if not place_one(p, w, state, score)]
@@ -274,40 +313,52 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     if hint_y is not None and p.max_moves is None:
         # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
         score = score - p.weights.moves * (hint_y > 0)
-    # a small portfolio of orders, each constructed then repaired by exact neighbourhood solves
-    # (engine.repair); the best plan in the order of section 3 wins
+    # construction level by level, highest priority first; after each level, exact neighbourhood
+    # repairs (engine.repair) place what construction missed while lower levels have not yet
+    # taken the room. Clusters are scored for placement (earlier tier, then most room left, then
+    # cost): packing for placement first; the LP below makes the layout cheap afterwards.
     from engine.refine import refine_cost
     from engine.repair import repair_unplaced
 
-    orders = [hardest_first(p), np.lexsort((np.arange(p.num_workloads), -p.priority))]
-    best: tuple[tuple[float, ...], Residual] | None = None
-    for k, order in enumerate(orders):
-        state = _construct(p, order, score)
-        share = 0.55 * time_limit / len(orders)
-        repair_unplaced(p, state, deadline=start + share * (k + 1))
-        key = _lex_key(p, state.y)
-        if best is None or key > best[0]:
-            best = (key, state)
-    assert best is not None
-    state = best[1]
-    # a cheaper layout of the same placement by LP (engine.refine) for the workloads it can move,
-    # exact one-by-one re-placement for the others (engine.repair), then room that freed is offered
-    # to what is still unplaced; twice while time allows
+    orders = (hardest_first(p), smallest_first(p))
+    state = Residual.empty(p)
+    repair_budget = 0.5 * time_limit
+    values = sorted(set(p.priority.tolist()), reverse=True)
+    pair_prio = p.priority[p.pair_w]
+    for k, value in enumerate(values):
+        # two orders for this level (hardest to fit first; smallest first, which fits the most
+        # replicas when room runs short); the one placing more of this level, then cheaper, stays
+        best_level: tuple[tuple[float, float], Residual] | None = None
+        for order in orders:
+            trial = state.copy()
+            level = order[p.priority[order] == value]
+            left = [w for w in level.tolist() if not _place_scored(p, w, trial, score)]
+            for _ in range(2):  # partners placed meanwhile may unlock followers
+                left = [w for w in left if not _place_scored(p, w, trial, score)]
+            at = pair_prio == value
+            key = (float(trial.y[at].sum()), -float((trial.y[at] * score[at]).sum()))
+            if best_level is None or key > best_level[0]:
+                best_level = (key, trial)
+        state = best_level[1]
+        used = time.monotonic() - start
+        share = max(repair_budget - used, 0.0) / (len(values) - k)
+        repair_unplaced(p, state, deadline=time.monotonic() + share, only=p.priority == value)
+    # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
+    # cheaper layout of the same placement by LP (engine.refine) for the workloads it can move and
+    # exact one-by-one re-placement for the others (engine.repair.improve_placed)
     from engine.refine import flexible_workloads
     from engine.repair import improve_placed
 
-    for _ in range(2):
-        budget = time_limit - (time.monotonic() - start)
-        if budget < 0.5:
-            break
-        y = refine_cost(p, state.y, time_limit=0.5 * budget)
-        if y is state.y:
-            break
-        state = Residual.from_y(p, y)
-        budget = time_limit - (time.monotonic() - start)
-        improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.3 * budget)
-        budget = time_limit - (time.monotonic() - start)
-        repair_unplaced(p, state, deadline=time.monotonic() + 0.3 * budget)
+    def left() -> float:
+        return time_limit - (time.monotonic() - start)
+
+    repair_unplaced(p, state, deadline=time.monotonic() + 0.6 * max(left() - 2.0, 0.0))
+    if left() > 0.3:
+        y = refine_cost(p, state.y, time_limit=0.6 * left())
+        if y is not state.y:
+            state = Residual.from_y(p, y)
+            improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
+            repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())
     y = state.y
     pair_prio = p.priority[p.pair_w]
     levels = [

@@ -45,13 +45,15 @@ def _neighbourhood(p: Problem, w: int, placed: np.ndarray) -> list[int]:
     return sorted(hood)
 
 
-def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_solve: float = 1.0) -> int:
-    """Place unplaced workloads of ``state`` by exact neighbourhood solves; returns how many were added."""
+def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_solve: float = 1.0,
+                    only: np.ndarray | None = None) -> int:
+    """Place unplaced workloads of ``state`` (those in ``only``, when given) by exact neighbourhood
+    solves; returns how many were added."""
     p = problem
     added = 0
     placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
     has_pairs = np.diff(state.starts) > 0
-    todo = np.nonzero(~placed & has_pairs)[0]
+    todo = np.nonzero(~placed & has_pairs & (True if only is None else only))[0]
     todo = todo[np.lexsort((p.replicas[todo], -p.priority[todo]))]
     for w in todo.tolist():
         if time.monotonic() > deadline:
