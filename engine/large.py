@@ -188,6 +188,8 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
     lo_p, hi_p = int(state.starts[w]), int(state.starts[w + 1])
     if lo_p == hi_p:
         return False
+    if state.y[lo_p:hi_p].any():
+        raise ValueError(f"workload {p.workload_keys[w]} is already placed in this state")
     pcs = p.pair_c[lo_p:hi_p]
     req = p.request[w]
     replicas = int(p.replicas[w])
@@ -256,6 +258,8 @@ def _place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> boo
     lo, hi = int(state.starts[w]), int(state.starts[w + 1])
     if lo == hi:
         return False
+    if state.y[lo:hi].any():
+        return True  # already placed, e.g. with a higher-priority follower by a repair
     pcs = p.pair_c[lo:hi]
     req = p.request[w]
     free = np.ones(hi - lo)

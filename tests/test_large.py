@@ -77,3 +77,17 @@ def test_large_path_plans_verify_and_bound_holds(bundle: Bundle) -> None:
         bound = cost_bound_at(problem, solution.y)
         assert bound is not None
         assert bound <= float((exact.y * pair_weights(problem)).sum()) + 1e-6
+
+
+def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
+    # the follower outranks its partner: the repair at priority 100 places both together on "b";
+    # when construction reaches priority 0 the partner is already placed and must stay on "b"
+    docs = [cluster("a", capacity={"cpu": "1"}), cluster("b", capacity={"cpu": "8"}),
+            policy("near-db", affinity={"workloads": ["db"]}),
+            workload("db", 1, cpu="1", priority=0), workload("api", 2, cpu="1", priority=100, policy="near-db")]
+    bundle = bundle_of(*docs)
+    problem = build_problem(bundle)
+    solution = solve_large(problem, time_limit=5)
+    plan = plan_from_solution(problem, solution, input_digest="x")
+    assert verify(bundle, plan) == []
+    assert plan.assignment() == {"default/api": {"b": 2}, "default/db": {"b": 1}}
