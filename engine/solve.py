@@ -133,7 +133,7 @@ def solve_problem(
     if problem.num_pairs >= FLOOR_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
         from engine.large import solve_large
 
-        floor = solve_large(problem, time_limit=min(0.2 * time_limit, 3.0), hint_y=hint_y)
+        floor = solve_large(problem, time_limit=min(0.08 * time_limit, 1.5), hint_y=hint_y)
         if hint_y is None:
             hint_y = floor.y
     compiled = compile_model(problem)
@@ -166,7 +166,9 @@ def solve_problem(
                 _fix(model, part, value)
             continue
         remaining = deadline - time.monotonic()
-        share = remaining / (len(stages) - k) if k < len(stages) - 1 else remaining
+        # a level may use what is left but a reserve of 10% per level still to come: the
+        # priority levels usually prove fast and hand their time on; a hard one gets most of it
+        share = remaining * max(1.0 - 0.1 * (len(stages) - 1 - k), 0.3)
         _set_objective(model, stage)
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(share, 0.01)
@@ -203,9 +205,33 @@ def solve_problem(
     assert best is not None
     y = best[compiled.y_index]
     if floor is not None and not all_proved and _better(problem, floor.y, y):
-        # the time limit stopped CP-SAT short of the construction's plan: keep the better one
-        return Solution(floor.y, "Feasible", time.monotonic() - start, floor.levels)
+        # the time limit stopped CP-SAT short of the construction's plan: keep the better one, and
+        # the proofs of the levels where the two agree (their bounds hold for the floor too)
+        return Solution(floor.y, "Feasible", time.monotonic() - start, _merge_levels(problem, floor.y, results))
     return Solution(y, "Optimal" if all_proved else "Feasible", time.monotonic() - start, results)
+
+
+def _merge_levels(problem: Problem, y: np.ndarray, results: list[LevelResult]) -> list[LevelResult]:
+    """Level results for replicas ``y``: CP-SAT's proof where ``y`` has the same value, else none."""
+    from engine.planner import evaluate
+
+    values = evaluate(problem, y)
+    mine = {f"priority:{k}": float(v) for k, v in values.placed_by_priority.items()}
+    mine["tier"] = float(values.tier)
+    out: list[LevelResult] = []
+    same_so_far = True
+    for r in results:
+        if r.name == "weighted":
+            # the bound holds while every level above it has the same value
+            bound = r.bound if same_so_far else float("nan")
+            weighted = float(values.weighted) - problem.weights.moves * problem.fixed_moves
+            out.append(LevelResult(r.name, weighted, bound, False, r.seconds))
+            continue
+        same = mine.get(r.name) == r.value
+        same_so_far &= same
+        out.append(LevelResult(r.name, mine.get(r.name, r.value), r.bound if same else float("nan"),
+                               r.proved and same, r.seconds))
+    return out
 
 
 def _better(problem: Problem, a: np.ndarray, b: np.ndarray) -> bool:
