@@ -88,6 +88,24 @@ class Bundle:
         """Origin of ``kind`` document ``key`` (``ns/name`` for namespaced kinds)."""
         return self.origins.get((kind, key), Origin(None, -1))
 
+    def add(self, doc: BaseModel) -> None:
+        """File a validated document under its kind (callers check names and origins)."""
+        match doc:
+            case Cluster():
+                self.clusters.append(doc)
+            case Site():
+                self.sites.append(doc)
+            case Tenant():
+                self.tenants.append(doc)
+            case Workload():
+                self.workloads.append(doc)
+            case PlacementPolicy():
+                self.policies.append(doc)
+            case Objective():
+                self.objective = doc
+            case _:
+                self.extras.append(doc)
+
     def policy_for(self, workload: Workload) -> PlacementPolicy | None:
         if workload.spec.policy is None:
             return None
@@ -296,27 +314,11 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
                 field="metadata.name",
             )
         bundle.origins[(kind, key)] = Origin(file, index)
-        match doc:
-            case Cluster():
-                bundle.clusters.append(doc)
-            case Site():
-                bundle.sites.append(doc)
-            case Tenant():
-                bundle.tenants.append(doc)
-            case Workload():
-                bundle.workloads.append(doc)
-            case PlacementPolicy():
-                bundle.policies.append(doc)
-            case Objective():
-                if bundle.objective is not None:
-                    raise InputError(
-                        "a bundle takes at most one Objective document",
-                        file=file,
-                        document=_describe(raw, index),
-                    )
-                bundle.objective = doc
-            case _:
-                bundle.extras.append(doc)
+        if isinstance(doc, Objective) and bundle.objective is not None:
+            raise InputError(
+                "a bundle takes at most one Objective document", file=file, document=_describe(raw, index)
+            )
+        bundle.add(doc)
     check_references(bundle)
     return bundle
 

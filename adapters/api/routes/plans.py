@@ -14,7 +14,6 @@ from engine.bundle import Bundle, Origin, check_references
 from engine.errors import DuplicateName
 from engine.plan import Plan
 from engine.planner import place as engine_place
-from engine.resources import Cluster, Objective, PlacementPolicy, Site, Tenant, Workload
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -53,19 +52,7 @@ def create_plan(body: PlanCreate, state: State, caller: Caller) -> Plan:
                                 + (" (by the service's fleet)" if body.use_fleet else ""),
                                 field=f"documents[{i}].metadata.name")
         bundle.origins[(kind, key)] = Origin(None, i)
-        match doc:
-            case Cluster():
-                bundle.clusters.append(doc)
-            case Site():
-                bundle.sites.append(doc)
-            case Tenant():
-                bundle.tenants.append(doc)
-            case Workload():
-                bundle.workloads.append(doc)
-            case PlacementPolicy():
-                bundle.policies.append(doc)
-            case Objective():
-                bundle.objective = doc
+        bundle.add(doc)
     check_references(bundle)
     if not bundle.workloads:
         raise Problem(422, "the bundle has no Workload", field="documents")
