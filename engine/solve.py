@@ -23,7 +23,7 @@ _INT_MAX = 2**62
 #: above this many eligible pairs, :mod:`engine.large` builds the plan (CP-SAT model too big)
 LARGE_PAIRS = 20_000
 #: from this many pairs on, CP-SAT starts from the construction's plan (and never returns less)
-FLOOR_PAIRS = 1_000
+FLOOR_PAIRS = 300
 
 
 @dataclass

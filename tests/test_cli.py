@@ -128,3 +128,13 @@ def test_golden_examples(example: str, unplaced: set[str]) -> None:
     assert {u.workload for u in plan.unplaced} == unplaced
     for u in plan.unplaced:
         assert all(r.message for r in u.reasons)
+
+
+def test_short_time_limit_still_gives_a_full_valid_plan() -> None:
+    # from 300 pairs on the solver starts from the construction and never returns less than it,
+    # so a tight limit (what-if sweeps on a busy machine) cannot end with nothing placed
+    bundle = load_bundle([EXAMPLES / "edge-retail"])
+    plan = place(bundle, time_limit=1.0)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert verify(bundle, plan) == []
+    assert len(plan.placements) >= 55
