@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from engine.bundle import Bundle
 
 __all__ = [
     "Move",
@@ -15,6 +20,7 @@ __all__ = [
     "Reason",
     "Unplaced",
     "diff_moves",
+    "requested_by_cluster",
 ]
 
 REASON_CODES = (
@@ -141,3 +147,17 @@ def diff_moves(
             if left > 0:
                 moves.append(Move(workload=workload, from_=source, to=None, replicas=left))
     return moves
+
+
+def requested_by_cluster(bundle: Bundle, plan: Plan) -> dict[str, dict[str, int]]:
+    """``{cluster: {resource: base units requested}}`` by the plan's placements; ``pods`` counts replicas."""
+    requests = {w.key: w.spec.resources for w in bundle.workloads}
+    used: dict[str, dict[str, int]] = {c.metadata.name: {} for c in bundle.clusters}
+    for placement in plan.placements:
+        req = requests.get(placement.workload, {})
+        for cluster, n in placement.clusters.items():
+            row = used.setdefault(cluster, {})
+            for r, amount in req.items():
+                row[r] = row.get(r, 0) + n * amount
+            row["pods"] = row.get("pods", 0) + n
+    return used

@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from engine.bundle import KINDS, Bundle, check_references
 from engine.errors import InputError
-from engine.plan import Plan
+from engine.plan import Plan, requested_by_cluster
 from engine.resources import (
     Cluster,
     ClusterAffinity,
@@ -462,15 +462,7 @@ def apply_scenario(bundle: Bundle, scenario: Scenario) -> tuple[Bundle, list[str
 
 def utilisation(bundle: Bundle, plan: Plan) -> dict[str, dict[str, float]]:
     """``{cluster: {resource: used/capacity}}`` for every resource a cluster lists (> 0)."""
-    requests = {w.key: w.spec.resources for w in bundle.workloads}
-    used: dict[str, dict[str, int]] = {c.metadata.name: {} for c in bundle.clusters}
-    for p in plan.placements:
-        req = requests.get(p.workload, {})
-        for cluster, n in p.clusters.items():
-            row = used.setdefault(cluster, {})
-            for r, amount in req.items():
-                row[r] = row.get(r, 0) + n * amount
-            row["pods"] = row.get("pods", 0) + n
+    used = requested_by_cluster(bundle, plan)
     out: dict[str, dict[str, float]] = {}
     for c in bundle.clusters:
         name = c.metadata.name

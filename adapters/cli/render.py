@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.bundle import Bundle
-from engine.plan import Plan
+from engine.plan import Plan, requested_by_cluster
 from engine.quantity import format_quantity
 
 __all__ = ["print_plan"]
@@ -16,15 +16,7 @@ _SHOWN_RESOURCES = ("cpu", "memory", "nvidia.com/gpu", "pods")
 
 
 def _utilisation(bundle: Bundle, plan: Plan) -> Table:
-    requests = {w.key: w.spec.resources for w in bundle.workloads}
-    used: dict[str, dict[str, int]] = {c.metadata.name: {} for c in bundle.clusters}
-    for placement in plan.placements:
-        req = requests.get(placement.workload, {})
-        for cluster, n in placement.clusters.items():
-            row = used.setdefault(cluster, {})
-            for r, amount in req.items():
-                row[r] = row.get(r, 0) + n * amount
-            row["pods"] = row.get("pods", 0) + n
+    used = requested_by_cluster(bundle, plan)
     resources = [r for r in _SHOWN_RESOURCES if any(r in c.spec.capacity for c in bundle.clusters)]
     table = Table(title="Cluster utilisation", title_justify="left")
     table.add_column("cluster")
