@@ -13,10 +13,15 @@ changing the replicas placed at any priority and without a worse tier sum:
    per resource, ``tier <= tier now``, over each workload's cheapest
    candidate pairs plus those it uses now; columns with a negative reduced
    cost are added and the LP re-solved (column generation, a few rounds).
-3. Rounding: floor every ``y``, then place each workload's missing replicas
-   one by one on its cheapest pair that still has room. If any workload
-   cannot be completed, or the result is not better in the order of section
-   3, the placement is returned unchanged: refinement never makes a plan worse.
+3. Rounding: every workload first gets its LP replicas floored (they fit,
+   since the LP solution does); the few replicas left go to the cheapest pair
+   with room, biggest workloads first. A workload that finds no room moves
+   replicas of free workloads off one of its clusters; workloads that still
+   fail go first in the next attempt. If one cannot be completed, or the
+   result is not better in the order of section 3, the placement is returned
+   unchanged: refinement never makes a plan worse. (Completing workloads one
+   by one in turn, as before, failed at 95% load: early ones took the room the
+   floors of later ones needed, and the whole refinement was lost.)
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
 
 
 def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float | None:
-    """A lower bound on the weighted per-replica cost of any plan placing the same workloads.
+    """A lower bound on the weighted cost of any plan placing the same workloads.
 
     The LP relaxation with the placed set fixed, every placed workload free to
     split (spread, bounds, counts and co-location relaxed, which only lowers
@@ -114,7 +119,10 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     if result is None:
         return None
     x, _, _, _, weight = result
-    return float((x * weight).sum())
+    # Aggregated workloads also pay ``clusters`` per cluster used, and any plan uses at least
+    # ``k`` clusters (one, or the count / spread minimum) for each placed one
+    clusters_used = int(k[placed & pp.aggregated].sum())
+    return float((x * weight).sum()) + pp.weights.clusters * clusters_used
 
 
 def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
@@ -233,51 +241,103 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
 
 
 def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ignore[no-untyped-def]
-    """Round the LP workload by workload: take what the LP gives (floored) where it still fits, then
-    complete on the cheapest allowed pairs with room. Workloads in ``first`` (fixed cluster sets)
-    and those with the fewest options go first; ``None`` if one cannot be completed."""
-    out = np.where(flex[p.pair_w], 0, y).astype(np.int64)
-    target = np.zeros(p.num_pairs, dtype=np.int64)
-    target[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
-    room_c = np.where(cap == UNLIMITED, _BIG, cap).astype(np.int64)
-    room_q = np.where(quota == UNLIMITED, _BIG, quota).astype(np.int64)
+    """Round the LP: every movable workload first gets its LP replicas floored (they fit, since the
+    LP solution does), then the few replicas the floors leave out go to the cheapest allowed pairs
+    with room, biggest first. A workload that finds no room makes room by moving replicas of free
+    workloads off one of its clusters (:func:`_make_room`); workloads that still fail go first in the
+    next of a few attempts. ``None`` if some workload cannot be completed."""
+    movable = flex[p.pair_w]
+    floors = np.zeros(p.num_pairs, dtype=np.int64)
+    floors[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
+    floors[~movable] = 0
+    lower = np.where(allowed & (y > 0) & first[p.pair_w], np.maximum(p.min_per[p.pair_w], 1), 0)
+    floors = np.maximum(floors, np.where(movable, lower, 0))
+    base = np.where(movable, 0, y).astype(np.int64) + floors
+    room = np.where(cap == UNLIMITED, _BIG, cap).astype(np.int64)
+    for r in range(len(p.resource_names)):
+        np.subtract.at(room[:, r], p.pair_c, floors * p.request[p.pair_w, r])
+    if (room < 0).any():
+        return None  # the floors always fit a feasible LP solution; be safe anyway
+    have = np.bincount(p.pair_w, weights=floors, minlength=p.num_workloads).astype(np.int64)
+    missing = np.where(flex, p.replicas - have, 0)
+    if (missing < 0).any():
+        return None
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    todo = np.nonzero(flex)[0]
-    options = np.bincount(p.pair_w[allowed], minlength=p.num_workloads)
-    for w in todo[np.lexsort((options[todo], ~first[todo]))].tolist():
-        lo, hi = int(starts[w]), int(starts[w + 1])
-        req = p.request[w]
-        used_r = np.nonzero(req > 0)[0]
-        t = int(p.tenant[w])
-        if t >= 0 and (int(p.replicas[w]) * req > room_q[t]).any():
-            return None
-        pcs = p.pair_c[lo:hi]
-        fit = p.pair_ub[lo:hi].copy()
-        for r in used_r.tolist():
-            fit = np.minimum(fit, room_c[pcs, r] // int(req[r]))
-        fit = np.where(allowed[lo:hi], np.maximum(fit, 0), 0)
-        ys = np.minimum(target[lo:hi], fit)
-        missing = int(p.replicas[w]) - int(ys.sum())
-        if missing < 0:  # the LP never gives more than replicas; keep it exact anyway
-            ys = np.zeros_like(ys)
-            missing = int(p.replicas[w])
-        if missing:
-            order = np.argsort(p.pair_tier[lo:hi] * 1e9 + weight[lo:hi], kind="stable")
-            for i in order.tolist():
-                add = min(int(fit[i] - ys[i]), missing)
-                if add > 0:
-                    ys[i] += add
-                    missing -= add
-                if missing == 0:
-                    break
-        if missing:
-            return None
-        lb = np.where(allowed[lo:hi] & (y[lo:hi] > 0) & first[w], np.maximum(int(p.min_per[w]), 1), 0)
-        if ((ys > 0) & (ys < int(p.min_per[w]))).any() or (ys < lb).any():
-            return None  # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
-        out[lo:hi] = ys
-        for r in used_r.tolist():
-            np.subtract.at(room_c[:, r], pcs, ys * int(req[r]))
-        if t >= 0:
-            room_q[t] -= int(ys.sum()) * req
+    free = flex & ~first
+    todo = np.nonzero(missing > 0)[0]
+    size = (p.request[todo] / np.maximum(room.clip(0).max(axis=0), 1)).sum(axis=1) * missing[todo]
+    order = todo[np.argsort(-size, kind="stable")].tolist()
+    for _ in range(4):
+        out, left = base.copy(), room.copy()
+        failed = [w for w in order if not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
+        if not failed:
+            break
+        order = failed + [w for w in order if w not in set(failed)]
+    else:
+        return None
+    if ((out > 0) & (out < p.min_per[p.pair_w])).any() or (out < lower).any():
+        return None  # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
     return out
+
+
+def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
+    """Add ``missing`` replicas of ``w`` to ``out`` on its cheapest allowed pairs with room."""
+    lo, hi = int(starts[w]), int(starts[w + 1])
+    req = p.request[w]
+    used_r = np.nonzero(req > 0)[0].tolist()
+    pcs = p.pair_c[lo:hi]
+    order = np.argsort(p.pair_tier[lo:hi] * 1e9 + weight[lo:hi], kind="stable").tolist()
+    for attempt in range(2):
+        fit = p.pair_ub[lo:hi] - out[lo:hi]
+        for r in used_r:
+            fit = np.minimum(fit, room[pcs, r] // int(req[r]))
+        fit = np.where(allowed[lo:hi], np.maximum(fit, 0), 0)
+        for i in order:
+            add = min(int(fit[i]), missing)
+            if add > 0:
+                out[lo + i] += add
+                room[pcs[i], used_r] -= add * req[used_r]
+                missing -= add
+            if missing == 0:
+                return True
+        if attempt == 0:
+            # no room left on its pairs: free some on the cheapest one where others can move away
+            for i in order:
+                if allowed[lo + i] and out[lo + i] < p.pair_ub[lo + i] and _make_room(
+                        p, int(pcs[i]), req, missing, out, room, allowed, weight, starts, free):
+                    break
+    return False
+
+
+def _make_room(p, c, req, replicas, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
+    """Move replicas of free workloads off cluster ``c`` to their next cheapest pairs with room until
+    ``replicas`` more of ``req`` fit on ``c``; ``True`` when they do (moves are kept either way, and
+    every move keeps the plan valid)."""
+    need = np.maximum(req * replicas - np.minimum(room[c], _BIG // 2), 0)
+    on_c = np.nonzero((p.pair_c == c) & (out > 0) & free[p.pair_w])[0]
+    for j in on_c[np.argsort(-weight[on_c], kind="stable")].tolist():
+        if not (need > 0).any():
+            return True
+        v = int(p.pair_w[j])
+        lo, hi = int(starts[v]), int(starts[v + 1])
+        rv = p.request[v]
+        used_r = np.nonzero(rv > 0)[0].tolist()
+        if not (rv[need > 0] > 0).any():
+            continue
+        pcs = p.pair_c[lo:hi]
+        fit = p.pair_ub[lo:hi] - out[lo:hi]
+        for r in used_r:
+            fit = np.minimum(fit, room[pcs, r] // int(rv[r]))
+        fit = np.where(allowed[lo:hi] & (pcs != c), np.maximum(fit, 0), 0)
+        for i in np.argsort(p.pair_tier[lo:hi] * 1e9 + weight[lo:hi], kind="stable").tolist():
+            if not (need > 0).any() or out[j] == 0 or p.pair_tier[lo + i] > p.pair_tier[j]:
+                break
+            k = min(int(fit[i]), int(out[j]), int(np.max(-(-need[rv > 0] // rv[rv > 0]))))
+            if k <= 0:
+                continue
+            out[j] -= k
+            out[lo + i] += k
+            room[c, used_r] += k * rv[used_r]
+            room[pcs[i], used_r] -= k * rv[used_r]
+            need = np.maximum(need - k * rv, 0)
+    return not (need > 0).any()

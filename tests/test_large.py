@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from engine.bundle import Bundle
 from engine.large import Residual, solve_large
 from engine.lp import pair_weights
-from engine.planner import plan_from_solution
+from engine.planner import evaluate, plan_from_solution
 from engine.problem import build_problem
 from engine.refine import cost_bound_at, refine_cost
 from engine.repair import repair_unplaced
@@ -73,10 +73,11 @@ def test_large_path_plans_verify_and_bound_holds(bundle: Bundle) -> None:
     assert verify(bundle, plan) == []
     exact = solve_problem(problem, time_limit=10)
     if exact.status == "Optimal" and (_per_workload(problem, exact.y) == _per_workload(problem, solution.y)).all():
-        # at the same placement, the LP bound never exceeds the optimum's per-replica cost
+        # at the same placement, the LP bound never exceeds the optimum's weighted cost (the
+        # per-replica terms and the clusters used by Aggregated workloads)
         bound = cost_bound_at(problem, solution.y)
         assert bound is not None
-        assert bound <= float((exact.y * pair_weights(problem)).sum()) + 1e-6
+        assert bound <= evaluate(problem, exact.y).weighted + 1e-6
 
 
 def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
@@ -91,3 +92,29 @@ def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
     plan = plan_from_solution(problem, solution, input_digest="x")
     assert verify(bundle, plan) == []
     assert plan.assignment() == {"default/api": {"b": 2}, "default/db": {"b": 1}}
+
+
+def test_rounding_makes_room_by_moving_a_free_workload() -> None:
+    # "mobile" filled the cheap cluster first; "pinned" may only run there: rounding moves one
+    # replica of "mobile" to the dear cluster so that "pinned" fits, and nothing goes over capacity
+    from engine.refine import _complete
+
+    docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
+            cluster("b", capacity={"cpu": "2"}, price={"cpu": "1"}),
+            policy("only-a", clusterAffinity={"clusterNames": ["a"]}),
+            workload("mobile", 2, cpu="1"), workload("pinned", 1, cpu="1", policy="only-a")]
+    problem = build_problem(bundle_of(*docs))
+    p = problem
+    a = p.cluster_names.index("a")
+    mobile, pinned = p.workload_keys.index("default/mobile"), p.workload_keys.index("default/pinned")
+    out = np.where((p.pair_w == mobile) & (p.pair_c == a), 2, 0).astype(np.int64)
+    room = p.capacity.copy()
+    room[a] -= 2 * p.request[mobile]
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    allowed = np.ones(p.num_pairs, dtype=bool)
+    free = np.ones(p.num_workloads, dtype=bool)
+    assert _complete(p, pinned, 1, out, room, allowed, pair_weights(p), starts, free)
+    got = {(p.workload_keys[int(p.pair_w[i])], p.cluster_names[int(p.pair_c[i])]): int(out[i])
+           for i in np.nonzero(out)[0]}
+    assert got == {("default/mobile", "a"): 1, ("default/mobile", "b"): 1, ("default/pinned", "a"): 1}
+    assert (room >= 0).all()
