@@ -100,7 +100,9 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     The LP relaxation with the placed set fixed, every placed workload free to
     split (spread, bounds, counts and co-location relaxed, which only lowers
     the minimum), capacity and quota kept, tier no worse; solved to optimality
-    by column generation. ``None`` when the LP did not finish.
+    by column generation. When that has not converged within ``time_limit``
+    (millions of pairs), the best Lagrangian bound from the dual prices of the
+    rounds so far, which is valid at any round. ``None`` when no round finished.
     """
     placed = np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
     if not placed.any():
@@ -114,15 +116,14 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
                      np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))
     totals = np.bincount(pp.pair_w, weights=y, minlength=pp.num_workloads).astype(np.int64)
-    result = _column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, time_limit=time_limit,
-                                rounds=50, exact=True)
-    if result is None:
+    bound = _column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, time_limit=time_limit,
+                               rounds=50, exact=True)
+    if bound is None:
         return None
-    x, _, _, _, weight = result
     # Aggregated workloads also pay ``clusters`` per cluster used, and any plan uses at least
     # ``k`` clusters (one, or the count / spread minimum) for each placed one
     clusters_used = int(k[placed & pp.aggregated].sum())
-    return float((x * weight).sum()) + pp.weights.clusters * clusters_used
+    return bound + pp.weights.clusters * clusters_used
 
 
 def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
@@ -157,11 +158,14 @@ def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: 
 
     solution = None
     converged = False
+    lagrangian = -np.inf
+    bounds_up = p.pair_ub if upper is None else upper
+    totals_w = p.replicas if totals is None else totals
     for _ in range(rounds):
         if time.monotonic() - start > time_limit:
             break
         solution = _solve_lp(p, cols, row_of_w, len(flex_ids), cap, quota, lim_c, lim_t, weight, tier_now, lower,
-                             p.pair_ub if upper is None else upper, p.replicas if totals is None else totals)
+                             bounds_up, totals_w)
         if solution is None:
             return None
         _, duals = solution
@@ -179,13 +183,57 @@ def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: 
             reduced[has_t] -= p.request[p.pair_w[has_t], r] * qprice[p.tenant[p.pair_w[has_t]]]
         new = pair_free & (p.pair_ub > 0) & (reduced < -1e-7)
         new[cols] = False
+        if exact:
+            lagrangian = max(lagrangian, _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex,
+                                                     lower, bounds_up, totals_w))
         if not new.any():
             converged = True
             break
         cols = np.union1d(cols, _candidates(p, new, reduced, np.zeros_like(y), _CANDIDATES))
-    if solution is None or (exact and not converged):
+    if solution is None:
         return None
+    if exact:
+        # converged: the LP optimum; otherwise the best Lagrangian bound met on the way (also valid)
+        return float((solution[0] * weight).sum()) if converged else lagrangian
     return solution[0], cols, cap, quota, weight
+
+
+def _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex, lower, upper,  # type: ignore[no-untyped-def]
+                totals) -> float:
+    """A lower bound on the LP from any dual prices of its shared rows (Lagrangian relaxation).
+
+    With capacity, quota and tier rows priced at ``-v >= 0``, what is left splits by
+    workload: each fills its replicas on its cheapest priced pairs within the
+    bounds. Every pair of the workload counts, not only the LP's columns, so the
+    bound holds before column generation has converged.
+    """
+    _, v_cap, v_quota, v_tier = duals
+    v_tier = min(float(v_tier), 0.0)
+    priced = weight - v_tier * p.pair_tier
+    constant = v_tier * tier_now
+    has_t = p.tenant[p.pair_w] >= 0
+    for r in range(len(p.resource_names)):
+        price = np.zeros(p.num_clusters)
+        price[lim_c[r]] = np.minimum(v_cap[r], 0.0)
+        priced = priced - p.request[p.pair_w, r] * price[p.pair_c]
+        constant += float((price[lim_c[r]] * np.maximum(cap[lim_c[r], r], 0)).sum())
+        qprice = np.zeros(max(len(p.tenant_names), 1))
+        if len(lim_t[r]):
+            qprice[lim_t[r]] = np.minimum(v_quota[r], 0.0)
+            constant += float((qprice[lim_t[r]] * np.maximum(quota[lim_t[r], r], 0)).sum())
+        priced[has_t] -= p.request[p.pair_w[has_t], r] * qprice[p.tenant[p.pair_w[has_t]]]
+    idx = np.nonzero(pair_flex & (upper > 0))[0]
+    lo = lower[idx].astype(float)
+    room = np.maximum(upper[idx] - lower[idx], 0).astype(float)
+    order = np.lexsort((priced[idx], p.pair_w[idx]))
+    w_sorted = p.pair_w[idx][order]
+    room_sorted = room[order]
+    before = np.cumsum(room_sorted) - room_sorted
+    first = np.searchsorted(w_sorted, w_sorted, side="left")
+    before -= (np.cumsum(room_sorted) - room_sorted)[first]
+    need = totals[w_sorted] - np.bincount(p.pair_w[idx], weights=lo, minlength=p.num_workloads)[w_sorted]
+    take = np.clip(need - before, 0, room_sorted)
+    return float((priced[idx] * lo).sum() + (priced[idx][order] * take).sum()) + constant
 
 
 def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_now, lower, upper,  # type: ignore[no-untyped-def]

@@ -118,3 +118,25 @@ def test_rounding_makes_room_by_moving_a_free_workload() -> None:
            for i in np.nonzero(out)[0]}
     assert got == {("default/mobile", "a"): 1, ("default/mobile", "b"): 1, ("default/pinned", "a"): 1}
     assert (room >= 0).all()
+
+
+def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
+    # a bound cut short (one LP round, few columns) must still be a lower bound: below the converged
+    # LP minimum, which is itself below the cost of a real plan with the same placement
+    from benchmarks.generate import edge_fleet
+    from benchmarks.greedy import greedy
+    from engine.bundle import load_documents
+    from engine.refine import _column_generation
+
+    problem = build_problem(load_documents(edge_fleet(120, 30, load=0.9, seed=3)))
+    y = greedy(problem).y
+    placed = _per_workload(problem, y) > 0
+    totals = _per_workload(problem, y).astype(np.int64)
+    zero = np.zeros(problem.num_pairs, dtype=np.int64)
+    args = (problem, y, placed, placed, zero)
+    early = _column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=1, exact=True)
+    full = _column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=50, exact=True)
+    assert early is not None and full is not None
+    assert early <= full + 1e-6
+    assert full <= float((y * pair_weights(problem)).sum()) + 1e-6
+    assert early > 0.5 * full  # and not trivially weak
