@@ -356,10 +356,10 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     def left() -> float:
         return time_limit - (time.monotonic() - start)
 
-    repair_unplaced(p, state, deadline=time.monotonic() + 0.6 * max(left() - 2.0, 0.0))
+    repair_unplaced(p, state, deadline=time.monotonic() + 0.5 * max(left() - 0.3 * time_limit, 0.0))
     if left() > 0.3:
         y = refine_cost(p, state.y, time_limit=0.6 * left())
-        if y is not state.y:
+        if not np.array_equal(y, state.y):
             state = Residual.from_y(p, y)
             improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
             repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())

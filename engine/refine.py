@@ -38,6 +38,8 @@ from engine.problem import UNLIMITED, Problem, usage
 __all__ = ["flexible_workloads", "refine_cost"]
 
 _CANDIDATES = 12
+#: replicas of at most this many other workloads are examined to make room on one cluster
+_VICTIMS = 64
 _BIG = 2**62
 
 
@@ -86,7 +88,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     if result is None:
         return y
     x, cols, cap, quota, weight = result
-    out = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi)
+    out, _ = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi)
     if out is None:
         return y
     before = (float((y * p.pair_tier).sum()), float((y * weight).sum()))
@@ -293,7 +295,8 @@ def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ig
     LP solution does), then the few replicas the floors leave out go to the cheapest allowed pairs
     with room, biggest first. A workload that finds no room makes room by moving replicas of free
     workloads off one of its clusters (:func:`_make_room`); workloads that still fail go first in the
-    next of a few attempts. ``None`` if some workload cannot be completed."""
+    next attempt, and after that go back to where they are now (:func:`_revert`). Returns the
+    rounded replicas and the workloads that went back."""
     movable = flex[p.pair_w]
     floors = np.zeros(p.num_pairs, dtype=np.int64)
     floors[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
@@ -305,27 +308,62 @@ def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ig
     for r in range(len(p.resource_names)):
         np.subtract.at(room[:, r], p.pair_c, floors * p.request[p.pair_w, r])
     if (room < 0).any():
-        return None  # the floors always fit a feasible LP solution; be safe anyway
+        return None, []  # the floors always fit a feasible LP solution; be safe anyway
     have = np.bincount(p.pair_w, weights=floors, minlength=p.num_workloads).astype(np.int64)
     missing = np.where(flex, p.replicas - have, 0)
     if (missing < 0).any():
-        return None
+        return None, []
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
     free = flex & ~first
     todo = np.nonzero(missing > 0)[0]
     size = (p.request[todo] / np.maximum(room.clip(0).max(axis=0), 1)).sum(axis=1) * missing[todo]
     order = todo[np.argsort(-size, kind="stable")].tolist()
-    for _ in range(4):
+    for _ in range(2):
         out, left = base.copy(), room.copy()
         failed = [w for w in order if not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
         if not failed:
             break
         order = failed + [w for w in order if w not in set(failed)]
-    else:
-        return None
-    if ((out > 0) & (out < p.min_per[p.pair_w])).any() or (out < lower).any():
-        return None  # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
-    return out
+    # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
+    bad = ((out > 0) & (out < p.min_per[p.pair_w])) | (out < lower)
+    failed = sorted(set(failed) | set(np.unique(p.pair_w[bad]).tolist()))
+    return (_revert(p, y, out, failed, cap, movable) if failed else out), failed
+
+
+def _revert(p, y, out, failed, cap, movable):  # type: ignore[no-untyped-def]
+    """``out`` with ``failed`` workloads back where ``y`` has them; where that overfills a cluster,
+    workloads that gained replicas there go back too, biggest gain first, one at a time, until
+    everything fits. Every workload is then either rounded or as before, both valid for it, so the
+    mix is a valid plan (``y`` itself at worst)."""
+    mix = out.copy()
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    use = np.zeros_like(cap)
+    for r in range(len(p.resource_names)):
+        np.add.at(use[:, r], p.pair_c[movable], mix[movable] * p.request[p.pair_w[movable], r])
+    limited = cap != UNLIMITED
+    back = np.zeros(p.num_workloads, dtype=bool)
+
+    def put_back(w: int) -> None:
+        lo, hi = int(starts[w]), int(starts[w + 1])
+        delta = y[lo:hi] - mix[lo:hi]
+        np.add.at(use, p.pair_c[lo:hi], delta[:, None] * p.request[w][None, :])
+        mix[lo:hi] = y[lo:hi]
+        back[w] = True
+
+    for w in failed:
+        put_back(w)
+    for _ in range(p.num_workloads):
+        over = np.nonzero(((use > cap) & limited).any(axis=1))[0]
+        if not len(over):
+            return mix
+        c = int(over[0])
+        gained = np.nonzero(movable & (p.pair_c == c) & (mix > y) & ~back[p.pair_w])[0]
+        if not len(gained):
+            return y.copy()
+        excess = np.maximum(use[c] - cap[c], 0) * limited[c]
+        share = ((mix[gained] - y[gained])[:, None] * p.request[p.pair_w[gained]] * (excess > 0)).sum(axis=1)
+        put_back(int(p.pair_w[gained[int(np.argmax(share))]]))
+    return y.copy()
 
 
 def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
@@ -363,24 +401,26 @@ def _make_room(p, c, req, replicas, out, room, allowed, weight, starts, free) ->
     every move keeps the plan valid)."""
     need = np.maximum(req * replicas - np.minimum(room[c], _BIG // 2), 0)
     on_c = np.nonzero((p.pair_c == c) & (out > 0) & free[p.pair_w])[0]
-    for j in on_c[np.argsort(-weight[on_c], kind="stable")].tolist():
-        if not (need > 0).any():
+    for j in on_c[np.argsort(-weight[on_c], kind="stable")][:_VICTIMS].tolist():
+        short = need > 0
+        if not short.any():
             return True
         v = int(p.pair_w[j])
-        lo, hi = int(starts[v]), int(starts[v + 1])
         rv = p.request[v]
-        used_r = np.nonzero(rv > 0)[0].tolist()
-        if not (rv[need > 0] > 0).any():
+        if not (rv[short] > 0).any():
             continue
+        lo, hi = int(starts[v]), int(starts[v + 1])
+        used_r = np.nonzero(rv > 0)[0].tolist()
         pcs = p.pair_c[lo:hi]
         fit = p.pair_ub[lo:hi] - out[lo:hi]
         for r in used_r:
             fit = np.minimum(fit, room[pcs, r] // int(rv[r]))
-        fit = np.where(allowed[lo:hi] & (pcs != c), np.maximum(fit, 0), 0)
-        for i in np.argsort(p.pair_tier[lo:hi] * 1e9 + weight[lo:hi], kind="stable").tolist():
-            if not (need > 0).any() or out[j] == 0 or p.pair_tier[lo + i] > p.pair_tier[j]:
+        ok = np.nonzero(allowed[lo:hi] & (pcs != c) & (fit > 0) & (p.pair_tier[lo:hi] <= p.pair_tier[j]))[0]
+        for i in ok[np.argsort(p.pair_tier[lo:hi][ok] * 1e9 + weight[lo:hi][ok], kind="stable")].tolist():
+            short = need > 0
+            if not short.any() or out[j] == 0:
                 break
-            k = min(int(fit[i]), int(out[j]), int(np.max(-(-need[rv > 0] // rv[rv > 0]))))
+            k = min(int(fit[i]), int(out[j]), int(np.max(-(-need[short & (rv > 0)] // rv[short & (rv > 0)]))))
             if k <= 0:
                 continue
             out[j] -= k

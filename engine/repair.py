@@ -9,8 +9,11 @@ workload, its affinity partners and the partners' placed followers — gives
 back their capacity, and solves that neighbourhood exactly with CP-SAT
 against the residual capacity and quota. The result is kept only when every
 workload of the neighbourhood that was placed stays placed and the new one is
-placed too; otherwise the old placement is put back. Every step keeps the
-plan valid, and no placed replica of any priority is lost.
+placed too; otherwise the old placement is put back. When the workload does
+not fit even so, a last neighbourhood adds up to :data:`MOVERS` placed
+workloads from the clusters with the most room for it, free to move
+elsewhere (all must stay placed). Every step keeps the plan valid, and no
+placed replica of any priority is lost.
 """
 
 from __future__ import annotations
@@ -65,11 +68,51 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
             added += 1
             continue
         hood = _neighbourhood(p, w, placed)
-        if len(hood) == 1:
+        if len(hood) > 1 and _try(p, state, hood, placed, deadline, per_solve):
+            added += 1
+    # then, with the time left: move placed workloads aside from the clusters where it comes
+    # closest to fitting (bigger solves, so after every cheap attempt has had its turn)
+    for w in todo.tolist():
+        if time.monotonic() > deadline:
+            break
+        if placed[w]:
             continue
-        if _try(p, state, hood, placed, deadline, per_solve):
+        hood = _neighbourhood(p, w, placed)
+        movers = _movers(p, state, w, hood, placed)
+        if movers and _try(p, state, sorted(hood + movers), placed, deadline, min(per_solve, MOVER_SECONDS)):
             added += 1
     return added
+
+
+#: placed workloads that one repair may move aside to make room, at most
+MOVERS = 12
+#: clusters of the unplaced workload whose occupants are considered
+MOVER_CLUSTERS = 3
+#: CP-SAT seconds per such solve: a feasible placement is what counts, proving its cost is not
+MOVER_SECONDS = 0.25
+
+
+def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.ndarray) -> list[int]:
+    """Placed workloads worth moving to make room for ``w``: those on the clusters with the most room
+    for ``w``, most mobile (most eligible clusters) first. Workloads whose placed followers stay
+    outside the neighbourhood are left alone (moving them would strand the followers)."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    pcs = p.pair_c[lo:hi]
+    req = p.request[w]
+    used_r = np.nonzero(req > 0)[0]
+    if not len(used_r) or not len(pcs):
+        return []
+    room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
+    clusters = pcs[np.argsort(-room, kind="stable")[:MOVER_CLUSTERS]]
+    on = np.isin(p.pair_c, clusters) & (state.y > 0)
+    candidates = np.unique(p.pair_w[on])
+    inside = np.zeros(p.num_workloads, dtype=bool)
+    inside[hood] = True
+    anchors = p.affinity_to[placed[p.affinity_from] & ~inside[p.affinity_from]]
+    ok = ~np.isin(candidates, anchors) & ~inside[candidates] & ~p.broadcast[candidates]
+    candidates = candidates[ok]
+    mobility = np.diff(state.starts)[candidates]
+    return candidates[np.argsort(-mobility, kind="stable")[:MOVERS]].tolist()
 
 
 def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
@@ -219,3 +262,4 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
             release(p, state, w)
             state.take(p, w, old)
     return moved
+

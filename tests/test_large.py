@@ -140,3 +140,53 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     assert early <= full + 1e-6
     assert full <= float((y * pair_weights(problem)).sum()) + 1e-6
     assert early > 0.5 * full  # and not trivially weak
+
+
+def test_repair_moves_a_placed_workload_aside() -> None:
+    # "pinned" may only run on "a", where "mobile" sits; alone it does not fit, so the repair
+    # solves it together with the occupant, which moves to "b"
+    import time
+
+    docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": "2"}),
+            policy("only-a", clusterAffinity={"clusterNames": ["a"]}),
+            workload("mobile", 1, cpu="2"), workload("pinned", 1, cpu="2", policy="only-a")]
+    bundle = bundle_of(*docs)
+    problem = build_problem(bundle)
+    p = problem
+    state = Residual.empty(p)
+    mobile = p.workload_keys.index("default/mobile")
+    lo, hi = int(state.starts[mobile]), int(state.starts[mobile + 1])
+    state.take(p, mobile, (p.pair_c[lo:hi] == p.cluster_names.index("a")).astype(np.int64))
+    assert repair_unplaced(p, state, deadline=time.monotonic() + 10) == 1
+    where_ = {(p.workload_keys[int(p.pair_w[i])], p.cluster_names[int(p.pair_c[i])]) for i in np.nonzero(state.y)[0]}
+    assert where_ == {("default/mobile", "b"), ("default/pinned", "a")}
+    assert (state.capacity >= 0).all()
+
+
+def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
+    from engine.refine import _revert
+
+    docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": "2"}),
+            workload("w1", 1, cpu="1"), workload("w2", 1, cpu="1"), workload("w3", 2, cpu="1")]
+    p = build_problem(bundle_of(*docs))
+    a, b = p.cluster_names.index("a"), p.cluster_names.index("b")
+
+    def plan(spec: dict[str, dict[int, int]]) -> np.ndarray:
+        y = np.zeros(p.num_pairs, dtype=np.int64)
+        for name, on in spec.items():
+            for c, n in on.items():
+                y[(p.pair_w == p.workload_keys.index(f"default/{name}")) & (p.pair_c == c)] = n
+        return y
+
+    y = plan({"w1": {a: 1}, "w2": {a: 1}, "w3": {b: 2}})
+    rounded = plan({"w1": {b: 1}, "w2": {b: 1}, "w3": {a: 1}})  # w3 could not be completed
+    w3 = p.workload_keys.index("default/w3")
+    movable = np.ones(p.num_pairs, dtype=bool)
+    mix = _revert(p, y, rounded, [w3], p.capacity.copy(), movable)
+    use = np.zeros_like(p.capacity)
+    np.add.at(use, p.pair_c, mix[:, None] * p.request[p.pair_w])
+    assert (use <= p.capacity).all()
+    for w in range(p.num_workloads):
+        mine = p.pair_w == w
+        assert (mix[mine] == y[mine]).all() or (mix[mine] == rounded[mine]).all()
+    assert (mix[p.pair_w == w3] == y[p.pair_w == w3]).all()
