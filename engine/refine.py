@@ -429,4 +429,3 @@ def _make_room(p, c, req, replicas, out, room, allowed, weight, starts, free) ->
             room[pcs[i], used_r] -= k * rv[used_r]
             need = np.maximum(need - k * rv, 0)
     return not (need > 0).any()
-
