@@ -6,7 +6,7 @@ Every (instance, solver) runs in its own subprocess, end to end: load the
 bundle (JSON written by :mod:`benchmarks.generate`), build the problem, solve,
 turn it into a plan (explanations included), verify it with
 :func:`engine.verify.verify`, write the plan JSON. Peak memory is that
-subprocess's ``ru_maxrss`` (resource.getrusage), so every run has its own peak.
+subprocess's peak resident memory (``VmHWM``), so every run has its own peak.
 The LP relaxation (:mod:`engine.lp`) is solved in the parent for the
 placement reference (most replicas per priority), and
 :func:`engine.refine.cost_bound_at` gives the LP minimum of the weighted cost
@@ -104,10 +104,26 @@ def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> N
         "load_s": t1 - t0, "solve_s": t2 - t1, "plan_s": t3 - t2, "verify_s": t4 - t3, "write_s": t5 - t4,
         "wall_s": t5 - t0, "violations": [str(v) for v in violations[:5]], "n_violations": len(violations),
         "placed": values.placed_by_priority, "tier": values.tier, "weighted": values.weighted,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "maxrss_mb": _peak_mb(),
         "y": solution.y.tolist(),
     }
     Path(out_path).write_text(json.dumps(result))
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process, in MB.
+
+    ``VmHWM`` belongs to the process's own address space, which ``exec`` starts
+    afresh; ``ru_maxrss`` is inherited from the parent across fork and exec on
+    Linux, so a child of a big parent would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_solver(solver: str, bundle_path: Path, workdir: Path, time_limit: float) -> dict:

@@ -58,13 +58,16 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     has_pairs = np.diff(state.starts) > 0
     todo = np.nonzero(~placed & has_pairs & (True if only is None else only))[0]
     todo = todo[np.lexsort((p.replicas[todo], -p.priority[todo]))]
+    # every member of a neighbourhood stays placed, so a workload over its tenant's quota left
+    # cannot be placed by any repair: skip it without a solve
+    todo = np.array([w for w in todo.tolist() if _within_quota(p, state, w)], dtype=np.int64)
     for w in todo.tolist():
         if time.monotonic() > deadline:
             break
         if placed[w]:
             continue
         # first alone (partners stay where they are), then with the partners free to move
-        if _try(p, state, [w], placed, deadline, per_solve):
+        if _fits_alone(p, state, w) and _try(p, state, [w], placed, deadline, per_solve):
             added += 1
             continue
         hood = _neighbourhood(p, w, placed)
@@ -82,6 +85,27 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
         if movers and _try(p, state, sorted(hood + movers), placed, deadline, min(per_solve, MOVER_SECONDS)):
             added += 1
     return added
+
+
+def _within_quota(p: Problem, state: Residual, w: int) -> bool:
+    t = int(p.tenant[w])
+    # the fewest copies a plan can give it: all eligible clusters for a broadcast, else its minimum count
+    copies = (int(p.eligible_count[w]) if p.broadcast[w] else max(int(p.count_min[w]), 1)) if p.duplicated[w] else 1
+    return t < 0 or bool((int(p.replicas[w]) * copies * p.request[w] <= state.quota[t]).all())
+
+
+def _fits_alone(p: Problem, state: Residual, w: int) -> bool:
+    """A quick necessary condition for placing ``w`` without moving anything: its eligible clusters
+    have room for all its replicas (copies for Duplicated) taken together."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    pcs = p.pair_c[lo:hi]
+    req = p.request[w]
+    fit = p.pair_ub[lo:hi].astype(np.int64)
+    for r in np.nonzero(req > 0)[0].tolist():
+        fit = np.minimum(fit, np.maximum(state.capacity[pcs, r], 0) // int(req[r]))
+    if p.duplicated[w]:
+        return int((fit >= p.replicas[w]).sum()) >= max(int(p.count_min[w]), 1)
+    return int(fit.sum()) >= int(p.replicas[w])
 
 
 #: placed workloads that one repair may move aside to make room, at most
