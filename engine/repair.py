@@ -88,6 +88,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
 
 
 def _within_quota(p: Problem, state: Residual, w: int) -> bool:
+    """Whether the tenant's quota left can take ``w`` at its smallest (a necessary condition)."""
     t = int(p.tenant[w])
     # the fewest copies a plan can give it: all eligible clusters for a broadcast, else its minimum count
     copies = (int(p.eligible_count[w]) if p.broadcast[w] else max(int(p.count_min[w]), 1)) if p.duplicated[w] else 1
@@ -286,4 +287,3 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
             release(p, state, w)
             state.take(p, w, old)
     return moved
-
