@@ -26,10 +26,9 @@ class CapacityPlugin(Plugin):
             return
         order = np.argsort(p.pair_c, kind="stable")
         bounds = np.searchsorted(p.pair_c[order], np.arange(p.num_clusters + 1))
-        for c in range(p.num_clusters):
+        # only clusters with pairs: a neighbourhood solve keeps the whole fleet's cluster list
+        for c in np.nonzero(np.diff(bounds))[0].tolist():
             pairs = order[bounds[c] : bounds[c + 1]]
-            if not len(pairs):
-                continue
             for r in range(len(p.resource_names)):
                 limit = int(p.capacity[c, r])
                 if limit == UNLIMITED:
