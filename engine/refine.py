@@ -17,11 +17,13 @@ changing the replicas placed at any priority and without a worse tier sum:
    since the LP solution does); the few replicas left go to the cheapest pair
    with room, biggest workloads first. A workload that finds no room moves
    replicas of free workloads off one of its clusters; workloads that still
-   fail go first in the next attempt. If one cannot be completed, or the
-   result is not better in the order of section 3, the placement is returned
-   unchanged: refinement never makes a plan worse. (Completing workloads one
-   by one in turn, as before, failed at 95% load: early ones took the room the
-   floors of later ones needed, and the whole refinement was lost.)
+   fail go first in the next attempt, and after that go back to where they
+   were, with the workloads that took their room (the rest keep the LP's
+   layout). If the result is not better in the order of section 3, the
+   placement is returned unchanged: refinement never makes a plan worse.
+   (Completing workloads one by one in turn, as before, failed at 95% load:
+   early ones took the room the floors of later ones needed, and the whole
+   refinement was lost.)
 """
 
 from __future__ import annotations
