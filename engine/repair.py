@@ -129,8 +129,8 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
         return []
     room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
     clusters = pcs[np.argsort(-room, kind="stable")[:MOVER_CLUSTERS]]
-    on = np.isin(p.pair_c, clusters) & (state.y > 0)
-    candidates = np.unique(p.pair_w[on])
+    in_use = np.nonzero(state.y)[0]  # a few thousand of the hundreds of thousands of pairs
+    candidates = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], clusters)]])
     inside = np.zeros(p.num_workloads, dtype=bool)
     inside[hood] = True
     anchors = p.affinity_to[placed[p.affinity_from] & ~inside[p.affinity_from]]
