@@ -30,6 +30,7 @@ import numpy as np
 
 from engine.lp import pair_weights
 from engine.problem import UNLIMITED, Problem
+from engine.refine import flexible_workloads, refine_cost
 
 __all__ = ["Residual", "hardest_first", "pair_score", "place_one", "solve_large"]
 
@@ -321,8 +322,7 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     # repairs (engine.repair) place what construction missed while lower levels have not yet
     # taken the room. Clusters are scored for placement (earlier tier, then most room left, then
     # cost): packing for placement first; the LP below makes the layout cheap afterwards.
-    from engine.refine import refine_cost
-    from engine.repair import repair_unplaced
+    from engine.repair import repair_unplaced  # it builds on this module
 
     orders = (hardest_first(p), smallest_first(p))
     state = Residual.empty(p)
@@ -350,7 +350,6 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
     # cheaper layout of the same placement by LP (engine.refine) for the workloads it can move and
     # exact one-by-one re-placement for the others (engine.repair.improve_placed)
-    from engine.refine import flexible_workloads
     from engine.repair import improve_placed
 
     # the last solves may run past their deadline by their set-up time: keep a margin for it

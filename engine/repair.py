@@ -4,7 +4,8 @@ Construction (:mod:`engine.large`) places workloads one at a time with a fast
 rule, which can fail where a placement exists: a follower (``affinity``) finds
 its partner's clusters full, or a workload with bounds, counts or spread needs
 a combination the rule does not try. For each unplaced workload, highest
-priority first, :func:`repair_unplaced` takes a small *neighbourhood* — the
+priority first, :func:`repair_unplaced` first tries the construction rule
+again (room may have opened since), then takes a small *neighbourhood* — the
 workload, its affinity partners and the partners' placed followers — gives
 back their capacity, and solves that neighbourhood exactly with CP-SAT
 against the residual capacity and quota. The result is kept only when every
@@ -12,17 +13,24 @@ workload of the neighbourhood that was placed stays placed and the new one is
 placed too; otherwise the old placement is put back. When the workload does
 not fit even so, a last neighbourhood adds up to :data:`MOVERS` placed
 workloads from the clusters with the most room for it, free to move
-elsewhere (all must stay placed). Every step keeps the plan valid, and no
-placed replica of any priority is lost.
+elsewhere (all must stay placed). Last, with the time kept for it,
+:func:`_eject` moves the occupants of those clusters elsewhere one by one
+with the construction rule until the workload fits (milliseconds, where the
+exact solves take tens of them; it runs after them because they use the room
+better when they succeed: run first, it cost priority 50 on the cloud
+benchmark). Every step keeps the plan valid, and no placed replica of any
+priority is lost.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
+from ortools.sat.python import cp_model
 
-from engine.large import Residual, pair_score
+from engine.large import _BIG, Residual, pair_score, place_one
 from engine.problem import UNLIMITED, Problem, keep_pairs, restrict
 
 __all__ = ["improve_placed", "release", "repair_unplaced"]
@@ -61,28 +69,50 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     # every member of a neighbourhood stays placed, so a workload over its tenant's quota left
     # cannot be placed by any repair: skip it without a solve
     todo = np.array([w for w in todo.tolist() if _within_quota(p, state, w)], dtype=np.int64)
+    # the construction rule first, for all of them (a millisecond each): room may have opened
+    # since it last tried, when cheaper layouts or other repairs moved workloads
+    score = pair_score(p)
     for w in todo.tolist():
         if time.monotonic() > deadline:
             break
+        if place_one(p, w, state, score):
+            placed[w] = True
+            added += 1
+    todo = todo[~placed[todo]]
+    # the exact passes leave the last quarter of the time to the ejection pass at the end
+    exact_deadline = deadline - 0.25 * max(deadline - time.monotonic(), 0.0)
+    for w in todo.tolist():
+        if time.monotonic() > exact_deadline:
+            break
         if placed[w]:
             continue
-        # first alone (partners stay where they are), then with the partners free to move
-        if _fits_alone(p, state, w) and _try(p, state, [w], placed, deadline, per_solve):
+        # then exactly: first alone (partners stay where they are), then with the partners free to move
+        if _fits_alone(p, state, w) and _try(p, state, [w], placed, exact_deadline, per_solve):
             added += 1
             continue
         hood = _neighbourhood(p, w, placed)
-        if len(hood) > 1 and _try(p, state, hood, placed, deadline, per_solve):
+        if len(hood) > 1 and _try(p, state, hood, placed, exact_deadline, per_solve):
             added += 1
-    # then, with the time left: move placed workloads aside from the clusters where it comes
-    # closest to fitting (bigger solves, so after every cheap attempt has had its turn)
+    # then exactly with placed workloads moved aside from the clusters where it comes closest to
+    # fitting (bigger solves, so after every cheap attempt has had its turn)
     for w in todo.tolist():
-        if time.monotonic() > deadline:
+        if time.monotonic() > exact_deadline:
             break
         if placed[w]:
             continue
         hood = _neighbourhood(p, w, placed)
         movers = _movers(p, state, w, hood, placed)
-        if movers and _try(p, state, sorted(hood + movers), placed, deadline, min(per_solve, MOVER_SECONDS)):
+        if movers and _try(p, state, sorted(hood + movers), placed, exact_deadline,
+                           min(per_solve, MOVER_SECONDS)):
+            added += 1
+    # last, what is still out: move placed workloads aside one at a time by the construction rule,
+    # from the clusters with the most room for it (milliseconds each; after the exact passes, which
+    # use the room better when they succeed)
+    for w in todo.tolist():
+        if time.monotonic() > deadline:
+            break
+        if not placed[w] and _eject(p, state, w, placed, score):
+            placed[w] = True
             added += 1
     return added
 
@@ -138,6 +168,55 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     candidates = candidates[ok]
     mobility = np.diff(state.starts)[candidates]
     return candidates[np.argsort(-mobility, kind="stable")[:MOVERS]].tolist()
+
+
+#: clusters of the unplaced workload emptied by :func:`_eject`, at most
+EJECT_CLUSTERS = 3
+#: occupants of those clusters tried, most mobile (most eligible clusters) first
+EJECT_OCCUPANTS = 48
+
+
+def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.ndarray) -> bool:
+    """Place ``w`` by moving occupants of its roomiest clusters elsewhere, one by one (each by
+    :func:`~engine.large.place_one`, never onto those clusters), until ``w`` fits; ``True`` when
+    it does. Otherwise every occupant goes back where it was."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    pcs = p.pair_c[lo:hi]
+    req = p.request[w]
+    used_r = np.nonzero(req > 0)[0]
+    if not len(used_r) or not len(pcs):
+        return False
+    room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
+    targets = pcs[np.argsort(-room, kind="stable")[:EJECT_CLUSTERS]]
+    in_use = np.nonzero(state.y)[0]
+    occupants = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], targets)]])
+    # a workload with placed followers stays (moving it would strand them), and so do broadcasts
+    anchors = p.affinity_to[placed[p.affinity_from]]
+    occupants = occupants[~np.isin(occupants, anchors) & ~p.broadcast[occupants]]
+    occupants = occupants[np.argsort(-np.diff(state.starts)[occupants], kind="stable")][:EJECT_OCCUPANTS]
+    moved: list[tuple[int, np.ndarray]] = []
+    state.capacity[targets] -= _BIG  # occupants must leave these clusters: none has room there
+    try:
+        for v in occupants.tolist():
+            old = release(p, state, v)
+            if not place_one(p, v, state, score):
+                state.take(p, v, old)
+                continue
+            moved.append((v, old))
+            state.capacity[targets] += _BIG
+            try:
+                if place_one(p, w, state, score):
+                    return True
+            finally:
+                state.capacity[targets] -= _BIG
+        for v, old in reversed(moved):
+            release(p, state, v)
+            state.take(p, v, old)
+        return False
+    finally:
+        state.capacity[targets] += _BIG
+
+
 
 
 def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
@@ -200,14 +279,37 @@ def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int,
     return keep
 
 
+#: CP-SAT seconds spent lowering a neighbourhood's cost once it has a placement: what a repair is
+#: for is placing; the cost LP (engine.refine) and improve_placed lower the cost afterwards
+POLISH_SECONDS = 0.04
+
+
+class _StopAfterFirst(cp_model.CpSolverSolutionCallback):
+    """Ends the search ``grace`` seconds after its first solution (a timer thread stops the solver)."""
+
+    def __init__(self, solver: cp_model.CpSolver, grace: float) -> None:
+        super().__init__()
+        self.solver = solver
+        self.grace = grace
+        self.timer: threading.Timer | None = None
+
+    def on_solution_callback(self) -> None:
+        if self.timer is None:
+            self.first = time.monotonic()
+            self.timer = threading.Timer(self.grace, self.solver.stop_search)
+            self.timer.start()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     """Replicas per pair placing *every* workload of ``sub`` at the lowest weighted cost, or ``None``.
 
     One CP-SAT call instead of the level-by-level solve: in a neighbourhood the
     priority levels are decided (all placed), so only feasibility and cost remain.
     """
-    from ortools.sat.python import cp_model
-
     from engine.model import compile_model
     from engine.solve import _set_objective
 
@@ -219,7 +321,11 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1
-    status = solver.solve(model)
+    stopper = _StopAfterFirst(solver, POLISH_SECONDS)
+    try:
+        status = solver.solve(model, stopper)
+    finally:
+        stopper.cancel()
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     return np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]

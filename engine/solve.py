@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
+from engine.large import solve_large
 from engine.model import CompiledModel, Level, compile_model
 from engine.problem import Problem
 
@@ -123,16 +124,12 @@ def solve_problem(
     """
     if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
         # too big for one CP-SAT model in the limit: construct by priority (engine.large)
-        from engine.large import solve_large
-
         return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
     start = time.monotonic()
     deadline = start + max(time_limit, 0.05)
     # a fast valid plan first (construction + exact repairs): the hint, and the floor of the result
     floor: Solution | None = None
     if problem.num_pairs >= FLOOR_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
-        from engine.large import solve_large
-
         floor = solve_large(problem, time_limit=min(0.08 * time_limit, 1.5), hint_y=hint_y)
         if hint_y is None:
             hint_y = floor.y

@@ -163,6 +163,43 @@ def test_repair_moves_a_placed_workload_aside() -> None:
     assert (state.capacity >= 0).all()
 
 
+def _pinned_and_mobile(b_cpu: str):  # type: ignore[no-untyped-def]
+    """"mobile" sits on "a", the only cluster "pinned" may use; "b" has ``b_cpu`` cores."""
+    docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": b_cpu}),
+            policy("only-a", clusterAffinity={"clusterNames": ["a"]}),
+            workload("mobile", 1, cpu="2"), workload("pinned", 1, cpu="2", policy="only-a")]
+    p = build_problem(bundle_of(*docs))
+    state = Residual.empty(p)
+    mobile = p.workload_keys.index("default/mobile")
+    lo, hi = int(state.starts[mobile]), int(state.starts[mobile + 1])
+    state.take(p, mobile, (p.pair_c[lo:hi] == p.cluster_names.index("a")).astype(np.int64))
+    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    return p, state, placed, p.workload_keys.index("default/pinned")
+
+
+def test_eject_moves_an_occupant_elsewhere_so_the_workload_fits() -> None:
+    from engine.large import pair_score
+    from engine.repair import _eject
+
+    p, state, placed, pinned = _pinned_and_mobile("2")
+    assert _eject(p, state, pinned, placed, pair_score(p))
+    where_ = {(p.workload_keys[int(p.pair_w[i])], p.cluster_names[int(p.pair_c[i])]) for i in np.nonzero(state.y)[0]}
+    assert where_ == {("default/mobile", "b"), ("default/pinned", "a")}
+    assert (state.capacity >= 0).all()
+    assert (state.capacity == Residual.from_y(p, state.y).capacity).all()
+
+
+def test_eject_that_fails_puts_everything_back() -> None:
+    from engine.large import pair_score
+    from engine.repair import _eject
+
+    p, state, placed, pinned = _pinned_and_mobile("1")  # "mobile" has nowhere else to go
+    before = state.copy()
+    assert not _eject(p, state, pinned, placed, pair_score(p))
+    assert (state.y == before.y).all()
+    assert (state.capacity == before.capacity).all() and (state.quota == before.quota).all()
+
+
 def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
     from engine.refine import _revert
 
