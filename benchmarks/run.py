@@ -44,6 +44,10 @@ QUICK = [
     Instance("edge-60x16", "edge", 60, 16, 0.9, seed=1),
     Instance("cloud-40x8", "cloud", 40, 8, 0.9, seed=2),
 ]
+#: solver time limits other than ``--time-limit``: the issue's target at 10,000 x 1,000 is a plan
+#: within 60 s end to end, and 40 s of solving leaves the repairs and the cost LP their turn there
+#: (at 10 s the construction alone takes the whole limit)
+TIME_LIMITS = {"edge-10000x1000": 40.0}
 #: instances with more workloads than this get bare "unplaced" entries (no explanations)
 EXPLAIN_MAX = 2000
 
@@ -141,6 +145,7 @@ def _lex_key(r: dict) -> tuple:
 def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp: bool = True) -> dict:
     from engine.bundle import load_bundle
     from engine.lp import solve_lp
+    from engine.planner import evaluate
     from engine.problem import build_problem
     from engine.refine import cost_bound_at
 
@@ -148,7 +153,7 @@ def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp:
     path.write_text(json.dumps(inst.documents()))
     results = {s: run_solver(s, path, workdir, time_limit) for s in ("berth", "greedy")}
     row = {"instance": inst.name, "workloads": inst.workloads, "clusters": inst.clusters, "load": inst.load,
-           "results": results}
+           "time_limit": time_limit, "results": results}
     problem = build_problem(load_bundle([path]))
     if with_lp:
         lp = solve_lp(problem, time_limit=60.0)
@@ -157,6 +162,14 @@ def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp:
     for r in results.values():
         # the LP minimum of the weighted cost at this plan's placement (same replicas per workload)
         r["bound"] = cost_bound_at(problem, np.array(r["y"], dtype=np.int64), time_limit=300.0)
+    # like for like: the weighted cost of the workloads both solvers place (a plan that places more
+    # pays for what it adds, which the order of section 3 asks for, so totals compare unequal sets)
+    ys = {s: np.array(r["y"], dtype=np.int64) for s, r in results.items()}
+    both = np.ones(problem.num_workloads, dtype=bool)
+    for y in ys.values():
+        both &= np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
+    for s, r in results.items():
+        r["weighted_common"] = evaluate(problem, ys[s] * both[problem.pair_w]).weighted
     for r in results.values():
         r.pop("y", None)
     return row
@@ -221,9 +234,9 @@ def _fmt_placed(placed: dict) -> str:
 
 def table(rows: list[dict], inc: dict | None) -> str:
     lines = [
-        "| instance | pairs | solver | solve s | wall s | peak MB | placed by priority (high→low) | LP placed | "
-        "weighted | LP bound | gap | valid |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| instance | pairs | solver | limit s | solve s | wall s | peak MB | placed by priority (high→low) | "
+        "LP placed | weighted | LP bound | gap | valid |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lp = row.get("lp")
@@ -233,15 +246,16 @@ def table(rows: list[dict], inc: dict | None) -> str:
             bound = r.get("bound")
             gap = (r["weighted"] - bound) / max(abs(r["weighted"]), 1e-9) if bound is not None else None
             lines.append(
-                f"| {row['instance']} | {r['pairs']} | {name} | {r['solve_s']:.2f} | {r['wall_s']:.2f} | "
+                f"| {row['instance']} | {r['pairs']} | {name} | "
+                f"{row['time_limit']:.0f} | {r['solve_s']:.2f} | {r['wall_s']:.2f} | "
                 f"{r['maxrss_mb']:.0f} | {_fmt_placed(r['placed'])} | {lp_placed} | {r['weighted']:.2f} | "
                 f"{'n/a' if bound is None else f'{bound:.2f}'} | {'n/a' if gap is None else f'{gap:.1%}'} | "
                 f"{'yes' if r['n_violations'] == 0 else 'NO ' + str(r['n_violations'])} |"
             )
     lines += ["", "| instance | placed Berth/LP (per priority) | top priority: Berth / CP-SAT bound | "
               "placed Berth/greedy (per priority) | weighted Berth/greedy | weighted per replica Berth/greedy | "
-              "solve time Berth/greedy |",
-              "|---|---|---|---|---|---|---|"]
+              "weighted on workloads both place Berth/greedy | solve time Berth/greedy |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         b, g = row["results"]["berth"], row["results"]["greedy"]
         prios = sorted(b["placed"], key=int, reverse=True)
@@ -261,6 +275,7 @@ def table(rows: list[dict], inc: dict | None) -> str:
         per = per_replica(b) / max(per_replica(g), 1e-9)
         lines.append(f"| {row['instance']} | {vs_lp} | {vs_top} | {ratios} | "
                      f"{b['weighted'] / max(g['weighted'], 1e-9):.3f} | {per:.3f} | "
+                     f"{b['weighted_common'] / max(g['weighted_common'], 1e-9):.3f} | "
                      f"{b['solve_s'] / max(g['solve_s'], 1e-9):.2f} |")
     if inc:
         lines += ["", "| incremental | clusters | committed | calls | placed | setup s | p50 ms | p99 ms | max ms |",
@@ -301,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
         rows = []
         for inst in instances:
-            rows.append(bench_instance(inst, Path(tmp), args.time_limit, with_lp=inst.workloads <= 2000))
+            limit = args.time_limit if args.quick else TIME_LIMITS.get(inst.name, args.time_limit)
+            rows.append(bench_instance(inst, Path(tmp), limit, with_lp=inst.workloads <= 2000))
             print(f"done {inst.name}", file=sys.stderr, flush=True)
         inc = bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
     text = table(rows, inc)

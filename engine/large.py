@@ -360,7 +360,7 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
 
     repair_unplaced(p, state, deadline=time.monotonic() + 0.5 * max(left() - 0.3 * budget, 0.0))
     if left() > 0.3:
-        y = refine_cost(p, state.y, time_limit=0.6 * left())
+        y = refine_cost(p, state.y, time_limit=0.75 * left())
         if not np.array_equal(y, state.y):
             state = Residual.from_y(p, y)
             improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())

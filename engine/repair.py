@@ -365,6 +365,8 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
     """
     from engine.lp import pair_weights
 
+    if time.monotonic() > deadline:
+        return 0  # its set-up sorts every pair: seconds at millions of pairs
     p = problem
     weight = pair_weights(p)
     placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
