@@ -350,7 +350,7 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
     # cheaper layout of the same placement by LP (engine.refine) for the workloads it can move and
     # exact one-by-one re-placement for the others (engine.repair.improve_placed)
-    from engine.repair import improve_placed
+    from engine.repair import improve_placed, swap_for_quota
 
     # the last solves may run past their deadline by their set-up time: keep a margin for it
     budget = time_limit - min(0.4, 0.04 * time_limit)
@@ -365,6 +365,10 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
             state = Residual.from_y(p, y)
             improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
             repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())
+    swap_for_quota(p, state, deadline=time.monotonic() + max(left(), 0.0))
+    # time left over (every narrow attempt made): once more with neighbourhoods twice as wide
+    if left() > 0.3:
+        repair_unplaced(p, state, deadline=time.monotonic() + left(), widen=2)
     y = state.y
     pair_prio = p.priority[p.pair_w]
     levels = [

@@ -33,7 +33,7 @@ from ortools.sat.python import cp_model
 from engine.large import _BIG, Residual, pair_score, place_one
 from engine.problem import UNLIMITED, Problem, keep_pairs, restrict
 
-__all__ = ["improve_placed", "release", "repair_unplaced"]
+__all__ = ["improve_placed", "release", "repair_unplaced", "swap_for_quota"]
 
 
 def release(problem: Problem, state: Residual, w: int) -> np.ndarray:
@@ -57,9 +57,10 @@ def _neighbourhood(p: Problem, w: int, placed: np.ndarray) -> list[int]:
 
 
 def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_solve: float = 1.0,
-                    only: np.ndarray | None = None) -> int:
+                    only: np.ndarray | None = None, widen: int = 1) -> int:
     """Place unplaced workloads of ``state`` (those in ``only``, when given) by exact neighbourhood
-    solves; returns how many were added."""
+    solves; returns how many were added. ``widen`` multiplies the clusters emptied and the workloads
+    moved aside (a second pass with time left over, after the narrow one found nothing more)."""
     p = problem
     added = 0
     placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
@@ -101,9 +102,9 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
         if placed[w]:
             continue
         hood = _neighbourhood(p, w, placed)
-        movers = _movers(p, state, w, hood, placed)
+        movers = _movers(p, state, w, hood, placed, widen)
         if movers and _try(p, state, sorted(hood + movers), placed, exact_deadline,
-                           min(per_solve, MOVER_SECONDS)):
+                           min(per_solve, MOVER_SECONDS * widen)):
             added += 1
     # last, what is still out: move placed workloads aside one at a time by the construction rule,
     # from the clusters with the most room for it (milliseconds each; after the exact passes, which
@@ -111,10 +112,52 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     for w in todo.tolist():
         if time.monotonic() > deadline:
             break
-        if not placed[w] and _eject(p, state, w, placed, score):
+        if not placed[w] and _eject(p, state, w, placed, score, widen):
             placed[w] = True
             added += 1
     return added
+
+
+def swap_for_quota(problem: Problem, state: Residual, *, deadline: float) -> int:
+    """Trade a placed workload for a bigger one of the same tenant and priority that its quota
+    blocks; returns the replicas gained.
+
+    Quotas are sized near demand, so what stays out at the end is often a workload
+    whose tenant has spent its quota on smaller ones of the same priority. Taking out
+    one with fewer replicas that frees enough quota, and placing the blocked one by
+    the construction rule, places more replicas at that priority (better in the
+    order of section 3); the smaller one comes back if it still fits. Duplicated
+    workloads and those with placed followers are left alone.
+    """
+    p = problem
+    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    has_followers = np.zeros(p.num_workloads, dtype=bool)
+    has_followers[p.affinity_to[placed[p.affinity_from]]] = True
+    score = pair_score(p)
+    blocked = np.nonzero(~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated)[0]
+    gained = 0
+    for w in blocked[np.argsort(-p.replicas[blocked], kind="stable")].tolist():
+        if time.monotonic() > deadline:
+            break
+        if placed[w] or _within_quota(p, state, w):
+            continue  # not quota-bound: the repairs have had their turn at it
+        t = int(p.tenant[w])
+        deficit = int(p.replicas[w]) * p.request[w] - state.quota[t]
+        donors = np.nonzero(placed & (p.tenant == t) & (p.priority == p.priority[w]) & ~p.duplicated
+                            & ~has_followers & (p.replicas < p.replicas[w]))[0]
+        frees = p.replicas[donors, None] * p.request[donors]
+        donors = donors[(frees >= deficit[None, :]).all(axis=1)]
+        for v in donors[np.argsort(p.replicas[donors], kind="stable")].tolist():
+            old = release(p, state, v)
+            if place_one(p, w, state, score):
+                placed[w], placed[v] = True, False
+                gained += int(p.replicas[w]) - int(p.replicas[v])
+                if place_one(p, v, state, score):
+                    placed[v] = True
+                    gained += int(p.replicas[v])
+                break
+            state.take(p, v, old)
+    return gained
 
 
 def _within_quota(p: Problem, state: Residual, w: int) -> bool:
@@ -147,7 +190,8 @@ MOVER_CLUSTERS = 3
 MOVER_SECONDS = 0.25
 
 
-def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.ndarray) -> list[int]:
+def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.ndarray,
+            widen: int = 1) -> list[int]:
     """Placed workloads worth moving to make room for ``w``: those on the clusters with the most room
     for ``w``, most mobile (most eligible clusters) first. Workloads whose placed followers stay
     outside the neighbourhood are left alone (moving them would strand the followers)."""
@@ -158,7 +202,7 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     if not len(used_r) or not len(pcs):
         return []
     room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
-    clusters = pcs[np.argsort(-room, kind="stable")[:MOVER_CLUSTERS]]
+    clusters = pcs[np.argsort(-room, kind="stable")[:MOVER_CLUSTERS * widen]]
     in_use = np.nonzero(state.y)[0]  # a few thousand of the hundreds of thousands of pairs
     candidates = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], clusters)]])
     inside = np.zeros(p.num_workloads, dtype=bool)
@@ -167,7 +211,7 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     ok = ~np.isin(candidates, anchors) & ~inside[candidates] & ~p.broadcast[candidates]
     candidates = candidates[ok]
     mobility = np.diff(state.starts)[candidates]
-    return candidates[np.argsort(-mobility, kind="stable")[:MOVERS]].tolist()
+    return candidates[np.argsort(-mobility, kind="stable")[:MOVERS * widen]].tolist()
 
 
 #: clusters of the unplaced workload emptied by :func:`_eject`, at most
@@ -176,7 +220,7 @@ EJECT_CLUSTERS = 3
 EJECT_OCCUPANTS = 48
 
 
-def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.ndarray) -> bool:
+def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.ndarray, widen: int = 1) -> bool:
     """Place ``w`` by moving occupants of its roomiest clusters elsewhere, one by one (each by
     :func:`~engine.large.place_one`, never onto those clusters), until ``w`` fits; ``True`` when
     it does. Otherwise every occupant goes back where it was."""
@@ -187,13 +231,13 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
     if not len(used_r) or not len(pcs):
         return False
     room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
-    targets = pcs[np.argsort(-room, kind="stable")[:EJECT_CLUSTERS]]
+    targets = pcs[np.argsort(-room, kind="stable")[:EJECT_CLUSTERS * widen]]
     in_use = np.nonzero(state.y)[0]
     occupants = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], targets)]])
     # a workload with placed followers stays (moving it would strand them), and so do broadcasts
     anchors = p.affinity_to[placed[p.affinity_from]]
     occupants = occupants[~np.isin(occupants, anchors) & ~p.broadcast[occupants]]
-    occupants = occupants[np.argsort(-np.diff(state.starts)[occupants], kind="stable")][:EJECT_OCCUPANTS]
+    occupants = occupants[np.argsort(-np.diff(state.starts)[occupants], kind="stable")][:EJECT_OCCUPANTS * widen]
     moved: list[tuple[int, np.ndarray]] = []
     state.capacity[targets] -= _BIG  # occupants must leave these clusters: none has room there
     try:

@@ -14,7 +14,7 @@ from engine.refine import cost_bound_at, refine_cost
 from engine.repair import repair_unplaced
 from engine.solve import solve_problem
 from engine.verify import verify
-from tests.builders import bundle_of, cluster, policy, workload
+from tests.builders import bundle_of, cluster, policy, tenant, workload
 from tests.test_property import fleets
 
 
@@ -198,6 +198,30 @@ def test_eject_that_fails_puts_everything_back() -> None:
     assert not _eject(p, state, pinned, placed, pair_score(p))
     assert (state.y == before.y).all()
     assert (state.capacity == before.capacity).all() and (state.quota == before.quota).all()
+
+
+def test_swap_for_quota_trades_a_small_workload_for_a_bigger_blocked_one() -> None:
+    # quota 4: "small" (1 replica of 2 cpu) leaves 2, "big" needs 3; trading them places 3 replicas for 1
+    from engine.large import pair_score, place_one
+    from engine.repair import swap_for_quota
+
+    docs = [cluster("a", capacity={"cpu": "64"}), tenant("retail", quota={"cpu": "4"}),
+            workload("small", 1, namespace="retail", cpu="2"), workload("big", 3, namespace="retail", cpu="1")]
+    p = build_problem(bundle_of(*docs))
+    state = Residual.empty(p)
+    assert place_one(p, p.workload_keys.index("retail/small"), state, pair_score(p))
+    assert swap_for_quota(p, state, deadline=float("inf")) == 2
+    per_w = _per_workload(p, state.y)
+    assert per_w[p.workload_keys.index("retail/big")] == 3 and per_w[p.workload_keys.index("retail/small")] == 0
+    assert (state.quota >= 0).all() and (state.quota == Residual.from_y(p, state.y).quota).all()
+    plan = plan_from_solution(p, _solution(state.y), input_digest="t")
+    assert verify(bundle_of(*docs), plan) == []
+
+
+def _solution(y):  # type: ignore[no-untyped-def]
+    from engine.solve import Solution
+
+    return Solution(y, "Feasible", 0.0, [])
 
 
 def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
