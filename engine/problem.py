@@ -128,6 +128,17 @@ class Problem:
         """(P,) sorted ``w * C + c`` of every pair, for lookups by (workload, cluster)."""
         return self.pair_w.astype(np.int64) * self.num_clusters + self.pair_c
 
+    @cached_property
+    def cluster_pair_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs grouped by cluster: those on cluster ``c`` are ``order[starts[c]:starts[c + 1]]``."""
+        order = np.argsort(self.pair_c, kind="stable")
+        return order, np.searchsorted(self.pair_c[order], np.arange(self.num_clusters + 1))
+
+    def pairs_on(self, c: int) -> np.ndarray:
+        """Indices of the pairs on cluster ``c`` (a lookup, not a scan of every pair)."""
+        order, starts = self.cluster_pair_order
+        return order[int(starts[c]):int(starts[c + 1])]
+
     def pairs_of(self, w: int) -> slice:
         """The slice of pairs that belong to workload ``w`` (pairs are sorted)."""
         starts = self.pair_starts

@@ -18,8 +18,11 @@ changing the replicas placed at any priority and without a worse tier sum:
    with room, biggest workloads first. A workload that finds no room moves
    replicas of free workloads off one of its clusters; workloads that still
    fail go first in the next attempt, and after that go back to where they
-   were, with the workloads that took their room (the rest keep the LP's
-   layout). If the result is not better in the order of section 3, the
+   were; a free workload that took their room moves on to its next cheapest
+   pair with room, and goes back too only when there is none (the rest keep
+   the LP's layout). Replicas rounded into a later tier than the workload
+   used before go back to its earlier tiers (the LP keeps only the tier sum).
+   If the result is not better in the order of section 3, the
    placement is returned unchanged: refinement never makes a plan worse.
    (Completing workloads one by one in turn, as before, failed at 95% load:
    early ones took the room the floors of later ones needed, and the whole
@@ -76,6 +79,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     constraints keep holding) but may move replicas between those clusters.
     Duplicated workloads and spread with ``maxSkew`` keep their placement.
     """
+    start = time.monotonic()
     p = problem
     placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
     free = flexible_workloads(p) & placed
@@ -91,12 +95,16 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     if result is None:
         return y
     x, cols, cap, quota, weight = result
-    out, _ = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi)
+    out, _ = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi, deadline=start + time_limit)
     if out is None:
         return y
     before = (float((y * p.pair_tier).sum()), float((y * weight).sum()))
     after = (float((out * p.pair_tier).sum()), float((out * weight).sum()))
     return out if after < before else y
+
+
+def _tier_by_workload(p: Problem, y: np.ndarray) -> np.ndarray:
+    return np.bincount(p.pair_w, weights=y * p.pair_tier, minlength=p.num_workloads)
 
 
 def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float | None:
@@ -300,7 +308,8 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
     return x, (res.eqlin.marginals, v_cap, v_quota, v_tier)
 
 
-def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ignore[no-untyped-def]
+def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # type: ignore[no-untyped-def]
+           deadline: float = float("inf")):
     """Round the LP: every movable workload first gets its LP replicas floored (they fit, since the
     LP solution does), then the few replicas the floors leave out go to the cheapest allowed pairs
     with room, biggest first. A workload that finds no room makes room by moving replicas of free
@@ -330,21 +339,57 @@ def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first):  # type: ig
     order = todo[np.argsort(-size, kind="stable")].tolist()
     for _ in range(2):
         out, left = base.copy(), room.copy()
-        failed = [w for w in order if not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
+        # past the deadline the rest count as failed: they keep their old placement
+        failed = [w for w in order if time.monotonic() > deadline
+                  or not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
         if not failed:
             break
-        order = failed + [w for w in order if w not in set(failed)]
+        again = set(failed)
+        order = failed + [w for w in order if w not in again]
+    failed += _keep_tiers(p, y, out, left, allowed, weight, starts, free, set(failed))
     # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
     bad = ((out > 0) & (out < p.min_per[p.pair_w])) | (out < lower)
     failed = sorted(set(failed) | set(np.unique(p.pair_w[bad]).tolist()))
-    return (_revert(p, y, out, failed, cap, movable) if failed else out), failed
+    if not failed:
+        return out, failed
+    return _revert(p, y, out, failed, cap, movable, relocate=(allowed, weight, free)), failed
 
 
-def _revert(p, y, out, failed, cap, movable):  # type: ignore[no-untyped-def]
+def _keep_tiers(p, y, out, room, allowed, weight, starts, free, failed) -> list[int]:  # type: ignore[no-untyped-def]
+    """Move replicas that rounding put in a later tier than the workload used before back to its
+    earlier tiers; returns the workloads where that found no room.
+
+    The LP keeps only the tier *sum*: it may give one workload's earlier-tier room to another and
+    push the first into a later tier, and rounding the fractions can then raise the sum (seen at
+    95% load: 6 against 5, which threw the whole refinement away)."""
+    stuck = []
+    before = _tier_by_workload(p, y)
+    for w in np.nonzero(_tier_by_workload(p, out) > before + 1e-9)[0].tolist():
+        if w in failed:
+            continue
+        lo, hi = int(starts[w]), int(starts[w + 1])
+        latest = int(p.pair_tier[lo:hi][y[lo:hi] > 0].max())
+        later = np.nonzero((p.pair_tier[lo:hi] > latest) & (out[lo:hi] > 0))[0]
+        moved = int(out[lo + later].sum())
+        np.add.at(room, p.pair_c[lo + later], out[lo + later, None] * p.request[w][None, :])
+        out[lo + later] = 0
+        earlier = allowed.copy()
+        earlier[lo:hi] &= p.pair_tier[lo:hi] <= latest
+        if not _complete(p, w, moved, out, room, earlier, weight, starts, free):
+            stuck.append(w)
+    return stuck
+
+
+def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-untyped-def]
     """``out`` with ``failed`` workloads back where ``y`` has them; where that overfills a cluster,
     workloads that gained replicas there go back too, biggest gain first, one at a time, until
     everything fits. Every workload is then either rounded or as before, both valid for it, so the
-    mix is a valid plan (``y`` itself at worst)."""
+    mix is a valid plan (``y`` itself at worst).
+
+    With ``relocate = (allowed, weight, free)``, a free workload's gain on the overfilled cluster
+    first moves to its cheapest other allowed pairs with room (no later tier) and it goes back
+    only when that does not clear the cluster: at 95% load, reverting whole workloads cascaded
+    until almost nothing of the LP's layout was left."""
     mix = out.copy()
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
     use = np.zeros_like(cap)
@@ -367,13 +412,48 @@ def _revert(p, y, out, failed, cap, movable):  # type: ignore[no-untyped-def]
         if not len(over):
             return mix
         c = int(over[0])
-        gained = np.nonzero(movable & (p.pair_c == c) & (mix > y) & ~back[p.pair_w])[0]
+        on_c = p.pairs_on(c)
+        gained = on_c[movable[on_c] & (mix[on_c] > y[on_c]) & ~back[p.pair_w[on_c]]]
         if not len(gained):
             return y.copy()
         excess = np.maximum(use[c] - cap[c], 0) * limited[c]
         share = ((mix[gained] - y[gained])[:, None] * p.request[p.pair_w[gained]] * (excess > 0)).sum(axis=1)
+        if relocate is not None and _relocate(p, c, gained[np.argsort(-share, kind="stable")], y, mix, use, cap,
+                                              limited, starts, *relocate):
+            continue
         put_back(int(p.pair_w[gained[int(np.argmax(share))]]))
     return y.copy()
+
+
+def _relocate(p, c, gained, y, mix, use, cap, limited, starts, allowed, weight, free) -> bool:  # type: ignore[no-untyped-def]
+    """Move the replicas free workloads gained on cluster ``c`` to their other allowed pairs with room
+    until ``c`` fits; ``True`` when it does. Moves that do not clear ``c`` stay (each is valid)."""
+    for j in gained.tolist():
+        if not ((use[c] > cap[c]) & limited[c]).any():
+            return True
+        v = int(p.pair_w[j])
+        if not free[v]:
+            continue
+        lo, hi = int(starts[v]), int(starts[v + 1])
+        req = p.request[v]
+        pcs = p.pair_c[lo:hi]
+        room = np.where(limited[pcs], cap[pcs] - use[pcs], _BIG)
+        fit = p.pair_ub[lo:hi] - mix[lo:hi]
+        for r in np.nonzero(req > 0)[0].tolist():
+            fit = np.minimum(fit, room[:, r] // int(req[r]))
+        ok = np.nonzero(allowed[lo:hi] & (pcs != c) & (fit > 0) & (p.pair_tier[lo:hi] <= p.pair_tier[j]))[0]
+        for i in ok[np.argsort(weight[lo:hi][ok], kind="stable")].tolist():
+            over = np.maximum(use[c] - cap[c], 0) * limited[c]
+            if not over.any():
+                break
+            k = min(int(fit[i]), int(mix[j] - y[j]), int(np.max(-(-over[req > 0] // req[req > 0]))))
+            if k <= 0:
+                continue
+            mix[j] -= k
+            mix[lo + i] += k
+            use[c] -= k * req
+            use[pcs[i]] += k * req
+    return not ((use[c] > cap[c]) & limited[c]).any()
 
 
 def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
@@ -410,7 +490,8 @@ def _make_room(p, c, req, replicas, out, room, allowed, weight, starts, free) ->
     ``replicas`` more of ``req`` fit on ``c``; ``True`` when they do (moves are kept either way, and
     every move keeps the plan valid)."""
     need = np.maximum(req * replicas - np.minimum(room[c], _BIG // 2), 0)
-    on_c = np.nonzero((p.pair_c == c) & (out > 0) & free[p.pair_w])[0]
+    on_c = p.pairs_on(c)
+    on_c = on_c[(out[on_c] > 0) & free[p.pair_w[on_c]]]
     for j in on_c[np.argsort(-weight[on_c], kind="stable")][:_VICTIMS].tolist():
         short = need > 0
         if not short.any():

@@ -120,6 +120,32 @@ def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     assert (room >= 0).all()
 
 
+def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
+    # "app" ran on the edge (tier 0) only; a rounding that put it on the cheaper cloud (tier 1)
+    # would raise the tier sum, so its replica goes back to the edge, where there is room
+    from engine.refine import _keep_tiers
+
+    edge, cloud = {"site": "edge"}, {"site": "cloud"}
+    docs = [cluster("e", labels=edge, capacity={"cpu": "2"}, price={"cpu": "1"}),
+            cluster("c", labels=cloud, capacity={"cpu": "8"}, price={"cpu": "0.01"}),
+            policy("burst", clusterAffinities=[{"affinityName": "edge", "labelSelector": {"matchLabels": edge}},
+                                               {"affinityName": "cloud", "labelSelector": {"matchLabels": cloud}}]),
+            workload("app", 2, cpu="1", policy="burst")]
+    p = build_problem(bundle_of(*docs))
+    e, c = p.cluster_names.index("e"), p.cluster_names.index("c")
+    y = np.where(p.pair_c == e, 2, 0).astype(np.int64)
+    out = np.where(p.pair_c == e, 1, 1).astype(np.int64)  # one replica each: tier sum 1 against 0
+    room = p.capacity.copy()
+    room[e] -= p.request[0]
+    room[c] -= p.request[0]
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    allowed = np.ones(p.num_pairs, dtype=bool)
+    stuck = _keep_tiers(p, y, out, room, allowed, pair_weights(p), starts, np.ones(1, dtype=bool), set())
+    assert stuck == []
+    assert out[p.pair_c == e].sum() == 2 and out[p.pair_c == c].sum() == 0
+    assert (room[e] == p.capacity[e] - 2 * p.request[0]).all() and (room[c] == p.capacity[c]).all()
+
+
 def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     # a bound cut short (one LP round, few columns) must still be a lower bound: below the converged
     # LP minimum, which is itself below the cost of a real plan with the same placement
@@ -222,6 +248,30 @@ def _solution(y):  # type: ignore[no-untyped-def]
     from engine.solve import Solution
 
     return Solution(y, "Feasible", 0.0, [])
+
+
+def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
+    # rounding moved "w1" from dear "a" to cheap "b"; "w2" could not be completed and goes back to
+    # "b", which overfills it: "w1" moves on to "c" (cheaper than going back to "a")
+    from engine.refine import _revert
+
+    docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "1"}),
+            cluster("b", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
+            cluster("c", capacity={"cpu": "2"}, price={"cpu": "0.1"}),
+            workload("w1", 2, cpu="1"), workload("w2", 2, cpu="1")]
+    p = build_problem(bundle_of(*docs))
+    a, b, c = (p.cluster_names.index(n) for n in "abc")
+    w1, w2 = p.workload_keys.index("default/w1"), p.workload_keys.index("default/w2")
+    y = np.where(((p.pair_w == w1) & (p.pair_c == a)) | ((p.pair_w == w2) & (p.pair_c == b)), 2, 0)
+    rounded = np.where((p.pair_w == w1) & (p.pair_c == b), 2, 0)  # w2 failed: nothing of it rounded
+    movable = np.ones(p.num_pairs, dtype=bool)
+    free = np.ones(p.num_workloads, dtype=bool)
+    mix = _revert(p, y, rounded, [w2], p.capacity.copy(), movable, relocate=(movable, pair_weights(p), free))
+    assert mix[(p.pair_w == w1) & (p.pair_c == c)].sum() == 2
+    assert (mix[p.pair_w == w2] == y[p.pair_w == w2]).all()
+    use = np.zeros_like(p.capacity)
+    np.add.at(use, p.pair_c, mix[:, None] * p.request[p.pair_w])
+    assert (use <= p.capacity).all()
 
 
 def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
