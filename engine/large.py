@@ -14,7 +14,13 @@ workload against *residual* capacity and quota:
    capacity, quota) and prefers earlier tiers, then the cheapest clusters by
    the weighted objective per replica;
 3. workloads left out are retried once everything else is placed (their
-   affinity partners may have been placed meanwhile).
+   affinity partners may have been placed meanwhile);
+4. after each level, and again at the end, :mod:`engine.repair` places what
+   construction missed (exact neighbourhood solves, then moving occupants
+   aside); :mod:`engine.refine` lowers the cost of the placement by LP;
+   last, a workload its tenant's quota blocks is traded for a smaller one
+   of the same priority (:func:`engine.repair.swap_for_quota`), and time left
+   over goes to a wider repair pass.
 
 The result is always a valid plan (``Feasible``): optimality is not proved.
 :func:`place_one` is also the building block of :mod:`engine.incremental` and
