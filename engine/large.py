@@ -260,8 +260,16 @@ def hardest_first(problem: Problem) -> np.ndarray:
     return np.lexsort((-load, pairs, -p.priority))
 
 
+#: construction's cluster score inside a tier: room left counts twice as much as cost. Cost first
+#: (2 : 1, before) filled the cheap clusters that lower priorities could use too and left them
+#: fragments: at 95% load priority 0 got 97.9% of the LP's replicas, 99.3% now; on the cloud
+#: instance 96.8%, 99.6% now; the cost LP (engine.refine) makes the layout cheap afterwards
+#: (gaps stayed 0.8-1.7% on eleven 2000 x 300 and 2000 x 40 instances)
+COST_WEIGHT, ROOM_WEIGHT = 1.0, 2.0
+
+
 def _place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
-    """``place_one`` with a placement-first score: tier, then room left, then cost."""
+    """``place_one`` with a placement-first score: tier, then room left (mostly), then cost."""
     lo, hi = int(state.starts[w]), int(state.starts[w + 1])
     if lo == hi:
         return False
@@ -282,7 +290,7 @@ def _place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> boo
     saved = score[lo:hi].copy()
     fspan = float(free.max() - free.min())
     free_n = (free - free.min()) / fspan if fspan > 0 else np.zeros(hi - lo)
-    score[lo:hi] = p.pair_tier[lo:hi] * 1e9 + 2.0 * cost_n + 1.0 * (1.0 - free_n)
+    score[lo:hi] = p.pair_tier[lo:hi] * 1e9 + COST_WEIGHT * cost_n + ROOM_WEIGHT * (1.0 - free_n)
     try:
         return place_one(p, w, state, score)
     finally:
