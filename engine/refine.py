@@ -386,74 +386,42 @@ def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-
     everything fits. Every workload is then either rounded or as before, both valid for it, so the
     mix is a valid plan (``y`` itself at worst).
 
-    With ``relocate = (allowed, weight, free)``, a free workload's gain on the overfilled cluster
-    first moves to its cheapest other allowed pairs with room (no later tier) and it goes back
-    only when that does not clear the cluster: at 95% load, reverting whole workloads cascaded
-    until almost nothing of the LP's layout was left."""
+    With ``relocate = (allowed, weight, free)``, free workloads first move off the overfilled
+    cluster to their next cheapest pairs with room (:func:`_make_room`), and workloads go back
+    only when that does not clear it: at 95% load, reverting whole workloads cascaded until almost
+    nothing of the LP's layout was left."""
     mix = out.copy()
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    use = np.zeros_like(cap)
-    for r in range(len(p.resource_names)):
-        np.add.at(use[:, r], p.pair_c[movable], mix[movable] * p.request[p.pair_w[movable], r])
     limited = cap != UNLIMITED
+    room = np.where(limited, cap, _BIG).astype(np.int64)
+    for r in range(len(p.resource_names)):
+        np.subtract.at(room[:, r], p.pair_c[movable], mix[movable] * p.request[p.pair_w[movable], r])
     back = np.zeros(p.num_workloads, dtype=bool)
 
     def put_back(w: int) -> None:
         lo, hi = int(starts[w]), int(starts[w + 1])
         delta = y[lo:hi] - mix[lo:hi]
-        np.add.at(use, p.pair_c[lo:hi], delta[:, None] * p.request[w][None, :])
+        np.subtract.at(room, p.pair_c[lo:hi], delta[:, None] * p.request[w][None, :])
         mix[lo:hi] = y[lo:hi]
         back[w] = True
 
     for w in failed:
         put_back(w)
     for _ in range(p.num_workloads):
-        over = np.nonzero(((use > cap) & limited).any(axis=1))[0]
+        over = np.nonzero((room < 0).any(axis=1))[0]
         if not len(over):
             return mix
         c = int(over[0])
+        if relocate is not None and _make_room(p, c, -room[c], mix, room, *relocate[:2], starts, relocate[2]):
+            continue
         on_c = p.pairs_on(c)
         gained = on_c[movable[on_c] & (mix[on_c] > y[on_c]) & ~back[p.pair_w[on_c]]]
         if not len(gained):
             return y.copy()
-        excess = np.maximum(use[c] - cap[c], 0) * limited[c]
+        excess = np.maximum(-room[c], 0)
         share = ((mix[gained] - y[gained])[:, None] * p.request[p.pair_w[gained]] * (excess > 0)).sum(axis=1)
-        if relocate is not None and _relocate(p, c, gained[np.argsort(-share, kind="stable")], y, mix, use, cap,
-                                              limited, starts, *relocate):
-            continue
         put_back(int(p.pair_w[gained[int(np.argmax(share))]]))
     return y.copy()
-
-
-def _relocate(p, c, gained, y, mix, use, cap, limited, starts, allowed, weight, free) -> bool:  # type: ignore[no-untyped-def]
-    """Move the replicas free workloads gained on cluster ``c`` to their other allowed pairs with room
-    until ``c`` fits; ``True`` when it does. Moves that do not clear ``c`` stay (each is valid)."""
-    for j in gained.tolist():
-        if not ((use[c] > cap[c]) & limited[c]).any():
-            return True
-        v = int(p.pair_w[j])
-        if not free[v]:
-            continue
-        lo, hi = int(starts[v]), int(starts[v + 1])
-        req = p.request[v]
-        pcs = p.pair_c[lo:hi]
-        room = np.where(limited[pcs], cap[pcs] - use[pcs], _BIG)
-        fit = p.pair_ub[lo:hi] - mix[lo:hi]
-        for r in np.nonzero(req > 0)[0].tolist():
-            fit = np.minimum(fit, room[:, r] // int(req[r]))
-        ok = np.nonzero(allowed[lo:hi] & (pcs != c) & (fit > 0) & (p.pair_tier[lo:hi] <= p.pair_tier[j]))[0]
-        for i in ok[np.argsort(weight[lo:hi][ok], kind="stable")].tolist():
-            over = np.maximum(use[c] - cap[c], 0) * limited[c]
-            if not over.any():
-                break
-            k = min(int(fit[i]), int(mix[j] - y[j]), int(np.max(-(-over[req > 0] // req[req > 0]))))
-            if k <= 0:
-                continue
-            mix[j] -= k
-            mix[lo + i] += k
-            use[c] -= k * req
-            use[pcs[i]] += k * req
-    return not ((use[c] > cap[c]) & limited[c]).any()
 
 
 def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
@@ -479,17 +447,19 @@ def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool: 
         if attempt == 0:
             # no room left on its pairs: free some on the cheapest one where others can move away
             for i in order:
+                c = int(pcs[i])
+                need = req * missing - np.minimum(room[c], _BIG // 2)
                 if allowed[lo + i] and out[lo + i] < p.pair_ub[lo + i] and _make_room(
-                        p, int(pcs[i]), req, missing, out, room, allowed, weight, starts, free):
+                        p, c, need, out, room, allowed, weight, starts, free):
                     break
     return False
 
 
-def _make_room(p, c, req, replicas, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
-    """Move replicas of free workloads off cluster ``c`` to their next cheapest pairs with room until
-    ``replicas`` more of ``req`` fit on ``c``; ``True`` when they do (moves are kept either way, and
-    every move keeps the plan valid)."""
-    need = np.maximum(req * replicas - np.minimum(room[c], _BIG // 2), 0)
+def _make_room(p, c, need, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
+    """Move replicas of free workloads off cluster ``c`` to their next cheapest allowed pairs with room
+    (no later tier) until ``need`` more of each resource is free on ``c``; ``True`` when it is
+    (moves are kept either way, and every move keeps the plan valid)."""
+    need = np.maximum(need, 0)
     on_c = p.pairs_on(c)
     on_c = on_c[(out[on_c] > 0) & free[p.pair_w[on_c]]]
     for j in on_c[np.argsort(-weight[on_c], kind="stable")][:_VICTIMS].tolist():

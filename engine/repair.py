@@ -195,16 +195,7 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     """Placed workloads worth moving to make room for ``w``: those on the clusters with the most room
     for ``w``, most mobile (most eligible clusters) first. Workloads whose placed followers stay
     outside the neighbourhood are left alone (moving them would strand the followers)."""
-    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
-    pcs = p.pair_c[lo:hi]
-    req = p.request[w]
-    used_r = np.nonzero(req > 0)[0]
-    if not len(used_r) or not len(pcs):
-        return []
-    room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
-    clusters = pcs[np.argsort(-room, kind="stable")[:MOVER_CLUSTERS * widen]]
-    in_use = np.nonzero(state.y)[0]  # a few thousand of the hundreds of thousands of pairs
-    candidates = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], clusters)]])
+    candidates = _occupants(p, state, _roomiest(p, state, w, MOVER_CLUSTERS * widen))
     inside = np.zeros(p.num_workloads, dtype=bool)
     inside[hood] = True
     anchors = p.affinity_to[placed[p.affinity_from] & ~inside[p.affinity_from]]
@@ -212,6 +203,24 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     candidates = candidates[ok]
     mobility = np.diff(state.starts)[candidates]
     return candidates[np.argsort(-mobility, kind="stable")[:MOVERS * widen]].tolist()
+
+
+def _roomiest(p: Problem, state: Residual, w: int, n: int) -> np.ndarray:
+    """The ``n`` eligible clusters of ``w`` with the most room for one of its replicas."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    pcs = p.pair_c[lo:hi]
+    req = p.request[w]
+    used_r = np.nonzero(req > 0)[0]
+    if not len(used_r) or not len(pcs):
+        return np.zeros(0, dtype=pcs.dtype)
+    room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
+    return pcs[np.argsort(-room, kind="stable")[:n]]
+
+
+def _occupants(p: Problem, state: Residual, clusters: np.ndarray) -> np.ndarray:
+    """Workloads with replicas on any of ``clusters``."""
+    in_use = np.nonzero(state.y)[0]  # a few thousand of the hundreds of thousands of pairs
+    return np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], clusters)]])
 
 
 #: clusters of the unplaced workload emptied by :func:`_eject`, at most
@@ -224,16 +233,10 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
     """Place ``w`` by moving occupants of its roomiest clusters elsewhere, one by one (each by
     :func:`~engine.large.place_one`, never onto those clusters), until ``w`` fits; ``True`` when
     it does. Otherwise every occupant goes back where it was."""
-    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
-    pcs = p.pair_c[lo:hi]
-    req = p.request[w]
-    used_r = np.nonzero(req > 0)[0]
-    if not len(used_r) or not len(pcs):
+    targets = _roomiest(p, state, w, EJECT_CLUSTERS * widen)
+    if not len(targets):
         return False
-    room = np.min(state.capacity[np.ix_(pcs, used_r)] / req[used_r][None, :], axis=1)
-    targets = pcs[np.argsort(-room, kind="stable")[:EJECT_CLUSTERS * widen]]
-    in_use = np.nonzero(state.y)[0]
-    occupants = np.unique(p.pair_w[in_use[np.isin(p.pair_c[in_use], targets)]])
+    occupants = _occupants(p, state, targets)
     # a workload with placed followers stays (moving it would strand them), and so do broadcasts
     anchors = p.affinity_to[placed[p.affinity_from]]
     occupants = occupants[~np.isin(occupants, anchors) & ~p.broadcast[occupants]]
@@ -259,8 +262,6 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
         return False
     finally:
         state.capacity[targets] += _BIG
-
-
 
 
 def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
@@ -339,7 +340,6 @@ class _StopAfterFirst(cp_model.CpSolverSolutionCallback):
 
     def on_solution_callback(self) -> None:
         if self.timer is None:
-            self.first = time.monotonic()
             self.timer = threading.Timer(self.grace, self.solver.stop_search)
             self.timer.start()
 
