@@ -122,6 +122,13 @@ def solve_problem(
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
     """
+    if problem.max_moves == 0 and len(problem.current_n):
+        # nothing may move: what runs today is a constant, solve only the new workloads around it
+        from engine.pinned import solve_pinned
+
+        pinned = solve_pinned(problem, time_limit=time_limit)
+        if pinned is not None:
+            return pinned
     if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
         # too big for one CP-SAT model in the limit: construct by priority (engine.large)
         return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
