@@ -66,7 +66,10 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
     has_pairs = np.diff(state.starts) > 0
     todo = np.nonzero(~placed & has_pairs & (True if only is None else only))[0]
-    todo = todo[np.lexsort((p.replicas[todo], -p.priority[todo]))]
+    # smallest per-replica request first (the most replicas for the room a repair finds), then fewest replicas
+    total = np.maximum(p.capacity.clip(min=0).sum(axis=0), 1).astype(float)
+    per_replica = (p.request[todo] / total).sum(axis=1)
+    todo = todo[np.lexsort((p.replicas[todo], per_replica, -p.priority[todo]))]
     # every member of a neighbourhood stays placed, so a workload over its tenant's quota left
     # cannot be placed by any repair: skip it without a solve
     todo = np.array([w for w in todo.tolist() if _within_quota(p, state, w)], dtype=np.int64)
