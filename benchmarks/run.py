@@ -38,6 +38,7 @@ FULL = [
     Instance("edge-2000x300-l95", "edge", 2000, 300, 0.95, seed=2),
     Instance("cloud-2000x40", "cloud", 2000, 40, 0.9, seed=3),
     Instance("edge-2000x300-l90", "edge", 2000, 300, 0.9, seed=12),
+    Instance("cloud-2000x300-l95", "cloud", 2000, 300, 0.95, seed=6),
     Instance("edge-10000x1000", "edge", 10000, 1000, 0.8, seed=4),
 ]
 QUICK = [

@@ -301,3 +301,17 @@ def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
         mine = p.pair_w == w
         assert (mix[mine] == y[mine]).all() or (mix[mine] == rounded[mine]).all()
     assert (mix[p.pair_w == w3] == y[p.pair_w == w3]).all()
+
+
+def test_repair_spends_room_on_the_most_replicas() -> None:
+    # room for 4 cores: one 4-core replica, or three 1-core ones; section 3 counts replicas
+    docs = [cluster("only", capacity={"cpu": "4"}, price={"cpu": "0.1"}),
+            workload("big", 1, cpu="4"), workload("small", 3, cpu="1")]
+    problem = build_problem(bundle_of(*docs))
+    state = Residual.empty(problem)
+    import time
+
+    assert repair_unplaced(problem, state, deadline=time.monotonic() + 10) == 1
+    placed = _per_workload(problem, state.y)
+    assert placed[problem.workload_keys.index("default/small")] == 3
+    assert placed[problem.workload_keys.index("default/big")] == 0
