@@ -478,10 +478,10 @@ def _make_room(p, c, need, out, room, allowed, weight, starts, free) -> bool:  #
             fit = np.minimum(fit, room[pcs, r] // int(rv[r]))
         ok = np.nonzero(allowed[lo:hi] & (pcs != c) & (fit > 0) & (p.pair_tier[lo:hi] <= p.pair_tier[j]))[0]
         for i in ok[np.argsort(p.pair_tier[lo:hi][ok] * 1e9 + weight[lo:hi][ok], kind="stable")].tolist():
-            short = need > 0
+            short = (need > 0) & (rv > 0)  # what is still short and moving ``v`` frees
             if not short.any() or out[j] == 0:
                 break
-            k = min(int(fit[i]), int(out[j]), int(np.max(-(-need[short & (rv > 0)] // rv[short & (rv > 0)]))))
+            k = min(int(fit[i]), int(out[j]), int(np.max(-(-need[short] // rv[short]))))
             if k <= 0:
                 continue
             out[j] -= k

@@ -120,6 +120,35 @@ def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     assert (room >= 0).all()
 
 
+def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> None:
+    # cluster "a" must free 2 cores and 1 GiB; "cpu-only" (3 replicas there, no memory request)
+    # frees the cores by moving to "b", then only memory is short, which it cannot free: it stays
+    # (this raised ValueError on an empty reduction before)
+    from engine.refine import _make_room
+
+    docs = [cluster("a", capacity={"cpu": "4", "memory": "4Gi"}, price={"cpu": "0.01"}),
+            cluster("b", capacity={"cpu": "2", "memory": "4Gi"}, price={"cpu": "0.5"}),
+            cluster("c", capacity={"cpu": "4", "memory": "4Gi"}, price={"cpu": "1"}),
+            workload("cpu-only", 3, cpu="1"), workload("other", 1, resources={"cpu": "1", "memory": "1Gi"})]
+    p = build_problem(bundle_of(*docs))
+    a = p.cluster_names.index("a")
+    v = p.workload_keys.index("default/cpu-only")
+    out = np.where((p.pair_w == v) & (p.pair_c == a), 3, 0).astype(np.int64)
+    room = p.capacity.copy()
+    room[a] -= 3 * p.request[v]
+    cpu, memory = p.resource_names.index("cpu"), p.resource_names.index("memory")
+    need = np.zeros(len(p.resource_names), dtype=np.int64)  # the shortfall on "a"
+    need[cpu] = 2 * p.request[v, cpu]
+    need[memory] = p.request[p.workload_keys.index("default/other"), memory]
+    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    freed = _make_room(p, a, need, out, room, np.ones(p.num_pairs, dtype=bool), pair_weights(p), starts,
+                       np.ones(p.num_workloads, dtype=bool))
+    assert not freed  # the memory cannot be freed by moving cpu-only replicas
+    got = {p.cluster_names[int(p.pair_c[i])]: int(out[i]) for i in np.nonzero(out)[0]}
+    assert got == {"a": 1, "b": 2}  # the 2 cores moved to the cheaper of the other clusters, no more
+    assert (room >= 0).all()
+
+
 def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
     # "app" ran on the edge (tier 0) only; a rounding that put it on the cheaper cloud (tier 1)
     # would raise the tier sum, so its replica goes back to the edge, where there is room
