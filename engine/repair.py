@@ -4,7 +4,9 @@ Construction (:mod:`engine.large`) places workloads one at a time with a fast
 rule, which can fail where a placement exists: a follower (``affinity``) finds
 its partner's clusters full, or a workload with bounds, counts or spread needs
 a combination the rule does not try. For each unplaced workload, highest
-priority first, :func:`repair_unplaced` first tries the construction rule
+priority first and, inside a priority, the smallest per-replica request
+first (section 3 counts replicas: the room a repair finds goes furthest
+there), :func:`repair_unplaced` first tries the construction rule
 again (room may have opened since), then takes a small *neighbourhood* — the
 workload, its affinity partners and the partners' placed followers — gives
 back their capacity, and solves that neighbourhood exactly with CP-SAT
