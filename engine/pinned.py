@@ -19,6 +19,10 @@ valid by itself (moved off the fleet, no longer eligible, over capacity or
 quota, bounds, counts or spread broken), a workload that could still grow
 (replicas raised, a Duplicated one below its most copies), or a pinned
 workload that must follow a new one.
+
+The service asks for ``frozen``: a committed placement is a promise, kept as it
+is even where section 3 would add to it (a Duplicated workload committed below
+its most copies stays so; with moves budget 0 alone it may gain a copy).
 """
 
 from __future__ import annotations
@@ -34,8 +38,13 @@ from engine.problem import UNLIMITED, Problem, restrict, usage
 __all__ = ["pinned_placement", "solve_pinned"]
 
 
-def pinned_placement(problem: Problem) -> np.ndarray | None:
-    """The current placement as replicas per pair when every current workload is pinned by it, else ``None``."""
+def pinned_placement(problem: Problem, *, frozen: bool = False) -> np.ndarray | None:
+    """The current placement as replicas per pair when every current workload is pinned by it, else ``None``.
+
+    With ``frozen`` the current placement is kept as it is even where the order of
+    section 3 would add to it (a Duplicated workload below its most copies): the
+    service's promise that a committed placement never changes. It must still be valid.
+    """
     p = problem
     if p.max_moves != 0 or not len(p.current_w) or p.fixed_moves:
         return None
@@ -54,7 +63,7 @@ def pinned_placement(problem: Problem) -> np.ndarray | None:
             return None
         if p.duplicated[w]:
             most = hi - lo if p.broadcast[w] else min(int(p.count_max[w]), hi - lo)
-            if (ys[on] != p.replicas[w]).any() or copies != most:
+            if (ys[on] != p.replicas[w]).any() or (copies != most and not frozen):
                 return None
         elif int(ys.sum()) != int(p.replicas[w]):
             return None
@@ -80,19 +89,19 @@ def pinned_placement(problem: Problem) -> np.ndarray | None:
     return y
 
 
-def solve_pinned(problem: Problem, *, time_limit: float):  # type: ignore[no-untyped-def]
+def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False):  # type: ignore[no-untyped-def]
     """Solve a ``maxMoves: 0`` problem as pinned placement + the new workloads alone.
 
     Returns a :class:`~engine.solve.Solution` over the whole problem (levels
     include the pinned replicas), or ``None`` when the shortcut is not exact
-    (see the module docstring).
+    (see the module docstring). ``frozen``: see :func:`pinned_placement`.
     """
     from engine.planner import evaluate
     from engine.solve import LevelResult, Solution, solve_problem
 
     start = time.monotonic()
     p = problem
-    fixed = pinned_placement(p)
+    fixed = pinned_placement(p, frozen=frozen)
     if fixed is None:
         return None
     pinned = np.bincount(p.pair_w, weights=fixed, minlength=p.num_workloads) > 0

@@ -171,14 +171,19 @@ def place(
     now: datetime | None = None,
     warnings: list[str] | None = None,
     verify: bool = True,
+    freeze_current: bool = False,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
+
+    ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
+    the order of section 3 would add to it; the service's committed placements.
 
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
     """
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
-    solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem))
+    solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
+                             freeze_current=freeze_current)
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,
         warnings=warnings,

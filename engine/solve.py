@@ -113,6 +113,7 @@ def solve_problem(
     time_limit: float = 10.0,
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
+    freeze_current: bool = False,
 ) -> Solution:
     """Solve ``problem`` level by level within ``time_limit`` seconds.
 
@@ -121,12 +122,14 @@ def solve_problem(
         time_limit: wall seconds for the whole solve (model building included).
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
+        freeze_current: with ``maxMoves: 0``, keep the current placement exactly as it is, even
+            where section 3 would add to it (a Duplicated workload below its most copies).
     """
     if problem.max_moves == 0 and len(problem.current_n):
         # nothing may move: what runs today is a constant, solve only the new workloads around it
         from engine.pinned import solve_pinned
 
-        pinned = solve_pinned(problem, time_limit=time_limit)
+        pinned = solve_pinned(problem, time_limit=time_limit, frozen=freeze_current)
         if pinned is not None:
             return pinned
     if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):

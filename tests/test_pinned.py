@@ -118,3 +118,29 @@ def test_falls_back_when_the_shortcut_is_not_exact(change: str) -> None:
                             max_moves=None if change == "moves allowed" else 0)
     assert pinned_placement(problem) is None
     assert solve_pinned(problem, time_limit=5) is None
+
+
+def test_frozen_keeps_a_duplicated_workload_below_its_most_copies_as_it_is() -> None:
+    # "cache" is Duplicated to 1..2 clusters and runs on one; with moves budget 0 alone, section 3
+    # adds a copy (more replicas at its priority, and nothing moves); the service freezes what it
+    # has committed, so there it stays on one cluster and only the new workload is placed
+    docs = [
+        {"kind": "Cluster", "metadata": {"name": n}, "spec": {"capacity": {"cpu": "4"}}} for n in ("a", "b")
+    ] + [
+        {"kind": "PlacementPolicy", "metadata": {"name": "copies", "namespace": "shop"},
+         "spec": {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}, "clusters": {"min": 1, "max": 2}}},
+        {"kind": "Workload", "metadata": {"name": "cache", "namespace": "shop"},
+         "spec": {"replicas": 1, "resources": {"cpu": "1"}, "policy": "copies"}},
+        {"kind": "Workload", "metadata": {"name": "web", "namespace": "shop"},
+         "spec": {"replicas": 2, "resources": {"cpu": "1"}}},
+    ]
+    bundle = load_documents([{"apiVersion": API, **d} for d in docs])
+    current = {"shop/cache": {"a": 1}}
+    problem = build_problem(bundle, current=current, max_moves=0)
+    assert pinned_placement(problem) is None  # it could still grow: not a constant
+    assert pinned_placement(problem, frozen=True) is not None
+    grown = place(bundle, current=current, max_moves=0, time_limit=5)
+    assert grown.assignment()["shop/cache"] == {"a": 1, "b": 1}
+    frozen = place(bundle, current=current, max_moves=0, time_limit=5, freeze_current=True)  # verified inside
+    assert frozen.assignment()["shop/cache"] == {"a": 1}
+    assert sum(frozen.assignment()["shop/web"].values()) == 2

@@ -343,7 +343,7 @@ class ServiceState:
             bundle = self.working_bundle(workloads, policies, origins)
             started = time.perf_counter()
             plan = engine_place(bundle, current=dict(self.committed), max_moves=0, time_limit=time_limit,
-                                warnings=list(self.fleet_warnings))
+                                warnings=list(self.fleet_warnings), freeze_current=True)
             self.metrics.solve.labels("placements").observe(time.perf_counter() - started)
             assignment = plan.assignment()
             ok = plan.status.solver in ("Optimal", "Feasible") and all(k in assignment for k in keys)
