@@ -24,7 +24,7 @@ from engine.plan import (
 )
 from engine.problem import Problem, build_problem
 from engine.resources import ObjectiveWeights
-from engine.solve import Solution, solve_problem
+from engine.solve import Solution, bound_seconds, prove_weighted, solve_problem
 
 __all__ = ["evaluate", "place", "plan_from_solution"]
 
@@ -184,6 +184,8 @@ def place(
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
                              freeze_current=freeze_current)
+    # the large path proves no bound while solving: an LP bound at its placement, in a short extra time
+    solution = prove_weighted(problem, solution, time_limit=bound_seconds(time_limit))
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,
         warnings=warnings,

@@ -18,7 +18,7 @@ from engine.large import solve_large
 from engine.model import CompiledModel, Level, compile_model
 from engine.problem import Problem
 
-__all__ = ["LevelResult", "Solution", "solve_problem"]
+__all__ = ["LevelResult", "Solution", "prove_weighted", "solve_problem"]
 
 _INT_MAX = 2**62
 #: above this many eligible pairs, :mod:`engine.large` builds the plan (CP-SAT model too big)
@@ -249,3 +249,37 @@ def _better(problem: Problem, a: np.ndarray, b: np.ndarray) -> bool:
     ka = (tuple(va.placed_by_priority.values()), -va.tier, -va.weighted)
     kb = (tuple(vb.placed_by_priority.values()), -vb.tier, -vb.weighted)
     return ka > kb
+
+
+def bound_seconds(time_limit: float) -> float:
+    """Time :func:`prove_weighted` gets after a solve of ``time_limit`` seconds: 30% of it, at most 5 s."""
+    return min(0.3 * time_limit, 5.0)
+
+
+def prove_weighted(problem: Problem, solution: Solution, *, time_limit: float) -> Solution:
+    """Add a proved lower bound on the weighted level to a plan that has none (the large path).
+
+    The construction path proves nothing by itself; this is
+    :func:`engine.refine.cost_bound_at`: the LP minimum of the weighted cost over
+    plans placing the same workloads (the "LP minimum at that placement"; capacity
+    and quota kept, counts and spread relaxed to valid cuts). Column generation
+    converges in about 13 s at 2,000 x 300; within ``time_limit`` the bound is the
+    best Lagrangian bound of the rounds so far, valid at any round but looser (2.3%
+    after 4 s where the converged gap is 1.3%). The solution is returned unchanged
+    when it already has a weighted level, places nothing, or no round finished.
+    """
+    from engine.planner import evaluate
+    from engine.refine import cost_bound_at
+
+    if solution.status != "Feasible" or any(lv.name == "weighted" for lv in solution.levels):
+        return solution
+    if not solution.y.any():
+        return solution
+    t0 = time.monotonic()
+    bound = cost_bound_at(problem, solution.y, time_limit=time_limit)
+    if bound is None or not np.isfinite(bound):
+        return solution
+    # the level's value and bound leave out the constant moves, as the CP-SAT path's do
+    weighted = float(evaluate(problem, solution.y).weighted) - problem.weights.moves * problem.fixed_moves
+    level = LevelResult("weighted", weighted, min(bound, weighted), False, time.monotonic() - t0)
+    return Solution(solution.y, solution.status, solution.seconds, [*solution.levels, level])

@@ -344,3 +344,20 @@ def test_repair_spends_room_on_the_most_replicas() -> None:
     placed = _per_workload(problem, state.y)
     assert placed[problem.workload_keys.index("default/small")] == 3
     assert placed[problem.workload_keys.index("default/big")] == 0
+
+
+def test_plan_from_the_large_path_reports_a_proved_bound_and_gap() -> None:
+    from benchmarks.generate import Instance
+    from engine.bundle import load_documents
+    from engine.planner import place
+    from engine.solve import LARGE_PAIRS
+
+    bundle = load_documents(Instance("big", "edge", 500, 80, 0.9, seed=5).documents())
+    assert build_problem(bundle).num_pairs > LARGE_PAIRS  # the construction path, which proves nothing itself
+    plan = place(bundle, time_limit=4)  # verified inside
+    status = plan.status
+    assert status.solver == "Feasible"
+    assert status.bound is not None and status.gap is not None
+    assert status.bound <= status.objective.weighted + 1e-6
+    assert 0 <= status.gap < 0.2
+    assert status.levels[-1]["level"] == "weighted" and not status.levels[-1]["proved"]
