@@ -32,14 +32,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.large import _spread_ok
-from engine.problem import UNLIMITED, Problem, restrict, usage
+from engine.large import Residual, _spread_ok
+from engine.problem import UNLIMITED, Problem, restrict
 
 __all__ = ["pinned_placement", "solve_pinned"]
 
 
-def pinned_placement(problem: Problem, *, frozen: bool = False) -> np.ndarray | None:
-    """The current placement as replicas per pair when every current workload is pinned by it, else ``None``.
+def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | None:
+    """What is left once every current workload is pinned where it runs (its replicas in ``.y``),
+    or ``None`` when the current placement does not pin them all.
 
     With ``frozen`` the current placement is kept as it is even where the order of
     section 3 would add to it (a Duplicated workload below its most copies): the
@@ -71,22 +72,19 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> np.ndarray | 
             return None
         if not _spread_ok(p, w, p.pair_c[lo:hi], ys):
             return None
-    pinned = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    state = Residual.from_y(p, y)
+    # capacity and quota must hold for the pinned placement alone (unlimited ones never go below 0)
+    if (state.capacity < 0).any() or (state.quota < 0).any():
+        return None
     # co-location among pinned workloads must already hold; a pinned follower of a new one cannot
-    on_c = _ClustersOf(p, y)
+    pinned = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
     for a, b in zip(p.affinity_from.tolist(), p.affinity_to.tolist(), strict=True):
-        if pinned[a] and (not pinned[b] or not on_c[a] <= on_c[b]):
+        if pinned[a] and (not pinned[b] or not np.isin(state.clusters_of(a, p), state.clusters_of(b, p)).all()):
             return None
     for a, b in zip(p.anti_a.tolist(), p.anti_b.tolist(), strict=True):
-        if pinned[a] and pinned[b] and on_c[a] & on_c[b]:
+        if pinned[a] and pinned[b] and np.isin(state.clusters_of(a, p), state.clusters_of(b, p)).any():
             return None
-    # capacity and quota must hold for the pinned placement alone
-    used = usage(p, y)
-    if ((p.capacity != UNLIMITED) & (used > p.capacity)).any():
-        return None
-    if len(p.tenant_names) and ((p.quota != UNLIMITED) & (_quota_used(p, y) > p.quota)).any():
-        return None
-    return y
+    return state
 
 
 def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False):  # type: ignore[no-untyped-def]
@@ -101,28 +99,27 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
 
     start = time.monotonic()
     p = problem
-    fixed = pinned_placement(p, frozen=frozen)
-    if fixed is None:
+    state = pinned_placement(p, frozen=frozen)
+    if state is None:
         return None
+    fixed = state.y
     pinned = np.bincount(p.pair_w, weights=fixed, minlength=p.num_workloads) > 0
     new = ~pinned
     # co-location with pinned partners becomes eligibility of the new workload's pairs
-    on_c = _ClustersOf(p, fixed)
     ub = p.pair_ub.copy()
     starts = p.pair_starts
     for a, b in zip(p.affinity_from.tolist(), p.affinity_to.tolist(), strict=True):
         if new[a] and pinned[b]:
             lo, hi = int(starts[a]), int(starts[a + 1])
-            ub[lo:hi][~np.isin(p.pair_c[lo:hi], list(on_c[b]))] = 0
+            ub[lo:hi][~np.isin(p.pair_c[lo:hi], state.clusters_of(b, p))] = 0
     for a, b in zip(p.anti_a.tolist(), p.anti_b.tolist(), strict=True):
         for v, u in ((a, b), (b, a)):
             if new[v] and pinned[u]:
                 lo, hi = int(starts[v]), int(starts[v + 1])
-                ub[lo:hi][np.isin(p.pair_c[lo:hi], list(on_c[u]))] = 0
-    capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, p.capacity - usage(p, fixed))
-    quota = p.quota
-    if len(p.tenant_names):
-        quota = np.where(p.quota == UNLIMITED, UNLIMITED, p.quota - _quota_used(p, fixed))
+                ub[lo:hi][np.isin(p.pair_c[lo:hi], state.clusters_of(u, p))] = 0
+    # what the pinned placement leaves, with the problem's own marks for "no limit"
+    capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
+    quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
     sub = restrict(replace(p, pair_ub=ub), new, capacity=capacity, quota=quota)
     left = max(time_limit - (time.monotonic() - start), 0.05)
     part = solve_problem(sub, time_limit=left)
@@ -147,24 +144,3 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
             levels.append(LevelResult(name, lv.value + offset[name], lv.bound + offset[name], lv.proved,
                                       lv.seconds))
     return Solution(y, part.status, time.monotonic() - start, levels)
-
-
-class _ClustersOf:
-    """Clusters where each workload has replicas in ``y``, looked up per workload when asked."""
-
-    def __init__(self, p: Problem, y: np.ndarray) -> None:
-        self.p, self.y = p, y
-
-    def __getitem__(self, w: int) -> set[int]:
-        lo, hi = int(self.p.pair_starts[w]), int(self.p.pair_starts[w + 1])
-        return set(self.p.pair_c[lo:hi][self.y[lo:hi] > 0].tolist())
-
-
-def _quota_used(p: Problem, y: np.ndarray) -> np.ndarray:
-    """(T, R) solver units of quota used by ``y``."""
-    used = np.zeros((len(p.tenant_names), len(p.resource_names)), dtype=np.int64)
-    t = p.tenant[p.pair_w]
-    on = np.nonzero((y > 0) & (t >= 0))[0]
-    for r in range(len(p.resource_names)):
-        np.add.at(used[:, r], t[on], y[on] * p.request[p.pair_w[on], r])
-    return used
