@@ -105,6 +105,8 @@ class Problem:
     notes: list[str] = field(default_factory=list)
     #: the filters' view of the bundle, kept for explanations (not used by the model)
     context: CompileContext | None = None
+    #: (group, cluster) -> tolerationSeconds of a NoExecute taint tolerated only for that long
+    toleration_seconds: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
     def num_workloads(self) -> int:

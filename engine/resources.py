@@ -204,10 +204,24 @@ class Taint(_Model):
 
 
 class Toleration(_Model):
+    """A Kubernetes toleration; ``tolerationSeconds`` only with ``effect: NoExecute``, as in Kubernetes.
+
+    A NoExecute taint tolerated only for ``tolerationSeconds`` is tolerated for the
+    replicas that run there today, not for new ones (see ``docs/karmada.md``).
+    """
+
     key: str = ""
     operator: Literal["Equal", "Exists"] = "Equal"
     value: str = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
+    toleration_seconds: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+    @field_validator("toleration_seconds", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: Any) -> Any:
+        if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"expected a whole number of seconds >= 0, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _exists_has_no_value(self) -> Toleration:
@@ -215,6 +229,10 @@ class Toleration(_Model):
             raise ValueError("a toleration with operator Exists takes no value")
         if not self.key and self.operator != "Exists":
             raise ValueError("a toleration with an empty key must use operator Exists")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError(
+                f"tolerationSeconds applies only to effect NoExecute, got effect {self.effect or 'empty'!r}"
+            )
         return self
 
 

@@ -184,13 +184,22 @@ def tolerates(toleration: Toleration, taint: Taint) -> bool:
 
 
 def untolerated_taints(spec: PlacementPolicySpec | None, cluster: Cluster) -> list[Taint]:
-    """The NoSchedule/NoExecute taints of ``cluster`` that the policy does not tolerate."""
+    """The NoSchedule/NoExecute taints of ``cluster`` that the policy does not tolerate.
+
+    A NoExecute taint that only tolerations with ``tolerationSeconds`` tolerate is
+    tolerated for running replicas, not new ones (docs/karmada.md): it is returned as
+    the NoSchedule taint it then acts as.
+    """
     tols = spec.tolerations if spec else []
-    return [
-        t
-        for t in cluster.spec.taints
-        if t.effect in ("NoSchedule", "NoExecute") and not any(tolerates(x, t) for x in tols)
-    ]
+    out: list[Taint] = []
+    for t in cluster.spec.taints:
+        if t.effect not in ("NoSchedule", "NoExecute"):
+            continue
+        matching = [x for x in tols if tolerates(x, t)]
+        if any(x.toleration_seconds is None for x in matching):
+            continue
+        out.append(t.model_copy(update={"effect": "NoSchedule"}) if matching else t)
+    return out
 
 
 # --- the plan, read leniently ----------------------------------------------------

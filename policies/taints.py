@@ -2,6 +2,10 @@
 
 ``NoSchedule`` and ``NoExecute`` taints exclude a cluster unless tolerated;
 an untolerated ``PreferNoSchedule`` taint only costs (term ``preferNoSchedule``).
+A ``NoExecute`` taint tolerated only by tolerations with ``tolerationSeconds``
+binds new replicas like ``NoSchedule`` (:func:`binding_effect`): Berth does not
+place replicas on a cluster that will evict them, and does not evict before the
+cluster does (``docs/karmada.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from engine.problem import Problem
 from engine.resources import Taint, Toleration
 from policies.base import CompileContext, ModelContext, Plugin
 
-__all__ = ["TaintsPlugin", "tolerates"]
+__all__ = ["TaintsPlugin", "binding_effect", "timed_tolerations", "tolerates"]
 
 
 def tolerates(toleration: Toleration, taint: Taint) -> bool:
@@ -28,14 +32,34 @@ def tolerates(toleration: Toleration, taint: Taint) -> bool:
     return toleration.value == taint.value
 
 
+def binding_effect(taint: Taint, tolerations: list[Toleration]) -> str | None:
+    """How ``taint`` binds new replicas: ``None`` when tolerated, else the effect that applies.
+
+    A ``NoExecute`` taint tolerated only for ``tolerationSeconds`` binds as ``NoSchedule``.
+    """
+    matching = [tol for tol in tolerations if tolerates(tol, taint)]
+    if any(tol.toleration_seconds is None for tol in matching):
+        return None
+    if matching and taint.effect == "NoExecute":
+        return "NoSchedule"
+    return taint.effect
+
+
+def timed_tolerations(taint: Taint, tolerations: list[Toleration]) -> int | None:
+    """The longest ``tolerationSeconds`` that tolerates ``taint`` when only timed tolerations do."""
+    if binding_effect(taint, tolerations) != "NoSchedule" or taint.effect != "NoExecute":
+        return None
+    return max(int(tol.toleration_seconds or 0) for tol in tolerations if tolerates(tol, taint))
+
+
 def _untolerated(ctx: CompileContext, effects: tuple[str, ...]) -> np.ndarray:
     out = np.zeros((ctx.num_groups, ctx.num_clusters), dtype=bool)
     for c, cluster in enumerate(ctx.clusters):
-        taints = [t for t in cluster.spec.taints if t.effect in effects]
+        taints = cluster.spec.taints
         if not taints:
             continue
         for g, spec in enumerate(ctx.groups):
-            out[g, c] = any(not any(tolerates(tol, t) for tol in spec.tolerations) for t in taints)
+            out[g, c] = any(binding_effect(t, spec.tolerations) in effects for t in taints)
     return out
 
 
@@ -51,10 +75,11 @@ class TaintsPlugin(Plugin):
         seen: dict[str, int] = {}
         for c in excluded:
             for t in ctx.clusters[c].spec.taints:
-                if t.effect != "PreferNoSchedule" and not any(
-                    tolerates(tol, t) for tol in spec.tolerations
-                ):
+                if binding_effect(t, spec.tolerations) in ("NoSchedule", "NoExecute"):
                     label = f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
+                    seconds = timed_tolerations(t, spec.tolerations)
+                    if seconds is not None:
+                        label += f" tolerated for {seconds} s only, so no new replicas"
                     seen[label] = seen.get(label, 0) + 1
         taints = ", ".join(f"{k} ({n})" for k, n in sorted(seen.items()))
         return f"{len(excluded)} cluster(s) had untolerated taint(s): {taints}"
@@ -62,6 +87,33 @@ class TaintsPlugin(Plugin):
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
         soft = _untolerated(ctx, ("PreferNoSchedule",))
         problem.pair_prefer_no_schedule = soft[problem.group[problem.pair_w], problem.pair_c]
+        _record_timed(ctx, problem)
 
     def score(self, m: ModelContext) -> None:
         m.add_pair_term("preferNoSchedule", m.problem.pair_prefer_no_schedule.astype(float))
+
+
+def _record_timed(ctx: CompileContext, problem: Problem) -> None:
+    """Record every NoExecute taint tolerated only for ``tolerationSeconds``, and say so in the plan."""
+    for g, spec in enumerate(ctx.groups):
+        if not any(tol.toleration_seconds is not None for tol in spec.tolerations):
+            continue
+        members = [problem.workload_keys[w] for w in np.nonzero(problem.group == g)[0].tolist()]
+        if not members:
+            continue
+        by_taint: dict[tuple[str, int], list[str]] = {}
+        for c, cluster in enumerate(ctx.clusters):
+            for t in cluster.spec.taints:
+                seconds = timed_tolerations(t, spec.tolerations)
+                if seconds is None:
+                    continue
+                problem.toleration_seconds[(g, c)] = seconds
+                label = f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
+                by_taint.setdefault((label, seconds), []).append(cluster.metadata.name)
+        who = ", ".join(members[:5]) + (f" and {len(members) - 5} more" if len(members) > 5 else "")
+        for (label, seconds), names in sorted(by_taint.items()):
+            problem.notes.append(
+                f"taint {label} on {', '.join(names)} is tolerated for {seconds} s only (tolerationSeconds) "
+                f"by {who}: Berth treats it there like NoSchedule and places no new replicas; "
+                "the cluster evicts running ones when the seconds run out"
+            )
