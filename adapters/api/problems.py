@@ -18,8 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import BerthError, InputError, SourceError
+from engine.plan import Plan
 
-__all__ = ["PROBLEM_TYPES", "BodyLimit", "Problem", "install_handlers", "problem_response"]
+__all__ = ["PROBLEM_TYPES", "BodyLimit", "Problem", "install_handlers", "problem_response", "refuse_infeasible"]
 
 log = logging.getLogger("berth.api")
 
@@ -44,8 +45,10 @@ class Problem(Exception):
     """Raised by routes; rendered as a problem details response."""
 
     def __init__(self, status: int, detail: str, *, field: str | None = None, title: str | None = None,
-                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                 slug: str | None = None) -> None:
         super().__init__(detail)
+        self.slug = slug
         self.status = status
         self.detail = detail
         self.field = field
@@ -55,8 +58,10 @@ class Problem(Exception):
 
 
 def problem_response(status: int, detail: str, *, field: str | None = None, title: str | None = None,
-                     extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    slug, default_title = PROBLEM_TYPES.get(status, ("error", "Error"))
+                     extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                     slug: str | None = None) -> JSONResponse:
+    default_slug, default_title = PROBLEM_TYPES.get(status, ("error", "Error"))
+    slug = slug or default_slug
     body: dict[str, Any] = {"type": _BASE + slug, "title": title or default_title, "status": status,
                             "detail": detail, "field": field}
     body.update(extra or {})
@@ -77,7 +82,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, field=exc.field, title=exc.title, extra=exc.extra,
-                                headers=exc.headers)
+                                headers=exc.headers, slug=exc.slug)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,6 +115,13 @@ def install_handlers(app: FastAPI) -> None:
     async def _any(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "unexpected error; see the server log")
+
+
+def refuse_infeasible(plan: Plan, detail: str) -> None:
+    """Spec section 5: an ``Infeasible`` plan is never served or committed: 409, type ``infeasible``."""
+    if plan.status.solver == "Infeasible":
+        raise Problem(409, detail, title="Infeasible", slug="infeasible", field="documents",
+                      extra={"solver": "Infeasible", "warnings": list(plan.status.warnings)})
 
 
 class BodyLimit:

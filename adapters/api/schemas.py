@@ -41,6 +41,9 @@ class PlacementResult(_Body):
     dry_run: bool
     plan: Plan
     gitops: dict[str, Any] | None = None
+    fleet: dict[str, Any] | None = Field(
+        default=None, description="Freshness of the live fleet this plan used; `staleClusters` with "
+        "`capacityFrom: file` were planned on the bundle's capacity (onStale: fallback).")
 
 
 class PlacementPublic(_Body):

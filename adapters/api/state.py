@@ -33,7 +33,7 @@ from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStat
 from engine.planner import place as engine_place
 from engine.resources import PlacementPolicy, Workload
 
-__all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents"]
+__all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents", "stale_detail"]
 
 log = logging.getLogger("berth.api")
 
@@ -89,10 +89,27 @@ class _Definitions:
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
 
 
-def _load_live(bundle: Bundle, config: ServiceConfig) -> tuple[Bundle, list[str]]:
-    from adapters.live import load_live
+def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bundle, list[str], list[dict[str, str]]]:
+    """Live capacity evaluated at ``at``, with the service's ``maxAgeSeconds``.
+
+    Staleness is the age of the *data* (its newest sample against ``at``), not whether
+    Prometheus answered. The source always falls back here so that every stale or
+    missing cluster is known by name; the service then refuses or reports them
+    (``onStale``). Returns the fleet, the warnings and the stale clusters.
+    """
+    from adapters.live import read_live
+    from engine.live import MetricsSource, find_source
+
     live = config.live
-    return load_live(bundle, prometheus=live.prometheus, kubeconfig=live.kubeconfig, contexts=live.contexts)
+    source = (find_source(bundle) or MetricsSource.default()).model_copy(deep=True)
+    source.spec.max_age = f"{max(1, int(live.max_age_seconds))}s"
+    source.spec.on_stale = "fallback"
+    source.spec.on_missing = "fallback"
+    applied, report, _ = read_live(bundle, prometheus=live.prometheus, kubeconfig=live.kubeconfig,
+                                   contexts=live.contexts, at=at, source=source)
+    stale = [{"name": s.name, "reason": s.reason} for s in report.stale]
+    stale += [{"name": name, "reason": "no live data within the lookback"} for name in report.missing]
+    return applied, list(report.warnings), sorted(stale, key=lambda s: s["name"])
 
 
 class ServiceState:
@@ -109,6 +126,7 @@ class ServiceState:
         self.fleet_warnings: list[str] = []
         self.fleet_ok_at: float | None = clock()
         self.fleet_error: str | None = None
+        self.stale_clusters: list[dict[str, str]] = []
         self.live = bool(config.live.prometheus or config.live.kubeconfig)
         if self.live:
             self.fleet_ok_at = None
@@ -185,14 +203,14 @@ class ServiceState:
         if not self.live:
             return
         try:
-            fleet, warnings = _load_live(self.base, self.config)
+            fleet, warnings, stale = _load_live(self.base, self.config, datetime.fromtimestamp(self.clock(), UTC))
         except SourceError as exc:
             with self.lock:
                 self.fleet_error = str(exc)
             log.warning("live refresh failed: %s", exc)
         else:
             with self.lock:
-                self.fleet, self.fleet_warnings = fleet, warnings
+                self.fleet, self.fleet_warnings, self.stale_clusters = fleet, warnings, stale
                 self.fleet_ok_at = self.clock()
                 self.fleet_error = None
         self.freshness()
@@ -217,7 +235,9 @@ class ServiceState:
     def freshness(self) -> dict[str, Any]:
         now = self.clock()
         age = None if self.fleet_ok_at is None else max(0.0, now - self.fleet_ok_at)
-        stale = self.live and (age is None or age > self.config.live.max_age_seconds)
+        old = self.live and (age is None or age > self.config.live.max_age_seconds)
+        stale = bool(old or self.stale_clusters)
+        used = "none" if self.config.live.on_stale == "refuse" else "file"
         self.metrics.fleet_age.set(age or 0.0)
         self.metrics.fleet_stale.set(1 if stale else 0)
         refreshed = (None if self.fleet_ok_at is None
@@ -227,6 +247,7 @@ class ServiceState:
             "refreshedAt": refreshed,
             "ageSeconds": None if age is None else round(age, 3),
             "stale": stale,
+            "staleClusters": [{**c, "capacityFrom": used} for c in self.stale_clusters],
             "onStale": self.config.live.on_stale,
             "lastError": self.fleet_error,
             "warnings": list(self.fleet_warnings),
@@ -236,9 +257,8 @@ class ServiceState:
         """503 when live inputs are stale and the config says refuse."""
         info = self.freshness()
         if info["stale"] and self.config.live.on_stale == "refuse":
-            why = f": {info['lastError']}" if info["lastError"] else ""
-            raise Problem(503, f"live fleet data is stale (age {info['ageSeconds']} s){why}; "
-                               "the service is configured to refuse", headers={"Retry-After": "30"})
+            raise Problem(503, stale_detail(info) + "; the service is configured to refuse (onStale: refuse)",
+                          headers={"Retry-After": "30"}, extra={"freshness": info})
 
     # --- bundles ----------------------------------------------------------------------
 
@@ -433,6 +453,20 @@ class ServiceState:
         out.status.warnings = [w for w in out.status.warnings if self.scrub(w, hidden) == w]
         return out
 
+
+
+def stale_detail(info: dict[str, Any]) -> str:
+    """One sentence: why the live fleet is stale, naming the stale clusters."""
+    parts: list[str] = []
+    if info["staleClusters"]:
+        parts.append("stale clusters: " + "; ".join(f"{c['name']} ({c['reason']})" for c in info["staleClusters"]))
+    if info["ageSeconds"] is None:
+        parts.append("live inputs were never read")
+    elif info["ageSeconds"] > 0 and not info["staleClusters"]:
+        parts.append(f"last refreshed {info['ageSeconds']} s ago")
+    if info["lastError"]:
+        parts.append(f"last error: {info['lastError']}")
+    return "live fleet data is stale: " + ", ".join(parts)
 
 
 def objective_of(bundle: Bundle, placements: list[Placement]) -> ObjectiveValues:

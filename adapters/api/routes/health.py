@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.api.deps import State
 from adapters.api.problems import Problem
+from adapters.api.state import stale_detail
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +24,7 @@ def healthz() -> dict[str, str]:
 def readyz(state: State) -> dict[str, Any]:
     info = state.freshness()
     if info["stale"] and state.config.live.on_stale == "refuse":
-        raise Problem(503, "live fleet data is stale; placements are refused until it is fresh",
+        raise Problem(503, stale_detail(info) + "; placements are refused until it is fresh",
                       extra={"freshness": info})
     return {"status": "ready", "fleet": info, "orphans": len(state.orphans)}
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Response
 
 from adapters.api.deps import Caller, State
-from adapters.api.problems import Problem
+from adapters.api.problems import Problem, refuse_infeasible
 from adapters.api.schemas import PlacementCreate, PlacementPublic, PlacementResult
 from adapters.api.state import parse_request_documents
 
@@ -17,7 +17,8 @@ _NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown token"},
     403: {"description": "A document is outside the token's namespaces"},
-    409: {"description": "Not every workload could be placed (``unplaced`` lists why), or it is already placed"},
+    409: {"description": "Not every workload could be placed (``unplaced`` lists why), it is already placed, or "
+                         "no plan exists (type `infeasible`: the committed placement no longer fits)"},
     413: {"description": "Body too large"},
     422: {"description": "Invalid documents"},
     503: {"description": "Live inputs stale (refuse) or the GitOps repository failed"},
@@ -36,18 +37,18 @@ def create_placement(body: PlacementCreate, state: State, caller: Caller, respon
                                     source=state.sources_file)
     time_limit = min(body.time_limit or limits.time_limit_seconds, limits.max_time_limit_seconds)
     plan, ok, git = state.place(caller, items, dry_run=body.dry_run, time_limit=time_limit)
+    refuse_infeasible(plan, "the placements already committed no longer fit the fleet (capacity shrank or "
+                            "clusters left): no plan exists; nothing was reserved or committed; an operator "
+                            "should run `berth reoptimize`")
     if not ok and not body.dry_run:
         unplaced = [u.model_dump(by_alias=True) for u in plan.unplaced]
         names = ", ".join(u.workload for u in plan.unplaced) or "the request"
         detail = f"could not place {names}; nothing was reserved or committed"
-        if plan.status.solver == "Infeasible":
-            detail = ("the placements already committed no longer fit the fleet (capacity shrank or clusters "
-                      "left); nothing was reserved; an operator should run `berth reoptimize`")
         raise Problem(409, detail, title="Not placed", field="documents",
                       extra={"unplaced": unplaced, "solver": plan.status.solver})
     if body.dry_run:
         response.status_code = 200
-    return PlacementResult(accepted=ok, dry_run=body.dry_run, plan=plan, gitops=git)
+    return PlacementResult(accepted=ok, dry_run=body.dry_run, plan=plan, gitops=git, fleet=state.freshness())
 
 
 @router.get("", response_model=list[PlacementPublic], summary="Placements visible to the token")
