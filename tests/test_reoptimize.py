@@ -63,14 +63,14 @@ def test_reoptimize_drifted_repo(tmp_path: Path) -> None:
     assert moved == done["moves"] <= 3
     assert sum(sum(v.values()) for v in after.values()) == 8
 
-    # a budget of 0 with a cluster gone cannot be kept: exit 1, nothing committed
+    # a budget of 0 with a cluster gone cannot be kept: Infeasible, exit 4, nothing committed
     gone = tmp_path / "gone"
     gone.mkdir()
     docs = [d for d in yaml.safe_load_all((now / "fleet.yaml").read_text()) if d["metadata"]["name"] != "b"]
     (gone / "fleet.yaml").write_text(yaml.safe_dump_all(docs), encoding="utf-8")
     result = runner.invoke(app, ["reoptimize", str(gone), "--gitops-repo", str(repo), "--max-moves", "0",
                                  "--time-limit", "2", "--commit"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert read_current(repo) == after
     # invalid input: exit 2
     assert runner.invoke(app, ["reoptimize", str(tmp_path / "nope"), "--gitops-repo", str(repo)]).exit_code == 2

@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,11 +16,21 @@ from rich.markup import escape
 
 from engine.errors import BerthError, InputError
 
-__all__ = ["atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
+__all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
 
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every command (spec section 7); a CronJob or CI step branches on them."""
+
+    OK = 0  #: a plan (or report) was written, even with unplaced workloads
+    FAILED = 1  #: anything else (a bug, a full disk, an interrupted run)
+    BAD_INPUT = 2  #: the input or a command-line argument is invalid; nothing written
+    SOURCE_FAILED = 3  #: a live source or the GitOps repository/remote failed; nothing written
+    INFEASIBLE = 4  #: no plan satisfies the hard constraints; plan file only, nothing committed
 
 
 def atomic_write(path: Path, text: str) -> None:

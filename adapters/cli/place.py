@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from adapters.cli.common import atomic_write, console, load_assignment, run_guarded
+from adapters.cli.common import ExitCode, atomic_write, console, err_console, load_assignment, run_guarded
 from adapters.cli.render import print_plan
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
@@ -19,6 +20,7 @@ from engine.resources import ObjectiveWeights
 __all__ = ["register"]
 
 GITOPS_FORMATS = ("flux", "argocd", "arc", "configsync")
+INFEASIBLE_MESSAGE = "error: the plan is Infeasible (no plan satisfies the hard constraints); what runs stays; "
 
 
 def parse_weights(bundle: Bundle, items: list[str]) -> ObjectiveWeights | None:
@@ -118,7 +120,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Place every workload of the bundle and write the plan."""
 
-        def body() -> None:
+        def body() -> int:
             if gitops_format not in GITOPS_FORMATS:
                 raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}, got {gitops_format!r}",
                                  field="--gitops-format")
@@ -133,13 +135,21 @@ def register(app: typer.Typer) -> None:
             now = read_current(current, gitops_repo)
             plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,
                                 max_moves=max_moves, warnings=warnings)
+            infeasible = plan.status.solver == "Infeasible"
+            # an Infeasible plan is for inspection only: it never reaches git (spec 5, 7)
             write_outputs(loaded, plan, output=output, gitops_repo=gitops_repo,
-                          gitops_format=gitops_format, commit=commit, push=push)
+                          gitops_format=gitops_format, commit=commit and not infeasible, push=push)
             if quiet:
                 s = plan.status
                 console.print(f"{s.solver}: {len(plan.placements)} placed, {len(plan.unplaced)} "
                               f"unplaced, weighted {s.objective.weighted:.4f}")
             else:
                 print_plan(console, loaded, plan, output=str(output) if output else None)
+            if infeasible:
+                err_console.print(INFEASIBLE_MESSAGE + ("nothing was committed" if commit else "nothing to commit"))
+                return ExitCode.INFEASIBLE
+            return ExitCode.OK
 
-        run_guarded(body)
+        code = run_guarded(body)
+        if code:
+            sys.exit(code)

@@ -1,10 +1,10 @@
 """``berth reoptimize``: re-solve everything against what runs now (git), print and commit the diff.
 
 Exit codes (for a CronJob): 0 the diff was computed (and committed with
-``--commit``; also when nothing changes); 1 no plan keeps within
-``--max-moves`` (Infeasible: summary written, nothing committed) or any other
-failure; 2 invalid input; 3 a live source or the GitOps repository/remote
-failed and nothing was committed.
+``--commit``; also when nothing changes); 1 any other failure; 2 invalid
+input; 3 a live source or the GitOps repository/remote failed and nothing was
+committed; 4 no plan satisfies the hard constraints, for example within
+``--max-moves`` (Infeasible: summary and plan files written, nothing committed).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adapters.cli.common import atomic_write, console, err_console, run_guarded
-from adapters.cli.place import GITOPS_FORMATS, load_inputs, parse_weights
+from adapters.cli.common import ExitCode, atomic_write, console, err_console, run_guarded
+from adapters.cli.place import GITOPS_FORMATS, INFEASIBLE_MESSAGE, load_inputs, parse_weights
 from engine.errors import InputError
 from engine.planner import place as engine_place
 from engine.reoptimize import diff_summary
@@ -120,8 +120,8 @@ def register(app: typer.Typer) -> None:
             for w in summary["warnings"]:
                 console.print(f"[yellow]warning:[/] {w}", highlight=False)
             if infeasible:
-                err_console.print(f"error: no plan keeps within maxMoves {max_moves}; nothing was committed")
-                return 1
+                err_console.print(INFEASIBLE_MESSAGE + ("nothing was committed" if commit else "nothing to commit"))
+                return ExitCode.INFEASIBLE
             if commit:
                 console.print(f"committed {len(summary.get('commits', []))} commit(s)")
             else:
