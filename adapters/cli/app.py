@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Annotated
 
 import typer
 
@@ -12,9 +15,31 @@ app = typer.Typer(
     name="berth",
     help="Policy-driven, globally optimal placement of workloads across Kubernetes clusters.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, powershell)
     pretty_exceptions_enable=False,
 )
+
+
+def _version() -> str:
+    """The installed distribution's version: the one ``pip`` and bug reports speak of."""
+    try:
+        return package_version("berth")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"berth {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version of Berth and exit.")] = False,
+) -> None:
+    """Policy-driven, globally optimal placement of workloads across Kubernetes clusters."""
 
 #: modules that each export ``register(app)``; optional ones may not be installed yet
 COMMAND_MODULES = (
