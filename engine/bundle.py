@@ -28,12 +28,14 @@ from engine.resources import (
     API_VERSION,
     CLUSTER_SCOPED,
     Cluster,
+    ClusterPlacementPolicy,
     Objective,
     PlacementPolicy,
     Site,
     Tenant,
     Workload,
 )
+from engine.selection import AnyPolicy, PolicySelector
 
 __all__ = [
     "KINDS",
@@ -55,6 +57,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "Tenant": Tenant,
     "Workload": Workload,
     "PlacementPolicy": PlacementPolicy,
+    "ClusterPlacementPolicy": ClusterPlacementPolicy,
     "Objective": Objective,
 }
 
@@ -83,6 +86,7 @@ class Bundle:
     objective: Objective | None = None
     extras: list[BaseModel] = field(default_factory=list)
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    cluster_policies: list[ClusterPlacementPolicy] = field(default_factory=list)
 
     def origin(self, kind: str, key: str) -> Origin:
         """Origin of ``kind`` document ``key`` (``ns/name`` for namespaced kinds)."""
@@ -101,23 +105,24 @@ class Bundle:
                 self.workloads.append(doc)
             case PlacementPolicy():
                 self.policies.append(doc)
+            case ClusterPlacementPolicy():
+                self.cluster_policies.append(doc)
             case Objective():
                 self.objective = doc
             case _:
                 self.extras.append(doc)
 
-    def policy_for(self, workload: Workload) -> PlacementPolicy | None:
-        if workload.spec.policy is None:
-            return None
-        ns = workload.metadata.namespace
-        for policy in self.policies:
-            if policy.metadata.namespace == ns and policy.metadata.name == workload.spec.policy:
-                return policy
-        return None
+    def policy_selector(self) -> PolicySelector:
+        """Resolves workloads to policies (``engine.selection``); build once for many workloads."""
+        return PolicySelector(self.policies, self.cluster_policies)
+
+    def policy_for(self, workload: Workload) -> AnyPolicy | None:
+        """The policy of ``workload``: its ``spec.policy``, else the best match of resourceSelectors."""
+        return self.policy_selector().policy_for(workload)
 
     def documents(self) -> list[BaseModel]:
         docs: list[BaseModel] = [*self.clusters, *self.sites, *self.tenants]
-        docs += [*self.policies, *self.workloads]
+        docs += [*self.policies, *self.cluster_policies, *self.workloads]
         if self.objective is not None:
             docs.append(self.objective)
         docs += self.extras
@@ -139,6 +144,7 @@ class Bundle:
             tenants=[t.model_copy(deep=True) for t in self.tenants],
             workloads=[w.model_copy(deep=True) for w in self.workloads],
             policies=[p.model_copy(deep=True) for p in self.policies],
+            cluster_policies=[p.model_copy(deep=True) for p in self.cluster_policies],
             objective=self.objective.model_copy(deep=True) if self.objective else None,
             extras=[e.model_copy(deep=True) for e in self.extras],
             origins=dict(self.origins),
@@ -341,6 +347,8 @@ def check_references(bundle: Bundle) -> None:
                     bundle, "Site", site.metadata.name, f"spec.latencyMs.{cluster}",
                     f"no Cluster named {cluster!r} in the bundle",
                 )
+    for cpolicy in bundle.cluster_policies:
+        _check_cluster_policy(bundle, cpolicy, site_names)
     for policy in bundle.policies:
         ns, key = policy.metadata.namespace, _name_key(policy)
         spec = policy.spec
@@ -349,6 +357,15 @@ def check_references(bundle: Bundle) -> None:
                 bundle, "PlacementPolicy", key, "spec.latency.site",
                 f"no Site named {spec.latency.site!r} (sites: {sorted(site_names) or 'none'})",
             )
+        for i, sel in enumerate(spec.resource_selectors or []):
+            if sel.namespace is not None and sel.namespace != ns:
+                origin = bundle.origin("PlacementPolicy", key)
+                raise InputError(
+                    f"a PlacementPolicy selects workloads of its own namespace {ns!r} only, got "
+                    f"{sel.namespace!r} (a ClusterPlacementPolicy selects across namespaces)",
+                    file=origin.file, document=f"PlacementPolicy {key}",
+                    field=f"spec.resourceSelectors[{i}].namespace",
+                )
         for field_name, term in (("affinity", spec.affinity), ("antiAffinity", spec.anti_affinity)):
             for i, name in enumerate(term.workloads if term else []):
                 if (ns, name) not in workloads:
@@ -370,6 +387,29 @@ def check_references(bundle: Bundle) -> None:
                     f"no Workload named {dep!r} in namespace {ns!r}",
                 )
     _check_cycles(bundle)
+
+
+def _check_cluster_policy(bundle: Bundle, policy: ClusterPlacementPolicy, site_names: set[str]) -> None:
+    """A ClusterPlacementPolicy needs selectors, and names no workloads (those are namespaced)."""
+    key = policy.metadata.name
+    origin = bundle.origin("ClusterPlacementPolicy", key)
+
+    def fail(field_name: str, message: str) -> InputError:
+        return InputError(message, file=origin.file, document=f"ClusterPlacementPolicy {key}", field=field_name)
+
+    spec = policy.spec
+    if not spec.resource_selectors:
+        raise fail("spec.resourceSelectors", "is required in a ClusterPlacementPolicy "
+                   "(use [{kind: Workload}] to select every workload)")
+    for field_name, term in (("affinity", spec.affinity), ("antiAffinity", spec.anti_affinity)):
+        if term is not None:
+            raise fail(f"spec.{field_name}", "names workloads of one namespace: put it in a namespaced "
+                       "PlacementPolicy")
+    if spec.latency is not None and spec.latency.site not in site_names:
+        raise _ref_error(
+            bundle, "ClusterPlacementPolicy", key, "spec.latency.site",
+            f"no Site named {spec.latency.site!r} (sites: {sorted(site_names) or 'none'})",
+        )
 
 
 def _check_cycles(bundle: Bundle) -> None:

@@ -4,7 +4,7 @@
 :class:`Problem`; from there on nothing touches pydantic objects. Shapes:
 
 * ``W`` workloads, ``C`` clusters, ``R`` resources, ``G`` policy groups
-  (workloads sharing namespace + PlacementPolicy), ``T`` tenants with quota.
+  (workloads sharing namespace + the policy that applies to them), ``T`` tenants with quota.
 * ``P`` eligible (workload, cluster) pairs, sorted by workload then cluster;
   every per-pair array is indexed by ``p`` and only eligible pairs get solver
   variables.
@@ -251,16 +251,17 @@ def build_problem(
     capacity = np.where(capacity_base == UNLIMITED, UNLIMITED, capacity_base // scale)
     quota = np.where(quota_base == UNLIMITED, UNLIMITED, quota_base // scale)
 
-    # policy groups: namespace + policy name
-    group_key: dict[tuple[str, str | None], int] = {}
+    # policy groups: namespace + the policy that applies (spec.policy, else resourceSelectors)
+    group_key: dict[tuple[str, str, str], int] = {}
     group_specs: list[PlacementPolicySpec] = []
     group_ns: list[str] = []
     group = np.zeros(n_w, dtype=np.int32)
+    selector = bundle.policy_selector()
     for w, wl in enumerate(workloads):
         ns = wl.metadata.namespace or "default"
-        key = (ns, wl.spec.policy)
+        policy = selector.policy_for(wl)
+        key = (ns, policy.kind, policy.metadata.name) if policy else (ns, "", "")
         if key not in group_key:
-            policy = bundle.policy_for(wl)
             group_key[key] = len(group_specs)
             group_specs.append(policy.spec if policy else _default_spec())
             group_ns.append(ns)

@@ -26,6 +26,7 @@ def assignment_values(bundle: Bundle, assignment: Assignment) -> dict[str, Any]:
     workloads = {w.key: w for w in bundle.workloads}
     clusters = {c.metadata.name: c for c in bundle.clusters}
     sites = {s.metadata.name: s for s in bundle.sites}
+    selector = bundle.policy_selector()
     by_priority: dict[str, int] = {}
     cost = latency = 0.0
     unknown = 0
@@ -34,7 +35,7 @@ def assignment_values(bundle: Bundle, assignment: Assignment) -> dict[str, Any]:
         if w is None:
             unknown += sum(spread.values())
             continue
-        policy = bundle.policy_for(w)
+        policy = selector.policy_for(w)
         site = sites.get(policy.spec.latency.site) if policy and policy.spec.latency else None
         for cname, n in spread.items():
             c = clusters.get(cname)

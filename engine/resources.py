@@ -25,6 +25,7 @@ __all__ = [
     "ClusterAffinity",
     "ClusterAffinityTier",
     "ClusterCount",
+    "ClusterPlacementPolicy",
     "ClusterSpec",
     "Document",
     "FieldSelector",
@@ -38,6 +39,7 @@ __all__ = [
     "PlacementPolicySpec",
     "PreferredClusterTerm",
     "ReplicaScheduling",
+    "ResourceSelector",
     "SelectorRequirement",
     "Site",
     "SiteSpec",
@@ -106,6 +108,13 @@ def _check_prices(value: dict[str, Any]) -> dict[str, float]:
             raise ValueError(f"{name}: a price must be a non-negative number, got {raw!r}")
         out[name] = price
     return out
+
+
+def _whole_number(value: Any) -> Any:
+    """Refuse what pydantic would coerce into an int: booleans, strings, fractions."""
+    if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
 
 
 ResourceMap = Annotated[dict[str, int], BeforeValidator(_check_resources)]
@@ -216,12 +225,7 @@ class Toleration(_Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
     toleration_seconds: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
-    @field_validator("toleration_seconds", mode="before")
-    @classmethod
-    def _whole_seconds(cls, value: Any) -> Any:
-        if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"expected a whole number of seconds >= 0, got {value!r}")
-        return value
+    _whole_seconds = field_validator("toleration_seconds", mode="before")(lambda cls, v: _whole_number(v))
 
     @model_validator(mode="after")
     def _exists_has_no_value(self) -> Toleration:
@@ -371,7 +375,31 @@ class AffinityTerm(_Model):
     workloads: list[str] = Field(default_factory=list)
 
 
+class ResourceSelector(_Model):
+    """Which workloads a policy applies to (Karmada's ``resourceSelectors`` entry).
+
+    ``apiVersion`` and ``kind`` are optional and, when given, must name Berth's Workload.
+    ``namespace`` narrows a ClusterPlacementPolicy; a PlacementPolicy selects only in its own
+    namespace. With ``name`` set, ``labelSelector`` is ignored (as in Karmada); with neither, every
+    Workload in scope matches.
+    """
+
+    api_version: Literal["placement.berth.dev/v1alpha1"] | None = None
+    kind: Literal["Workload"] | None = None
+    namespace: str | None = None
+    name: str | None = None
+    label_selector: LabelSelector | None = None
+
+    def implicit_priority(self) -> int:
+        """Karmada's implicit priority of a match: by name 3, by label selector 2, match-all 1."""
+        if self.name is not None:
+            return 3
+        return 2 if self.label_selector is not None else 1
+
+
 class PlacementPolicySpec(_Model):
+    resource_selectors: list[ResourceSelector] | None = None
+    priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     cluster_affinity: ClusterAffinity | None = None
     cluster_affinities: list[ClusterAffinityTier] | None = None
     preferred_clusters: list[PreferredClusterTerm] = Field(default_factory=list)
@@ -382,6 +410,15 @@ class PlacementPolicySpec(_Model):
     spread_constraints: list[SpreadConstraint] = Field(default_factory=list)
     affinity: AffinityTerm | None = None
     anti_affinity: AffinityTerm | None = None
+
+    _strict_priority = field_validator("priority", mode="before")(lambda cls, v: _whole_number(v))
+
+    @field_validator("resource_selectors")
+    @classmethod
+    def _some_selectors(cls, value: list[ResourceSelector] | None) -> list[ResourceSelector] | None:
+        if value is not None and not value:
+            raise ValueError("resourceSelectors needs at least one selector (leave it out to select nothing)")
+        return value
 
     @model_validator(mode="after")
     def _one_affinity_form(self) -> PlacementPolicySpec:
@@ -401,6 +438,21 @@ class PlacementPolicy(_Model):
     kind: Literal["PlacementPolicy"]
     metadata: Metadata
     spec: PlacementPolicySpec = Field(default_factory=PlacementPolicySpec)
+
+
+class ClusterPlacementPolicy(_Model):
+    """A cluster-scoped PlacementPolicy (Karmada's ClusterPropagationPolicy): a fleet-wide default.
+
+    It applies to the workloads its ``resourceSelectors`` match in any namespace, when no
+    PlacementPolicy of the workload's own namespace matches it. ``resourceSelectors`` is
+    required; ``affinity`` and ``antiAffinity`` name workloads of one namespace and belong in a
+    namespaced PlacementPolicy (both checked in :func:`engine.bundle.check_references`).
+    """
+
+    api_version: Literal["placement.berth.dev/v1alpha1"]
+    kind: Literal["ClusterPlacementPolicy"]
+    metadata: Metadata
+    spec: PlacementPolicySpec
 
 
 # --- Workload -------------------------------------------------------------------
@@ -463,7 +515,7 @@ class Objective(_Model):
     spec: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
 
 
-Document = Cluster | Site | Tenant | Workload | PlacementPolicy | Objective
+Document = Cluster | Site | Tenant | Workload | PlacementPolicy | ClusterPlacementPolicy | Objective
 
 #: Kinds without a namespace; the namespace of the rest defaults to ``default``.
-CLUSTER_SCOPED = frozenset({"Cluster", "Site", "Tenant", "Objective"})
+CLUSTER_SCOPED = frozenset({"Cluster", "Site", "Tenant", "Objective", "ClusterPlacementPolicy"})

@@ -27,6 +27,9 @@ Decisions where the spec is silent (written down so both sides agree):
   longer declares are not counted (nobody can keep them).
 - Per-cluster bounds apply to Duplicated workloads too (spec text: "where
   ``y[w,c] > 0``").
+- The policy of a workload is chosen again here from ``docs/karmada.md``
+  (``spec.policy``, else ``resourceSelectors`` and ``priority``), not by
+  ``engine.selection``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from engine.resources import (
     FieldSelector,
     LabelSelector,
     PlacementPolicySpec,
+    ResourceSelector,
     SelectorRequirement,
     Taint,
     Toleration,
@@ -202,6 +206,37 @@ def untolerated_taints(spec: PlacementPolicySpec | None, cluster: Cluster) -> li
     return out
 
 
+def _selector_rank(sel: ResourceSelector, w: Workload) -> int:
+    """docs/karmada.md: 3 a match by name, 2 by label selector (ignored when a name is given),
+    1 a selector with neither (every workload in scope), 0 no match."""
+    if sel.namespace is not None and sel.namespace != w.metadata.namespace:
+        return 0
+    if sel.name is not None:
+        return 3 if sel.name == w.metadata.name else 0
+    if sel.label_selector is not None:
+        return 2 if label_selector_matches(sel.label_selector, w.metadata.labels) else 0
+    return 1
+
+
+def _policy_spec(bundle: Bundle, w: Workload) -> PlacementPolicySpec | None:
+    """The policy that applies to ``w``, read again from docs/karmada.md: its ``spec.policy``; else
+    the matching PlacementPolicies of its namespace, else the matching ClusterPlacementPolicies,
+    by explicit priority (high first), implicit priority (high first), name (alphabetical)."""
+    ns = w.metadata.namespace
+    if w.spec.policy is not None:
+        named = [p for p in bundle.policies if p.metadata.namespace == ns and p.metadata.name == w.spec.policy]
+        return named[0].spec if named else None
+    for pool in ([p for p in bundle.policies if p.metadata.namespace == ns], bundle.cluster_policies):
+        ranked = []
+        for p in pool:
+            rank = max((_selector_rank(s, w) for s in p.spec.resource_selectors or []), default=0)
+            if rank:
+                ranked.append(((-p.spec.priority, -rank, p.metadata.name), p.spec))
+        if ranked:
+            return min(ranked, key=lambda item: item[0])[1]
+    return None
+
+
 # --- the plan, read leniently ----------------------------------------------------
 
 
@@ -253,13 +288,15 @@ class _Checker:
         self.tenants = {t.metadata.name: t for t in bundle.tenants}
         self.sites = {s.metadata.name: s for s in bundle.sites}
         self.out: list[Violation] = []
+        self._specs: dict[str, PlacementPolicySpec | None] = {}
 
     def add(self, code: str, workload: str | None, cluster: str | None, message: str) -> None:
         self.out.append(Violation(code, workload, cluster, message))
 
     def spec(self, w: Workload) -> PlacementPolicySpec | None:
-        policy = self.bundle.policy_for(w)
-        return policy.spec if policy else None
+        if w.key not in self._specs:
+            self._specs[w.key] = _policy_spec(self.bundle, w)
+        return self._specs[w.key]
 
     # -- eligibility (section 2, item 2) -------------------------------------------
 
