@@ -47,6 +47,8 @@ class TokenEntry(_Cfg):
     sha256: str
     admin: bool = False
     namespaces: list[str] = Field(default_factory=list)
+    #: the folder this token's ``source.path`` values must resolve into (default: sourcesDir/<namespace>/)
+    sources: Path | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -117,6 +119,8 @@ class ServiceConfig(_Cfg):
         if out.gitops is not None:
             out.gitops.repo = fix(out.gitops.repo)  # type: ignore[assignment]
         out.live.kubeconfig = fix(out.live.kubeconfig)
+        for token in out.tokens:
+            token.sources = fix(token.sources)
         return out
 
 

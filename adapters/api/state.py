@@ -45,6 +45,7 @@ class Principal:
     name: str
     admin: bool
     namespaces: frozenset[str] = frozenset()
+    sources: Path | None = None  # where its source.path values must resolve (None: sourcesDir/<namespace>)
 
     def can(self, namespace: str | None) -> bool:
         return self.admin or (namespace or "default") in self.namespaces

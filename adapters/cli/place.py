@@ -10,6 +10,7 @@ import typer
 
 from adapters.cli.common import ExitCode, atomic_write, console, err_console, load_assignment, run_guarded
 from adapters.cli.render import print_plan
+from adapters.gitops.sources import check_bundle_sources
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
 from engine.live import find_source
@@ -117,6 +118,8 @@ def register(app: typer.Typer) -> None:
         max_moves: Annotated[int | None, typer.Option(help="Moves budget (overrides the Objective).")] = None,
         weight: Annotated[list[str] | None, typer.Option(help="Override a weight: NAME=NUMBER.")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+        allow_sources_outside: Annotated[bool, typer.Option(
+            "--allow-sources-outside", help="Accept source.path folders outside the bundle's folder.")] = False,
     ) -> None:
         """Place every workload of the bundle and write the plan."""
 
@@ -131,6 +134,8 @@ def register(app: typer.Typer) -> None:
                                  field="--current")
             loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                            contexts=context or [])
+            if not allow_sources_outside:
+                check_bundle_sources(loaded, bundle)
             weights = parse_weights(loaded, weight or [])
             now = read_current(current, gitops_repo)
             plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,

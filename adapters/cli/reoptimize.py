@@ -20,6 +20,7 @@ from rich.table import Table
 
 from adapters.cli.common import ExitCode, atomic_write, console, err_console, run_guarded
 from adapters.cli.place import GITOPS_FORMATS, INFEASIBLE_MESSAGE, load_inputs, parse_weights
+from adapters.gitops.sources import check_bundle_sources
 from engine.errors import InputError
 from engine.planner import place as engine_place
 from engine.reoptimize import diff_summary
@@ -76,6 +77,8 @@ def register(app: typer.Typer) -> None:
         kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig for live inventory.")] = None,
         context: Annotated[list[str] | None, typer.Option(help="Kubeconfig context.")] = None,
         weight: Annotated[list[str] | None, typer.Option(help="Override a weight: NAME=NUMBER.")] = None,
+        allow_sources_outside: Annotated[bool, typer.Option(
+            "--allow-sources-outside", help="Accept source.path folders outside the bundle's folder.")] = False,
     ) -> None:
         """Re-optimise the whole fleet against the placement in git; dry run unless --commit."""
 
@@ -95,6 +98,8 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, advance=1, description="loading the bundle and live inputs")
                 loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                                contexts=context or [])
+                if not allow_sources_outside:
+                    check_bundle_sources(loaded, bundle)
                 weights = parse_weights(loaded, weight or [])
                 progress.update(task, advance=1, description=f"solving (up to {time_limit:g}s)")
                 plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from adapters.gitops.sources import KUSTOMIZATION_FILES, escaping_entries
 from engine.bundle import Bundle
 from engine.errors import InputError
 from engine.plan import Plan
@@ -194,17 +195,22 @@ def _source_folder(bundle: Bundle, workload: Workload) -> Path:
     assert workload.spec.source is not None
     origin = bundle.origin("Workload", workload.key)
     folder = origin.folder or Path.cwd()
-    path = (folder / workload.spec.source.path).resolve()
-    if not path.is_dir() or not any(
-        (path / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")
-    ):
+    try:
+        path = (folder / workload.spec.source.path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        path = folder / "\x00"  # not a folder: reported below
+    where = dict(file=origin.file, document=f"Workload {workload.key}", field="spec.source.path")
+    if not path.is_dir() or not any((path / n).is_file() for n in KUSTOMIZATION_FILES):
         raise InputError(
             f"source.path {workload.spec.source.path!r} resolves to {path}, which is not a "
             "folder with a kustomization.yaml",
-            file=origin.file,
-            document=f"Workload {workload.key}",
-            field="spec.source.path",
+            **where,
         )
+    # checked again at every write: a folder that was closed when it was accepted may not be now
+    escaping = escaping_entries(path)
+    if escaping:
+        raise InputError(f"source.path {workload.spec.source.path!r} reaches outside its folder: {escaping[0]}",
+                         **where)
     return path
 
 
