@@ -7,6 +7,11 @@ the reservation: live capacity (spec section 6) subtracts only pods Berth does
 not manage, so a committed replica keeps its capacity reserved for as long as
 it is committed, whether or not its pods already run. Git is written by the
 holder of the lock only: one writer.
+
+Readers (dry runs, GETs, what-if, useFleet plans) take the current
+:class:`Snapshot` and no lock. A change is made durable before it becomes the
+snapshot: write-ahead record in the state file, git commit, done
+(:mod:`adapters.api.journal`); a crash in between is resolved on the next start.
 """
 
 from __future__ import annotations
@@ -21,14 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from adapters.api.config import ServiceConfig
+from adapters.api.journal import Journal, Pending, Saved, StateFileError
 from adapters.api.metrics import ServiceMetrics
 from adapters.api.problems import Problem
 from engine.bundle import Bundle, Origin, check_references, load_bundle, parse_document
-from engine.errors import InputError, SourceError
+from engine.errors import GitOpsError, InputError, SourceError
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
 from engine.planner import place as engine_place
 from engine.resources import PlacementPolicy, Workload
@@ -90,6 +95,31 @@ class _Definitions:
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
 
 
+def _recover_clone(repo: Path) -> dict[str, dict[str, int]]:
+    """The committed placement from the clone, after undoing a write a crash interrupted.
+
+    A write that was killed leaves its marker: the clone goes back to the commit the write
+    started from (its half-written files and unpushed commits dropped). A ``git`` killed
+    with it can leave ``.git/index.lock``; it is removed only then, while this process
+    holds Berth's own lock on the clone (so no Berth writer is running there).
+    """
+    from adapters.gitops import read_current
+    from adapters.gitops.repo import WRITE_MARKER, GitSession
+
+    if not repo.is_dir():
+        return {}
+    try:
+        with GitSession(repo, create=False) as session:
+            if (session.git_dir / WRITE_MARKER).is_file():
+                (session.git_dir / "index.lock").unlink(missing_ok=True)
+            if session.recover_interrupted_write():
+                log.warning("%s: undid a write that was interrupted", repo)
+    except GitOpsError as exc:
+        if "is not a git repository" not in str(exc):
+            raise
+    return read_current(repo)
+
+
 def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bundle, list[str], list[dict[str, str]]]:
     """Live capacity evaluated at ``at``, with the service's ``maxAgeSeconds``.
 
@@ -113,6 +143,39 @@ def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bun
     return applied, list(report.warnings), sorted(stale, key=lambda s: s["name"])
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view of what is committed and defined; replaced whole, never changed.
+
+    Readers (dry runs, GETs, what-if) take ``state.snap`` once and need no lock;
+    the holder of :attr:`ServiceState.lock` builds the next snapshot and swaps it in
+    only after the change is durable.
+    """
+
+    committed: dict[str, dict[str, int]]
+    defs: _Definitions
+    api_raw: dict[tuple[str, str], dict[str, Any]]
+    orphans: tuple[str, ...] = ()
+    orphan_clusters: frozenset[str] = frozenset()
+
+    def reserved(self) -> int:
+        return sum(sum(v.values()) for v in self.committed.values())
+
+
+def _changed_clusters(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> set[str]:
+    """Clusters where any workload's replica count differs: the only folders to render."""
+    out: set[str] = set()
+    for key in before.keys() | after.keys():
+        old, new = before.get(key, {}), after.get(key, {})
+        out |= {c for c in old.keys() | new.keys() if old.get(c, 0) != new.get(c, 0)}
+    return out
+
+
+def _spread(value: dict[str, int] | None) -> dict[str, int] | None:
+    clean = {c: n for c, n in (value or {}).items() if n > 0}
+    return dict(sorted(clean.items())) or None
+
+
 class ServiceState:
     """Fleet, definitions and committed placement of one running service."""
 
@@ -121,6 +184,7 @@ class ServiceState:
         self.config = config
         self.metrics = metrics or ServiceMetrics()
         self.clock = clock
+        #: serialises every change (placements that reserve, deletes): no overcommit
         self.lock = threading.Lock()
         self.base = load_bundle(config.bundle)
         self.fleet = self.base
@@ -132,17 +196,31 @@ class ServiceState:
         if self.live:
             self.fleet_ok_at = None
         self.sources_file = str((config.sources_dir or Path.cwd()) / "_api.yaml")
-        self.api_raw: dict[tuple[str, str], dict[str, Any]] = {}
-        self.defs = self._base_definitions()
-        self._load_state_file()
-        self.committed: dict[str, dict[str, int]] = self._read_current()
-        self.orphans = sorted(k for k in self.committed if k not in self.defs.workloads)
-        self.committed = {k: v for k, v in self.committed.items() if k in self.defs.workloads}
+        self.journal = Journal(config.state_file)
+        self.recovered: str | None = None
+        self.snap = self._start()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.metrics.reserved.set(sum(sum(v.values()) for v in self.committed.values()))
+        self.metrics.reserved.set(self.snap.reserved())
 
-    # --- start-up -----------------------------------------------------------------
+    # the current snapshot's parts, for readers that need only one of them
+    @property
+    def committed(self) -> dict[str, dict[str, int]]:
+        return self.snap.committed
+
+    @property
+    def defs(self) -> _Definitions:
+        return self.snap.defs
+
+    @property
+    def api_raw(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.snap.api_raw
+
+    @property
+    def orphans(self) -> list[str]:
+        return list(self.snap.orphans)
+
+    # --- start-up and recovery ------------------------------------------------------
 
     def _base_definitions(self) -> _Definitions:
         d = _Definitions()
@@ -155,47 +233,105 @@ class ServiceState:
             d.origins[("PlacementPolicy", key)] = self.base.origin("PlacementPolicy", key)
         return d
 
-    def _load_state_file(self) -> None:
-        path = self.config.state_file
-        if path is None or not path.is_file():
-            return
-        raws = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-        for i, raw in enumerate(raws):
-            doc = parse_document(raw, self.sources_file, i)
-            self._define(doc, raw)
+    def _definitions(self, documents: dict[tuple[str, str], dict[str, Any]]
+                     ) -> tuple[_Definitions, dict[tuple[str, str], dict[str, Any]]]:
+        defs, raw = self._base_definitions(), {}
+        for i, key in enumerate(sorted(documents)):
+            doc = parse_document(documents[key], self.sources_file, i)
+            raw = self._define(defs, raw, doc, documents[key])
+        return defs, raw
 
-    def _read_current(self) -> dict[str, dict[str, int]]:
+    def _start(self) -> Snapshot:
+        """Load the state file, bring the clone back to a commit, resolve a pending change."""
+        saved = self.journal.load()
         gitops = self.config.gitops
-        if gitops is not None and gitops.repo.is_dir():
-            from adapters.gitops import read_current
+        # without git, the state file holds what was placed over the API
+        current = _recover_clone(gitops.repo) if gitops is not None else {**self._file_current(), **saved.placements}
+        if saved.pending is not None:
+            saved, current = self._resolve(saved, current)
+        defs, raw = self._definitions(saved.documents)
+        orphans = tuple(sorted(k for k in current if k not in defs.workloads))
+        if orphans:
+            log.warning("%d committed workload(s) have no definition (orphans), their clusters are not "
+                        "written until it is restored: %s", len(orphans), ", ".join(orphans))
+        return Snapshot(
+            committed={k: v for k, v in current.items() if k in defs.workloads}, defs=defs, api_raw=raw,
+            orphans=orphans, orphan_clusters=frozenset(c for k in orphans for c in current[k]),
+        )
 
-            return read_current(gitops.repo)
-        if self.config.current is not None:
-            from adapters.cli.common import load_assignment
+    def _file_current(self) -> dict[str, dict[str, int]]:
+        if self.config.current is None:
+            return {}
+        from adapters.cli.common import load_assignment
 
-            return load_assignment(self.config.current)
-        return {}
+        return load_assignment(self.config.current)
 
-    def _define(self, doc: BaseModel, raw: dict[str, Any]) -> None:
+    def _resolve(self, saved: Saved, current: dict[str, dict[str, int]]
+                 ) -> tuple[Saved, dict[str, dict[str, int]]]:
+        """Replay or roll back the change a crash interrupted, so that git and the state agree.
+
+        Replayed when git holds every "after" spread (the change was committed, the
+        crash came before it was marked done); otherwise rolled back, and git is
+        written back to the "before" spreads if it holds a part of the change.
+        """
+        pending = saved.pending
+        assert pending is not None
+        done = all(_spread(current.get(k)) == _spread(v) for k, v in pending.after.items())
+        docs = dict(saved.documents)
+        if done:
+            for kk in pending.removed:
+                docs.pop(kk, None)
+            self.recovered = f"replayed {pending.op} {', '.join(sorted(pending.after))} (it was committed)"
+        else:
+            for kk in pending.added:
+                docs.pop(kk, None)
+            target = dict(current)
+            for k, v in pending.before.items():
+                if _spread(v) is None:
+                    target.pop(k, None)
+                else:
+                    target[k] = dict(v or {})
+            if target != current and self.config.gitops is not None:
+                defs, _ = self._definitions(docs)
+                keep = {k: v for k, v in target.items() if k in defs.workloads}
+                bundle = self.working_bundle({k: defs.workloads[k] for k in keep}, defs.policies, defs.origins)
+                self._write_git(bundle, self.committed_plan(bundle, keep), _changed_clusters(current, target))
+            current = target
+            self.recovered = f"rolled back {pending.op} {', '.join(sorted(pending.after))} (it was not committed)"
+        log.warning("state file: %s", self.recovered)
+        out = Saved(documents=docs, placements=saved.placements if self.config.gitops is None else {})
+        if self.config.gitops is None and done:
+            out.placements = {k: v for k, v in current.items()}
+        try:
+            self.journal.save(out)
+        except StateFileError as exc:
+            raise SourceError(str(exc)) from None
+        return out, current
+
+    def _define(self, defs: _Definitions, raw: dict[tuple[str, str], dict[str, Any]], doc: BaseModel,
+                data: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Add one accepted document to ``defs`` (in place) and return the new raw map."""
         kind = str(doc.kind)  # type: ignore[attr-defined]
         key = f"{doc.metadata.namespace}/{doc.metadata.name}"  # type: ignore[attr-defined]
         if isinstance(doc, Workload):
-            self.defs.workloads[key] = doc
+            defs.workloads[key] = doc
         elif isinstance(doc, PlacementPolicy):
-            self.defs.policies[key] = doc
-        self.defs.origins[(kind, key)] = Origin(self.sources_file, len(self.api_raw))
-        meta = dict(raw.get("metadata") or {})
+            defs.policies[key] = doc
+        defs.origins[(kind, key)] = Origin(self.sources_file, len(raw))
+        meta = dict(data.get("metadata") or {})
         meta.setdefault("namespace", "default")
-        self.api_raw[(kind, key)] = {**raw, "metadata": meta}
+        return {**raw, (kind, key): {**data, "metadata": meta}}
 
-    def _save_state_file(self) -> None:
-        path = self.config.state_file
-        if path is None:
-            return
-        from adapters.cli.common import atomic_write
-
-        text = yaml.safe_dump_all([self.api_raw[k] for k in sorted(self.api_raw)], sort_keys=False)
-        atomic_write(path, text)
+    def _save(self, snap: Snapshot, pending: Pending | None,
+              documents: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
+        """Write the state file for ``snap``; 503 (and nothing else happens) when it cannot be written."""
+        saved = Saved(documents=dict(snap.api_raw if documents is None else documents), pending=pending,
+                      placements=dict(snap.committed) if self.config.gitops is None else {})
+        try:
+            self.journal.save(saved)
+        except StateFileError as exc:
+            raise Problem(503, f"{exc}; nothing was committed or reserved", title="State file not writable",
+                          slug="state-file", headers={"Retry-After": "30"}) from None
 
     # --- live fleet -----------------------------------------------------------------
 
@@ -206,14 +342,12 @@ class ServiceState:
         try:
             fleet, warnings, stale = _load_live(self.base, self.config, datetime.fromtimestamp(self.clock(), UTC))
         except SourceError as exc:
-            with self.lock:
-                self.fleet_error = str(exc)
+            self.fleet_error = str(exc)
             log.warning("live refresh failed: %s", exc)
         else:
-            with self.lock:
-                self.fleet, self.fleet_warnings, self.stale_clusters = fleet, warnings, stale
-                self.fleet_ok_at = self.clock()
-                self.fleet_error = None
+            self.fleet, self.fleet_warnings, self.stale_clusters = fleet, warnings, stale
+            self.fleet_ok_at = self.clock()
+            self.fleet_error = None
         self.freshness()
 
     def start(self) -> None:
@@ -295,28 +429,66 @@ class ServiceState:
         check_references(bundle)
         return bundle
 
-    def committed_bundle(self) -> Bundle:
-        d = self.defs
-        return self.working_bundle({k: d.workloads[k] for k in self.committed}, d.policies, d.origins)
+    def committed_bundle(self, snap: Snapshot | None = None) -> Bundle:
+        snap = snap or self.snap
+        d = snap.defs
+        return self.working_bundle({k: d.workloads[k] for k in snap.committed}, d.policies, d.origins)
 
-    def committed_plan(self, bundle: Bundle) -> Plan:
-        """The committed placement as a plan (for the GitOps writer and what-if baselines)."""
+    def committed_plan(self, bundle: Bundle, committed: dict[str, dict[str, int]] | None = None) -> Plan:
+        """A committed placement as a plan (for the GitOps writer and what-if baselines)."""
+        committed = self.snap.committed if committed is None else committed
         return Plan(
             metadata=PlanMetadata(input_digest=bundle.digest(),
                                   created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
             status=PlanStatus(solver="Feasible", solve_seconds=0.0, objective=ObjectiveValues()),
-            placements=[Placement(workload=k, clusters=dict(v)) for k, v in sorted(self.committed.items())],
+            placements=[Placement(workload=k, clusters=dict(v)) for k, v in sorted(committed.items())],
         )
 
-    def _write_git(self, bundle: Bundle, plan: Plan) -> dict[str, Any] | None:
+    def _write_git(self, bundle: Bundle, plan: Plan, clusters: set[str]) -> dict[str, Any] | None:
+        """Commit (and push) the folders of ``clusters`` only: the cost of a change is its own size."""
         gitops = self.config.gitops
         if gitops is None:
             return None
         from adapters.gitops import write_plan
 
-        result = write_plan(bundle, plan, gitops.repo, fmt=gitops.format, commit=True, push=gitops.push)
+        result = write_plan(bundle, plan, gitops.repo, fmt=gitops.format, commit=True, push=gitops.push,
+                            clusters=clusters)
         return {"commits": [c.sha for c in result.commits], "clusters": list(result.changed_clusters),
                 "pushed": result.pushed}
+
+    def _apply(self, old: Snapshot, new: Snapshot, pending: Pending, bundle: Bundle, plan: Plan
+               ) -> dict[str, Any] | None:
+        """Make ``new`` durable and current: write-ahead record, git, done. Caller holds the lock.
+
+        A state file that cannot be written fails the request before git is touched
+        (503). Once git has the change it is acknowledged even if marking it done
+        fails: the write-ahead record already holds it, and the next start replays it.
+        """
+        changed = _changed_clusters(old.committed, new.committed)
+        blocked = sorted(changed & old.orphan_clusters)
+        if blocked:
+            raise Problem(409, f"cluster(s) {', '.join(blocked)} hold committed workloads the service has no "
+                               "definition for (orphans, see /readyz); restore the state file before changing them")
+        if self.config.gitops is None:
+            self._save(new, None)
+            self.snap = new
+            return None
+        self._save(new, pending, {**old.api_raw, **new.api_raw})
+        try:
+            git = self._write_git(bundle, plan, changed)
+        except BaseException:
+            try:
+                self._save(old, None)
+            except Problem:
+                log.warning("could not clear the write-ahead record; the next start rolls it back")
+            raise
+        self.snap = new
+        self.metrics.reserved.set(new.reserved())
+        try:
+            self._save(new, None)
+        except Problem as exc:
+            log.warning("committed, but could not mark it done (%s); the next start replays it", exc.detail)
+        return git
 
     # --- placement ----------------------------------------------------------------------
 
@@ -324,63 +496,32 @@ class ServiceState:
               time_limit: float) -> tuple[Plan, bool, dict[str, Any] | None]:
         """Place the request's workloads against everything committed; commit unless ``dry_run``.
 
+        A dry run solves against one snapshot and takes no lock. A request that
+        reserves holds the lock from the solve to the end of the commit, so two
+        requests never take the same capacity.
+
         Returns the plan (filtered to the request), whether every requested workload
         was placed, and what the GitOps writer did.
         """
         docs = [doc for doc, _ in items]
         req_w = [d for d in docs if isinstance(d, Workload)]
-        req_p = [d for d in docs if isinstance(d, PlacementPolicy)]
         if not req_w:
             raise InputError("a placement request needs at least one Workload", field="documents")
         keys = [w.key for w in req_w]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise InputError(f"workload {dupes[0]} appears twice in the request", field="documents")
-        with self.lock:
+        git = None
+        if dry_run:
             self.require_fresh()
-            d = self.defs
-            for w in req_w:
-                if w.key in self.committed:
-                    raise Problem(409, f"{w.key} is already placed; DELETE it first to place it again",
-                                  field="documents")
-                known = d.workloads.get(w.key)
-                if known is not None and not _same(known, w) and ("Workload", w.key) not in self.api_raw:
-                    raise Problem(409, f"{w.key} is defined differently in the service's bundle",
-                                  field="documents")
-            policies = dict(d.policies)
-            origins = dict(d.origins)
-            for p in req_p:
-                key = f"{p.metadata.namespace}/{p.metadata.name}"
-                known_p = d.policies.get(key)
-                if known_p is not None and not _same(known_p, p):
-                    raise Problem(409, f"PlacementPolicy {key} already exists with a different spec",
-                                  field="documents")
-                policies[key] = p
-                origins[("PlacementPolicy", key)] = Origin(self.sources_file, -1)
-            workloads = {k: d.workloads[k] for k in self.committed}
-            for w in req_w:
-                workloads[w.key] = w
-                origins[("Workload", w.key)] = Origin(self.sources_file, -1)
-            bundle = self.working_bundle(workloads, policies, origins)
-            started = time.perf_counter()
-            plan = engine_place(bundle, current=dict(self.committed), max_moves=0, time_limit=time_limit,
-                                warnings=list(self.fleet_warnings), freeze_current=True)
-            self.metrics.solve.labels("placements").observe(time.perf_counter() - started)
-            assignment = plan.assignment()
-            ok = plan.status.solver in ("Optimal", "Feasible") and all(k in assignment for k in keys)
-            if ok and any(assignment.get(k) != v for k, v in self.committed.items()):
-                raise SourceError("internal: a committed placement moved")  # guarded by maxMoves 0
-            git = None
-            if ok and not dry_run:
-                git = self._write_git(bundle, plan)
-                self.committed = {k: v for k, v in assignment.items() if k in workloads}
-                for doc, raw in items:
-                    kind = str(doc.kind)  # type: ignore[attr-defined]
-                    key = f"{doc.metadata.namespace}/{doc.metadata.name}"  # type: ignore[attr-defined]
-                    if kind == "Workload" or (kind, key) not in d.origins:
-                        self._define(doc, raw)
-                self._save_state_file()
-                self.metrics.reserved.set(sum(sum(v.values()) for v in self.committed.values()))
+            plan, bundle, ok = self._solve(self.snap, items, time_limit)
+        else:
+            with self.lock:
+                self.require_fresh()
+                snap = self.snap
+                plan, bundle, ok = self._solve(snap, items, time_limit)
+                if ok:
+                    git = self._accept(snap, items, plan, bundle)
         outcome = ("dryrun" if dry_run else "accepted") if ok else "rejected"
         self.metrics.placements.labels(outcome).inc()
         for u in plan.unplaced:
@@ -389,37 +530,98 @@ class ServiceState:
                     self.metrics.unplaced.labels(r.code).inc()
         return self.visible_plan(plan, principal, set(keys), bundle), ok, git
 
+    def _solve(self, snap: Snapshot, items: list[tuple[BaseModel, dict[str, Any]]], time_limit: float
+               ) -> tuple[Plan, Bundle, bool]:
+        docs = [doc for doc, _ in items]
+        req_w = [d for d in docs if isinstance(d, Workload)]
+        req_p = [d for d in docs if isinstance(d, PlacementPolicy)]
+        d = snap.defs
+        for w in req_w:
+            if w.key in snap.committed:
+                raise Problem(409, f"{w.key} is already placed; DELETE it first to place it again",
+                              field="documents")
+            known = d.workloads.get(w.key)
+            if known is not None and not _same(known, w) and ("Workload", w.key) not in snap.api_raw:
+                raise Problem(409, f"{w.key} is defined differently in the service's bundle",
+                              field="documents")
+        policies = dict(d.policies)
+        origins = dict(d.origins)
+        for p in req_p:
+            key = f"{p.metadata.namespace}/{p.metadata.name}"
+            known_p = d.policies.get(key)
+            if known_p is not None and not _same(known_p, p):
+                raise Problem(409, f"PlacementPolicy {key} already exists with a different spec",
+                              field="documents")
+            policies[key] = p
+            origins[("PlacementPolicy", key)] = Origin(self.sources_file, -1)
+        workloads = {k: d.workloads[k] for k in snap.committed}
+        for w in req_w:
+            workloads[w.key] = w
+            origins[("Workload", w.key)] = Origin(self.sources_file, -1)
+        bundle = self.working_bundle(workloads, policies, origins)
+        started = time.perf_counter()
+        plan = engine_place(bundle, current=dict(snap.committed), max_moves=0, time_limit=time_limit,
+                            warnings=list(self.fleet_warnings), freeze_current=True)
+        self.metrics.solve.labels("placements").observe(time.perf_counter() - started)
+        assignment = plan.assignment()
+        ok = plan.status.solver in ("Optimal", "Feasible") and all(w.key in assignment for w in req_w)
+        if ok and any(assignment.get(k) != v for k, v in snap.committed.items()):
+            raise SourceError("internal: a committed placement moved")  # guarded by maxMoves 0
+        return plan, bundle, ok
+
+    def _accept(self, snap: Snapshot, items: list[tuple[BaseModel, dict[str, Any]]], plan: Plan,
+                bundle: Bundle) -> dict[str, Any] | None:
+        """Commit a solved request: the next snapshot, its write-ahead record, git."""
+        keys = [d.key for d, _ in items if isinstance(d, Workload)]
+        assignment = plan.assignment()
+        committed = {k: v for k, v in assignment.items() if k in snap.committed or k in keys}
+        defs = _Definitions(dict(snap.defs.workloads), dict(snap.defs.policies), dict(snap.defs.origins))
+        raw, added = snap.api_raw, []
+        for doc, data in items:
+            kind = str(doc.kind)  # type: ignore[attr-defined]
+            key = f"{doc.metadata.namespace}/{doc.metadata.name}"  # type: ignore[attr-defined]
+            if kind == "Workload" or (kind, key) not in defs.origins:
+                raw = self._define(defs, raw, doc, data)
+                if (kind, key) not in snap.api_raw:
+                    added.append((kind, key))
+        new = Snapshot(committed=committed, defs=defs, api_raw=raw, orphans=snap.orphans,
+                       orphan_clusters=snap.orphan_clusters)
+        pending = Pending("place", before={k: None for k in keys}, after={k: committed[k] for k in keys},
+                          added=added)
+        return self._apply(snap, new, pending, bundle, plan)
+
     def delete(self, principal: Principal, key: str) -> dict[str, Any] | None:
         """Remove a committed placement (404 when absent or not visible) and commit."""
         ns = key.split("/", 1)[0]
         with self.lock:
-            if not principal.can(ns) or key not in self.committed:
+            snap = self.snap
+            if not principal.can(ns) or key not in snap.committed:
                 raise Problem(404, f"no placement {key}")
             self.require_fresh()
             name = key.split("/", 1)[1]
-            for other in self.committed:
+            for other in snap.committed:
                 if other == key or not other.startswith(ns + "/"):
                     continue
-                w = self.defs.workloads[other]
-                pol = self.defs.policies.get(f"{ns}/{w.spec.policy}") if w.spec.policy else None
+                w = snap.defs.workloads[other]
+                pol = snap.defs.policies.get(f"{ns}/{w.spec.policy}") if w.spec.policy else None
                 needs = set(w.spec.depends_on)
                 if pol is not None and pol.spec.affinity is not None:
                     needs |= set(pol.spec.affinity.workloads)
                 if name in needs:
                     raise Problem(409, f"{other} depends on or is co-located with {key}; delete it first")
-            remaining = {k: v for k, v in self.committed.items() if k != key}
-            before = self.committed
-            self.committed = remaining
-            try:
-                bundle = self.committed_bundle()
-                git = self._write_git(bundle, self.committed_plan(bundle))
-            except BaseException:
-                self.committed = before
-                raise
-            self.api_raw.pop(("Workload", key), None)
-            self._save_state_file()
-            self.metrics.reserved.set(sum(sum(v.values()) for v in self.committed.values()))
-            return git
+            committed = {k: v for k, v in snap.committed.items() if k != key}
+            defs = _Definitions(dict(snap.defs.workloads), dict(snap.defs.policies), dict(snap.defs.origins))
+            raw = dict(snap.api_raw)
+            removed = []
+            if raw.pop(("Workload", key), None) is not None:  # defined over the API: forget it
+                defs.workloads.pop(key, None)
+                defs.origins.pop(("Workload", key), None)
+                removed.append(("Workload", key))
+            new = Snapshot(committed=committed, defs=defs, api_raw=raw, orphans=snap.orphans,
+                           orphan_clusters=snap.orphan_clusters)
+            bundle = self.committed_bundle(new)
+            pending = Pending("delete", before={key: snap.committed[key]}, after={key: None}, removed=removed)
+            return self._apply(snap, new, pending, bundle, self.committed_plan(bundle, committed))
 
     # --- what a principal may see -----------------------------------------------------------
 

@@ -13,6 +13,7 @@ folder written with ``commit=False``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,20 @@ def _overlay_count(folder: Path, name: str) -> int | None:
     return None
 
 
-def read_records(repo_dir: Path) -> dict[str, ClusterRecord]:
-    """Every cluster record of ``repo_dir``; ``{}`` for a missing or empty repository.
+def read_records(repo_dir: Path, only: Iterable[str] | None = None) -> dict[str, ClusterRecord]:
+    """Every cluster record of ``repo_dir`` (or of the clusters ``only``); ``{}`` for a missing
+    or empty repository.
 
     Raises:
         GitOpsError: a record exists but is not a valid ``ClusterPlacement``.
     """
     out: dict[str, ClusterRecord] = {}
     root = Path(repo_dir) / CLUSTERS_DIR
-    for name in cluster_names(repo_dir):
+    names = cluster_names(repo_dir)
+    if only is not None:
+        wanted = set(only)
+        names = [n for n in names if n in wanted]
+    for name in names:
         path = root / name / RECORD_FILE
         doc = _load(path)
         if not isinstance(doc, dict) or doc.get("kind") != RECORD_KIND:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from adapters.gitops.layout import (
     ClusterState,
     DesiredState,
     desired_state,
+    plan_id,
 )
 from adapters.gitops.reader import cluster_names, read_records
 from adapters.gitops.repo import GitSession, sanitize
@@ -224,9 +225,10 @@ class _Writer:
         fmt: str,
         ctx_factory: Callable[[], RenderContext],
         session: GitSession | None,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.bundle, self.plan, self.repo_dir, self.fmt = bundle, plan, repo_dir, fmt
-        self.ctx_factory, self.session = ctx_factory, session
+        self.ctx_factory, self.session, self.only = ctx_factory, session, only
         self.tmp_dir: Path | None = None
         if session is not None:
             self.tmp_dir = session.git_dir / "berth-tmp"
@@ -235,11 +237,30 @@ class _Writer:
                 leftover.unlink(missing_ok=True)
 
     def desired(self) -> DesiredState:
-        return desired_state(self.bundle, self.plan, cluster_names(self.repo_dir))
+        if self.only is None:
+            return desired_state(self.bundle, self.plan, cluster_names(self.repo_dir))
+        # Only these folders change: render the workloads that run there (their whole
+        # spread, so each folder is complete) and keep every other folder as it is.
+        only = self.only
+        touching = self.plan.model_copy()
+        touching.placements = [p for p in self.plan.placements if only & p.clusters.keys()]
+        state = desired_state(self.bundle, touching, only)
+        state.clusters = {name: c for name, c in state.clusters.items() if name in only}
+        state.plan_id = plan_id(self.plan)
+        return state
+
+    def kept_bases(self, state: DesiredState) -> set[str]:
+        """Bases still referenced by the whole plan (not only by the folders rendered)."""
+        if self.only is None:
+            return set(state.bases)
+        by_key = {w.key: w for w in self.bundle.workloads}
+        return {f"{BASES_DIR}/{by_key[k].metadata.namespace}/{by_key[k].metadata.name}"
+                for k in self.plan.assignment() if k in by_key and by_key[k].spec.source is not None}
 
     def run(self, state: DesiredState, result: WriteResult) -> None:
         ctx = self.ctx_factory()
-        before = {c: r.assignment() for c, r in read_records(self.repo_dir).items()}
+        records = read_records(self.repo_dir, self.only)
+        before = {c: r.assignment() for c, r in records.items()}
         # 1. bases added or updated
         added, updated = [], []
         for rel, source in sorted(state.bases.items()):
@@ -264,7 +285,7 @@ class _Writer:
             )
             self._commit([f"{CLUSTERS_DIR}/{name}"], name, message, result)
         # 3. bases nobody references any more
-        gone = self._remove_unused_bases(set(state.bases))
+        gone = self._remove_unused_bases(self.kept_bases(state))
         if gone:
             result.bases_changed = True
             names = [rel.removeprefix(BASES_DIR + "/") for rel in gone]
@@ -314,6 +335,7 @@ def write_plan(
     max_push_attempts: int = 5,
     repo_url: str | None = None,
     branch: str | None = None,
+    clusters: Iterable[str] | None = None,
 ) -> WriteResult:
     """Materialise ``plan`` in the GitOps repository at ``repo_dir``.
 
@@ -333,6 +355,10 @@ def write_plan(
         repo_url: URL written into Argo CD / Config Sync / Arc objects; default:
             the URL of ``remote`` without credentials.
         branch: branch those objects follow; default: the checked-out branch.
+        clusters: when given, only these cluster folders (and the bases of the
+            workloads on them) are rendered; every other folder is trusted to be
+            up to date already (the service passes the clusters a request changes,
+            so that the cost of a commit does not grow with the fleet).
 
     Returns:
         The commits made and the clusters that changed.
@@ -352,12 +378,13 @@ def write_plan(
     if push and not commit:
         raise ValueError("push=True needs commit=True")
     repo_dir = Path(repo_dir)
+    only = None if clusters is None else frozenset(clusters)
 
     if not commit:
         repo_dir.mkdir(parents=True, exist_ok=True)
         url = repo_url or "https://git.example.com/REPLACE-ME.git"
         ctx = RenderContext(repo_dir, url, branch or "main")
-        writer = _Writer(bundle, plan, repo_dir, fmt, lambda: ctx, None)
+        writer = _Writer(bundle, plan, repo_dir, fmt, lambda: ctx, None, only)
         state = writer.desired()
         result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
         writer.run(state, result)
@@ -375,7 +402,7 @@ def write_plan(
             url = repo_url or session.remote_url(remote) or f"file://{repo_dir.resolve()}"
             return RenderContext(repo_dir, url, branch or on_branch)
 
-        writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session)
+        writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session, only)
         state = writer.desired()  # InputError here: nothing written yet
         result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
         session.begin_write(head, on_branch)

@@ -14,12 +14,9 @@ router = APIRouter(prefix="/v1/fleet", tags=["fleet"])
 @router.get("", response_model=FleetPublic, response_model_by_alias=True,
             summary="The warm fleet: capacity, reserved, free (aggregates only), and staleness")
 def get_fleet(state: State, caller: Caller) -> FleetPublic:
-    with state.lock:
-        fleet = state.fleet
-        committed = dict(state.committed)
-        defs = dict(state.defs.workloads)
-        orphans = len(state.orphans)
-        freshness = state.freshness()
+    snap = state.snap  # one consistent view, no lock
+    fleet, committed, defs, orphans = state.fleet, snap.committed, snap.defs.workloads, len(snap.orphans)
+    freshness = state.freshness()
     reserved: dict[str, dict[str, int]] = {c.metadata.name: {} for c in fleet.clusters}
     for key, spread in committed.items():
         req = defs[key].spec.resources

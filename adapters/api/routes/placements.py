@@ -55,8 +55,7 @@ def create_placement(body: PlacementCreate, state: State, caller: Caller, respon
 
 @router.get("", response_model=list[PlacementPublic], summary="Placements visible to the token")
 def list_placements(state: State, caller: Caller) -> list[PlacementPublic]:
-    with state.lock:
-        items = sorted(state.committed.items())
+    items = sorted(state.snap.committed.items())
     return [PlacementPublic(workload=k, replicas=sum(v.values()), clusters=dict(v))
             for k, v in items if caller.can(k.split("/", 1)[0])]
 
@@ -65,10 +64,10 @@ def list_placements(state: State, caller: Caller) -> list[PlacementPublic]:
             responses={404: {"description": "No such placement visible to this token"}})
 def get_placement(namespace: str, name: str, state: State, caller: Caller) -> PlacementPublic:
     key = f"{namespace}/{name}"
-    with state.lock:
-        spread = state.committed.get(key) if caller.can(namespace) else None
-        raw = state.api_raw.get(("Workload", key))
-        w = state.defs.workloads.get(key)
+    snap = state.snap
+    spread = snap.committed.get(key) if caller.can(namespace) else None
+    raw = snap.api_raw.get(("Workload", key))
+    w = snap.defs.workloads.get(key)
     if spread is None or w is None:
         raise Problem(404, f"no placement {key}")
     spec = raw.get("spec") if raw else w.model_dump(by_alias=True, mode="json", exclude_none=True)["spec"]

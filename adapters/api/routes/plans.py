@@ -42,8 +42,7 @@ def create_plan(body: PlanCreate, state: State, caller: Caller) -> Plan:
     check_sources(items, state.config, caller)
     bundle = Bundle()
     if body.use_fleet:
-        with state.lock:
-            fleet = state.fleet
+        fleet = state.fleet
         bundle.clusters = list(fleet.clusters)
         bundle.sites = list(fleet.sites)
         bundle.tenants = list(fleet.tenants)
@@ -90,9 +89,9 @@ def _add_committed(bundle: Bundle, body: PlanCreate, state: ServiceState
     if body.max_moves not in (None, 0):
         raise Problem(422, "with useFleet the committed placement is pinned; maxMoves must be 0 or absent",
                       field="maxMoves")
-    with state.lock:
-        committed = dict(state.committed)
-        pinned = state.committed_bundle()
+    snap = state.snap
+    committed = dict(snap.committed)
+    pinned = state.committed_bundle(snap)
     clash = sorted({w.key for w in bundle.workloads} & committed.keys())
     if clash:
         raise Problem(409, f"{clash[0]} is already placed; a useFleet plan starts from the committed placement "

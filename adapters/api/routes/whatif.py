@@ -43,10 +43,10 @@ def run_whatif(body: WhatIfCreate, state: State, caller: Admin) -> WhatIfPublic:
                            "(use `berth whatif` on Dask for more)", field="scenarios")
     limits = state.config.limits
     time_limit = min(body.time_limit or limits.time_limit_seconds, limits.max_time_limit_seconds)
-    with state.lock:
-        bundle = state.committed_bundle()
-        plan = state.committed_plan(bundle)
-        current = dict(state.committed)
+    snap = state.snap
+    bundle = state.committed_bundle(snap)
+    plan = state.committed_plan(bundle, snap.committed)
+    current = dict(snap.committed)
     plan.status.objective = objective_of(bundle, plan.placements)
     baseline = summarize(bundle, plan)
     results: list[dict[str, Any]] = []

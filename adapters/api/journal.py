@@ -1,0 +1,154 @@
+"""The service's state file: accepted definitions plus at most one write-ahead record.
+
+Why: a placement is two writes (git, and the workload definition the service needs to
+keep reserving its capacity). Either alone is a lie after a crash: git without the
+definition is an orphan the next write would remove; a definition without git is a
+promise nobody runs. So every change goes:
+
+1. write-ahead: the file gets the definitions *after* the change plus a ``pending``
+   record (what changes, before and after) -- atomically (temp file, fsync, rename,
+   fsync of the folder). If this fails, nothing else happens (503).
+2. git commit (and push);
+3. mark done: the file without ``pending``.
+
+On start, a ``pending`` record is resolved against git: if git holds the "after"
+spreads the change is replayed (kept), otherwise it is rolled back (the definitions it
+added are dropped, those it would have removed kept). The file is a YAML stream: the
+accepted documents, then (without git) a ``BerthPlacements`` document, then the
+``BerthPendingChange`` record while a change is in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import InputError
+
+__all__ = ["Journal", "Pending", "Saved", "StateFileError"]
+
+PLACEMENTS_KIND = "BerthPlacements"  # without git: what was placed over the API
+PENDING_KIND = "BerthPendingChange"  # the write-ahead record
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: the file grows
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+Spread = dict[str, int]
+KindKey = tuple[str, str]
+
+
+class StateFileError(Exception):
+    """The state file cannot be written; the change must not reach git."""
+
+
+@dataclass
+class Pending:
+    """One change in flight: which spreads it moves from ``before`` to ``after``.
+
+    ``None`` as a spread means "not placed". ``added`` are definitions the change brings
+    (dropped on roll-back); ``removed`` are definitions it ends (dropped when done).
+    """
+
+    op: str
+    before: dict[str, Spread | None]
+    after: dict[str, Spread | None]
+    added: list[KindKey] = field(default_factory=list)
+    removed: list[KindKey] = field(default_factory=list)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "op": self.op, "before": self.before, "after": self.after,
+                "added": [list(k) for k in self.added], "removed": [list(k) for k in self.removed]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pending:
+        return cls(op=str(data["op"]), before=dict(data["before"]), after=dict(data["after"]),
+                   added=[(str(a), str(b)) for a, b in data.get("added", [])],
+                   removed=[(str(a), str(b)) for a, b in data.get("removed", [])], id=str(data.get("id", "")))
+
+
+@dataclass
+class Saved:
+    """What the file holds: raw documents by (kind, key), placements without git, a pending record."""
+
+    documents: dict[KindKey, dict[str, Any]] = field(default_factory=dict)
+    placements: dict[str, Spread] = field(default_factory=dict)
+    pending: Pending | None = None
+
+
+def _key(raw: dict[str, Any]) -> KindKey:
+    meta = raw.get("metadata") or {}
+    return str(raw.get("kind")), f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+class Journal:
+    """Reads and writes the state file at ``path`` (``None``: keep nothing on disk)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def load(self) -> Saved:
+        """The file's content; an empty :class:`Saved` when there is no file.
+
+        Raises:
+            InputError: the file is not a state file Berth wrote.
+        """
+        path = self.path
+        if path is None or not path.is_file():
+            return Saved()
+        self._sweep()
+        try:
+            docs = [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader) if d]
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise InputError(f"not a Berth state file: {exc}", file=str(path)) from None
+        saved = Saved()
+        for i, doc in enumerate(docs):
+            if not isinstance(doc, dict):
+                raise InputError("expected a mapping", file=str(path), document=f"#{i}")
+            if doc.get("kind") == PLACEMENTS_KIND:
+                saved.placements = {k: dict(v) for k, v in (doc.get("placements") or {}).items()}
+            elif doc.get("kind") == PENDING_KIND:
+                saved.pending = Pending.from_json(doc)
+            else:
+                saved.documents[_key(doc)] = doc
+        return saved
+
+    def save(self, saved: Saved) -> None:
+        """Replace the file atomically and durably.
+
+        Raises:
+            StateFileError: it cannot be written (read-only, full, not a regular file).
+        """
+        path = self.path
+        if path is None:
+            return
+        docs = [saved.documents[k] for k in sorted(saved.documents)]
+        if saved.placements:
+            docs.append({"kind": PLACEMENTS_KIND, "placements": saved.placements})
+        if saved.pending is not None:
+            docs.append({"kind": PENDING_KIND, **saved.pending.to_json()})
+        text = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
+        from adapters.cli.common import atomic_write
+
+        try:
+            if path.exists() and not stat.S_ISREG(path.lstat().st_mode):
+                raise StateFileError(f"state file {path} is not a regular file")
+            atomic_write(path, text)  # temp file, fsync, rename
+            folder = os.open(path.parent, os.O_RDONLY)  # and the rename itself survives a power cut
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            raise StateFileError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
+
+    def _sweep(self) -> None:
+        """Remove temporary files a killed writer left beside the state file."""
+        assert self.path is not None
+        for leftover in self.path.parent.glob(f".{self.path.name}.*"):
+            leftover.unlink(missing_ok=True)
