@@ -472,52 +472,113 @@ def utilisation(bundle: Bundle, plan: Plan) -> dict[str, dict[str, float]]:
     return out
 
 
+def by_priority(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` keyed by priority, highest priority first (numerically: ``1000`` before ``50``)."""
+    return {k: counts[k] for k in sorted(counts, key=int, reverse=True)}
+
+
+def _copies(bundle: Bundle, keys: set[str]) -> dict[str, int]:
+    """Replicas each workload in ``keys`` asks for, counting each copy of a Duplicated one (spec 3.1).
+
+    A Divided workload asks for ``replicas``; a Duplicated one for ``replicas`` on each of the
+    ``clusters.min`` clusters it needs at least, or, broadcast (no ``clusters``), on every cluster
+    its policy makes eligible (at least one).
+    """
+    wanted = {w.key: w for w in bundle.workloads if w.key in keys}
+    out = {key: w.spec.replicas for key, w in wanted.items()}
+    duplicated = {}
+    for key, w in wanted.items():
+        policy = bundle.policy_for(w)
+        if policy is not None and policy.spec.replica_scheduling.replica_scheduling_type == "Duplicated":
+            duplicated[key] = policy.spec.clusters
+    if not duplicated:
+        return out
+    eligible: dict[str, int] = {}
+    if any(c is None for c in duplicated.values()):
+        from engine.problem import build_problem
+
+        problem = build_problem(bundle)
+        eligible = dict(zip(problem.workload_keys, problem.eligible_count.tolist(), strict=True))
+    for key, count in duplicated.items():
+        out[key] *= count.min if count is not None else max(1, int(eligible.get(key, 1)))
+    return out
+
+
+def _totals(clusters: list[Cluster], used: dict[str, dict[str, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    """Capacity and requests of ``clusters`` summed per resource (base units; ``pods`` counts replicas)."""
+    capacity: dict[str, int] = {}
+    requested: dict[str, int] = {}
+    for c in clusters:
+        for r, cap in c.spec.capacity.items():
+            capacity[r] = capacity.get(r, 0) + cap
+            requested[r] = requested.get(r, 0) + used.get(c.metadata.name, {}).get(r, 0)
+    return dict(sorted(capacity.items())), dict(sorted(requested.items()))
+
+
 def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
-    """Plain numbers of one solved scenario (JSON-ready, picklable)."""
+    """Plain numbers of one solved scenario (JSON-ready, picklable).
+
+    One way of counting throughout: *replicas* count each copy of a Duplicated workload (spec 3.1),
+    placed or not; *workloads* count documents. ``movedReplicas`` is the spec's ``M`` (section 3.3):
+    replicas that leave a cluster for another one of the same workload; ``stoppedReplicas`` are the
+    ones that ran and stop because their workload is no longer placed. Capacity and requests are in
+    base units (millicores, bytes, devices, pods); cost is per hour.
+    """
     prio = {w.key: w.spec.priority for w in bundle.workloads}
-    replicas = {w.key: w.spec.replicas for w in bundle.workloads}
+    unplaced_keys = {u.workload for u in plan.unplaced}
+    copies = _copies(bundle, unplaced_keys)
     unplaced_by_priority: dict[str, int] = {}
     unplaced_by_reason: dict[str, int] = {}
-    for u in plan.unplaced:
+    unplaced_list: list[dict[str, Any]] = []
+    for u in sorted(plan.unplaced, key=lambda u: (-prio.get(u.workload, 0), u.workload)):
+        n = copies.get(u.workload, 0)
         key = str(prio.get(u.workload, 0))
-        unplaced_by_priority[key] = unplaced_by_priority.get(key, 0) + replicas.get(u.workload, 0)
-        codes = {r.code for r in u.reasons} or {"Unknown"}
-        for code in codes:
-            unplaced_by_reason[code] = unplaced_by_reason.get(code, 0) + 1
-    util = utilisation(bundle, plan)
+        unplaced_by_priority[key] = unplaced_by_priority.get(key, 0) + n
+        code = u.reasons[0].code if u.reasons else "Unknown"  # the first reason is the one to act on
+        unplaced_by_reason[code] = unplaced_by_reason.get(code, 0) + n
+        unplaced_list.append({"workload": u.workload, "priority": prio.get(u.workload, 0), "replicas": n,
+                              "reason": code, "message": u.reasons[0].message if u.reasons else ""})
+    placed_by_priority: dict[str, int] = {}
+    for pl in plan.placements:
+        key = str(prio.get(pl.workload, 0))
+        placed_by_priority[key] = placed_by_priority.get(key, 0) + sum(pl.clusters.values())
+    used = requested_by_cluster(bundle, plan)
     region_of = {c.metadata.name: c.spec.region or "-" for c in bundle.clusters}
     regions: dict[str, dict[str, float]] = {}
-    totals: dict[str, dict[str, list[float]]] = {}
-    requests = {w.key: w.spec.resources for w in bundle.workloads}
-    for c in bundle.clusters:
-        agg = totals.setdefault(region_of[c.metadata.name], {})
-        for r, cap in c.spec.capacity.items():
-            agg.setdefault(r, [0.0, 0.0])[1] += cap
-    for p in plan.placements:
-        for cluster, n in p.clusters.items():
-            agg = totals.setdefault(region_of.get(cluster, "-"), {})
-            for r, amount in [*requests.get(p.workload, {}).items(), ("pods", 1)]:
-                if r in agg:
-                    agg[r][0] += n * amount
-    for region, agg in sorted(totals.items()):
-        regions[region] = {r: round(u / cap, 6) for r, (u, cap) in sorted(agg.items()) if cap > 0}
+    region_capacity: dict[str, dict[str, int]] = {}
+    for region in sorted(set(region_of.values())):
+        cap, req = _totals([c for c in bundle.clusters if region_of[c.metadata.name] == region], used)
+        region_capacity[region] = cap
+        regions[region] = {r: round(req[r] / v, 6) for r, v in cap.items() if v > 0}
+    capacity, requested = _totals(bundle.clusters, used)
     o = plan.status.objective
+    running_stops = sum(m.replicas for m in plan.moves if m.to is None and m.workload in unplaced_keys)
     return {
         "solver": plan.status.solver,
         "solveSeconds": plan.status.solve_seconds,
         "workloads": len(bundle.workloads),
         "clusters": len(bundle.clusters),
-        "placed": len(plan.placements),
-        "unplaced": len(plan.unplaced),
-        "placedByPriority": dict(o.placed_by_priority),
-        "unplacedReplicasByPriority": unplaced_by_priority,
-        "unplacedByReason": unplaced_by_reason,
+        "clusterNames": sorted(region_of),
+        "clusterRegions": dict(sorted(region_of.items())),
+        "placedWorkloads": len(plan.placements),
+        "unplacedWorkloads": len(plan.unplaced),
+        "placedReplicas": sum(placed_by_priority.values()),
+        "unplacedReplicas": sum(unplaced_by_priority.values()),
+        "placedReplicasByPriority": by_priority(placed_by_priority),
+        "unplacedReplicasByPriority": by_priority(unplaced_by_priority),
+        "unplacedReplicasByReason": dict(sorted(unplaced_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "unplacedList": unplaced_list,
         "cost": o.cost,
+        "costUnit": "per hour",
         "latency": o.latency,
         "moves": o.moves,
-        "movedReplicas": sum(m.replicas for m in plan.moves),
+        "movedReplicas": sum(m.replicas for m in plan.moves if m.to is not None),
+        "stoppedReplicas": running_stops,
         "weighted": o.weighted,
-        "utilisation": util,
+        "capacity": capacity,
+        "requested": requested,
+        "utilisation": utilisation(bundle, plan),
+        "regionCapacity": region_capacity,
         "regionUtilisation": regions,
         "warnings": list(plan.status.warnings),
     }
@@ -534,18 +595,40 @@ def solve_scenario(
     from engine.planner import place
 
     edited, notes = apply_scenario(bundle, scenario)
-    plan = place(edited, current=current, time_limit=time_limit)
+    if current is not None and edited.digest() == bundle.digest():
+        # nothing changed (a sweep's x1.0 point): a re-solve could only reshuffle equal plans and
+        # show moves that no scenario caused, so what runs stays exactly where it is
+        plan = place(edited, current=current, time_limit=time_limit, max_moves=0, freeze_current=True)
+        notes.append("the edits leave the bundle as it is: the baseline placement stays where it runs")
+    else:
+        plan = place(edited, current=current, time_limit=time_limit)
     out = summarize(edited, plan)
     out["notes"] = notes
     return out
 
 
 def compare(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """Differences scenario - baseline of the headline numbers."""
-    keys = ("cost", "latency", "moves", "movedReplicas", "placed", "unplaced", "weighted")
-    delta = {k: round(float(result.get(k, 0)) - float(baseline.get(k, 0)), 6) for k in keys}
-    before = baseline.get("unplacedReplicasByPriority", {})
-    after = result.get("unplacedReplicasByPriority", {})
-    prios = sorted({*before, *after}, key=int, reverse=True)
-    delta["unplacedReplicasByPriority"] = {p: after.get(p, 0) - before.get(p, 0) for p in prios}
+    """What the scenario changes against the baseline: numbers (scenario - baseline) and names.
+
+    ``capacity`` is per resource in base units (negative: capacity lost); ``newlyUnplaced`` names
+    each workload that the baseline placed and the scenario does not (``newlyPlaced`` the reverse).
+    """
+    keys = ("cost", "latency", "moves", "movedReplicas", "stoppedReplicas", "placedReplicas", "unplacedReplicas",
+            "placedWorkloads", "unplacedWorkloads", "weighted")
+    delta: dict[str, Any] = {k: round(float(result.get(k, 0)) - float(baseline.get(k, 0)), 6) for k in keys}
+    for field in ("unplacedReplicasByPriority", "placedReplicasByPriority"):
+        before = baseline.get(field, {})
+        after = result.get(field, {})
+        delta[field] = by_priority({p: after.get(p, 0) - before.get(p, 0) for p in {*before, *after}})
+    cap_before = baseline.get("capacity", {})
+    cap_after = result.get("capacity", {})
+    delta["capacity"] = {r: cap_after.get(r, 0) - cap_before.get(r, 0) for r in sorted({*cap_before, *cap_after})}
+    names_before = set(baseline.get("clusterNames", []))
+    names_after = set(result.get("clusterNames", []))
+    delta["removedClusters"] = sorted(names_before - names_after)
+    delta["addedClusters"] = sorted(names_after - names_before)
+    was = {u["workload"] for u in baseline.get("unplacedList", [])}
+    now = {u["workload"] for u in result.get("unplacedList", [])}
+    delta["newlyUnplaced"] = [u for u in result.get("unplacedList", []) if u["workload"] not in was]
+    delta["newlyPlaced"] = [u for u in baseline.get("unplacedList", []) if u["workload"] not in now]
     return delta

@@ -78,8 +78,8 @@ def test_whatif_on_dask_with_report(tmp_path: Path) -> None:
     assert lose["clusters"] == 2 and "eu" not in lose["regionUtilisation"]
     assert lose["movedReplicas"] > 0  # the baseline used eu, which is gone
     sweep = [by_name[f"demand[factor={v}]"]["summary"] for v in (1, 2, 3)]
-    assert sweep[0]["unplaced"] == data["baseline"]["unplaced"]
-    assert sweep[2]["unplaced"] >= sweep[0]["unplaced"]
+    assert sweep[0]["unplacedReplicas"] == data["baseline"]["unplacedReplicas"]
+    assert sweep[2]["unplacedReplicas"] >= sweep[0]["unplacedReplicas"]
     md = (report / "report.md").read_text()
     html = (report / "report.html").read_text()
     pngs = sorted(p.name for p in report.glob("*.png"))
@@ -90,3 +90,98 @@ def test_whatif_on_dask_with_report(tmp_path: Path) -> None:
         assert data_png.startswith(b"\x89PNG\r\n\x1a\n")
         assert matplotlib.image.imread(report / name).shape[0] > 100
     assert "typo" in md and "http" not in html.lower().replace("<!doctype html><html>", "")
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _section(md: str, title: str) -> str:
+    start = md.index(f"## {title}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end >= 0 else None]
+
+
+def test_example_report_is_safe_to_decide_from(tmp_path: Path) -> None:
+    """The shipped example scenarios: every resource, removed/added clusters, unplaced demand named."""
+    report, out = tmp_path / "report", tmp_path / "results.json"
+    result = CliRunner().invoke(app, [
+        "whatif", str(EXAMPLES / "edge-retail"), "--scenario", str(EXAMPLES / "whatif" / "scenarios.yaml"),
+        "--report", str(report), "--output", str(out), "--workers", "2", "--time-limit", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    base = data["baseline"]
+    by_name = {r["name"]: r for r in data["scenarios"]}
+    # one way of counting replicas: placed by priority (copies of Duplicated) adds up to placed replicas
+    assert base["placedReplicas"] == sum(base["placedReplicasByPriority"].values())
+    for s in [base, *(r["summary"] for r in data["scenarios"])]:
+        for field in ("placedReplicasByPriority", "unplacedReplicasByPriority"):
+            assert [int(k) for k in s[field]] == sorted((int(k) for k in s[field]), reverse=True)
+    # the unchanged x1.0 point is the baseline: nothing moves, nothing stops, same numbers
+    same = by_name["black-friday[factor=1]"]["summary"]
+    assert (same["movedReplicas"], same["stoppedReplicas"]) == (0, 0)
+    assert (same["placedReplicas"], same["unplacedReplicas"]) == (base["placedReplicas"], base["unplacedReplicas"])
+    # losing a region: capacity lost, workloads unplaced and named, never read as a saving
+    lose = by_name["lose-eu-west"]
+    assert len(lose["delta"]["removedClusters"]) == 7 and lose["delta"]["capacity"]["cpu"] < 0
+    newly = [u["workload"] for u in lose["delta"]["newlyUnplaced"]]
+    assert newly and lose["delta"]["unplacedReplicas"] > 0
+    md = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    section = _section(md, "Scenario lose-eu-west")
+    assert "Capacity lost: 7 cluster(s) removed" in section
+    assert all(name in section for name in newly)
+    assert "saving" not in section or "is not a saving" in section
+    if lose["delta"]["cost"] < 0:
+        assert "is not a saving: it falls because" in section
+    assert "(+1 added)" in md  # store-rack-prices-up adds regional-us-east-3
+    assert "regional-us-east-3" in _section(md, "Scenario store-rack-prices-up")
+    # every resource, with units; cost per hour beside the demand left unplaced
+    for resource in ("cpu", "memory", "nvidia.com/gpu", "pods"):
+        assert f"### {resource}\n" in _section(md, "Utilisation per region")
+        assert f"| {resource} |" in section
+    assert "cores" in section and "GiB" in section
+    overview = _section(md, "Scenarios").splitlines()
+    header = next(line for line in overview if line.startswith("| scenario"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols.index("cost per hour (Δ)") == cols.index("left unplaced (Δ)") + 1
+    priorities = [line.split("|")[1].strip() for line in section.split("### Replicas by priority")[1].splitlines()
+                  if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert priorities == ["1000", "100", "50", "0"]
+    sweep = _section(md, "Sweep black-friday")
+    assert "| 1 | " in sweep and "| 0 | 0 |" in sweep.split("| 1 | ")[1].splitlines()[0]
+    assert sorted(p.name for p in report.glob("*.png")) == [
+        "sweep-black-friday.png", "utilisation-lose-eu-west.png", "utilisation-store-rack-prices-up.png"]
+    for name in ("sweep-black-friday.png", "utilisation-lose-eu-west.png"):
+        assert f"]({name})" in md and f'src="{name}"' in html
+
+
+def test_duplicated_counts_each_copy_placed_or_not() -> None:
+    """Spec 3.1: a Duplicated workload's replicas are counted per copy, also when it is unplaced."""
+    from engine.planner import place
+    from engine.scenario import summarize
+
+    policy = {"apiVersion": API, "kind": "PlacementPolicy", "metadata": {"name": "everywhere", "namespace": "ops"},
+              "spec": {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}}}
+    agent = workload("agent", "ops", replicas=2, cpu="100m")
+    agent["spec"]["policy"] = "everywhere"
+    huge = workload("huge", "ops", replicas=3, cpu="3")
+    huge["spec"]["policy"] = "everywhere"  # 3 x 3 cpu on each of 4 clusters of 4 cpu: cannot fit
+    bundle = load_documents([*FLEET, policy, agent, huge])
+    s = summarize(bundle, place(bundle, time_limit=5))
+    assert [u["workload"] for u in s["unplacedList"]] == ["ops/huge"]
+    assert s["unplacedList"][0]["replicas"] == 3 * 4
+    assert s["unplacedReplicasByPriority"] == {"0": 12}
+    assert s["placedReplicas"] == sum(s["placedReplicasByPriority"].values()) == 4 + 3 + 2 + 2 * 4  # agent x4
+
+
+def test_report_html_is_autoescaped(tmp_path: Path) -> None:
+    from adapters.report import write_report
+    from engine.planner import place
+    from engine.scenario import summarize
+
+    bundle = load_documents(FLEET)
+    baseline = summarize(bundle, place(bundle, time_limit=5))
+    write_report(tmp_path, baseline, [{"name": "evil", "value": None, "error": "<script>alert(1)</script>"}])
+    html = (tmp_path / "report.html").read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" in (tmp_path / "report.md").read_text()
