@@ -50,6 +50,7 @@ from engine.resources import Metadata, _Model
 __all__ = [
     "DEFAULT_QUERIES",
     "ClusterLive",
+    "ClusterPrometheus",
     "KubernetesSettings",
     "LatencyLive",
     "LatencySettings",
@@ -171,8 +172,17 @@ class ManagedPods(_Model):
     label_value: str = "berth"
 
 
+class ClusterPrometheus(_Model):
+    """One cluster's own Prometheus: every series it returns belongs to that cluster."""
+
+    url: str
+
+
 class PrometheusSettings(_Model):
+    #: a global query layer (Thanos, Mimir, federation) whose series carry the cluster label
     url: str | None = None
+    #: cluster -> its own Prometheus (no cluster label needed); wins over ``url`` for that cluster
+    clusters: dict[str, ClusterPrometheus] = Field(default_factory=dict)
     timeout: str = "10s"
     retries: int = Field(default=2, ge=0, le=10)
     backoff: str = "500ms"
@@ -182,6 +192,19 @@ class PrometheusSettings(_Model):
     @classmethod
     def _durations(cls, value: Any) -> str:
         return _duration(value)
+
+    @field_validator("clusters", mode="before")
+    @classmethod
+    def _bare_urls(cls, value: Any) -> Any:
+        # ``clusters: {edge-paris-1: http://prom.paris:9090}`` is short for ``{url: ...}``.
+        if isinstance(value, dict):
+            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @property
+    def configured(self) -> bool:
+        """Whether the MetricsSource names any Prometheus at all."""
+        return bool(self.url or self.clusters)
 
 
 class LatencySettings(_Model):
@@ -605,6 +628,7 @@ def _apply_latency(
 ) -> None:
     clusters = {c.name for c in out.clusters}
     sites = {s.name for s in out.sites}
+    window = parse_duration(spec.latency.window)
     unprobed: list[str] = []
     for site in out.sites:
         latency = dict(site.spec.latency_ms)
@@ -616,8 +640,17 @@ def _apply_latency(
                     unprobed.append(pair)
                 continue
             age = live.at - seen.observed_at
+            reason = None
             if age > max_age:
                 reason = f"probes {pair} are {_human(age)} old (maxAge {_human(max_age)})"
+            elif age > window:
+                # No probe in the window (maxAge is longer): nothing was measured, which
+                # is no evidence that the probes fail, and what the quantile saw is old.
+                reason = (
+                    f"probes {pair} are {_human(age)} old, older than the latency window "
+                    f"{spec.latency.window}"
+                )
+            if reason is not None:
                 if spec.on_stale == "refuse":
                     refusals.append(reason)
                 else:
