@@ -45,7 +45,7 @@ def read_live(
         fleets.append(fetch_inventory(bundle, kubeconfig, list(contexts or []), source=source))
     elif contexts:
         raise InputError("--context needs --kubeconfig", field="--context")
-    if prometheus:
+    if prometheus or source.spec.prometheus.clusters:
         from adapters.prometheus import fetch_live
 
         fleets.append(fetch_live(bundle, prometheus, source=source, at=at))

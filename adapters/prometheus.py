@@ -22,6 +22,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -61,6 +62,11 @@ KNOWN_RESOURCES = (
 )
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Unreachable(LiveSourceError):
+    """No answer could be had (down, too slow, refused credentials): for one cluster's own
+    Prometheus this makes that cluster stale instead of failing the fetch."""
 _STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.S)
 
 
@@ -124,17 +130,20 @@ class _Client:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
     ) -> None:
         settings = source.spec.prometheus
         self.url = url.rstrip("/")
         self.shown = redact_url(url)
+        self.source = f"Prometheus at {self.shown}"
         self.timeout = parse_duration(settings.timeout).total_seconds()
         self.retries = settings.retries
         self.backoff = parse_duration(settings.backoff).total_seconds()
         self.total = parse_duration(settings.total_timeout).total_seconds()
         self.clock = clock
         self.sleep = sleep
-        self.deadline = clock() + self.total
+        # One deadline for the whole fetch, shared by every Prometheus it reads.
+        self.deadline = clock() + self.total if deadline is None else deadline
         # Retries are ours (bounded by the deadline), so the adapter's own are off.
         self.conn = PrometheusConnect(
             url=self.url,
@@ -145,8 +154,10 @@ class _Client:
     def close(self) -> None:
         self.conn.close()
 
-    def _fail(self, name: str, what: str, check: str) -> LiveSourceError:
-        return LiveSourceError(f"Prometheus at {self.shown}: query {name!r} {what}; {check}")
+    def fail(self, name: str, what: str, check: str, *, unreachable: bool = False) -> LiveSourceError:
+        """The one-line error for query ``name``; ``unreachable``: no answer could be had."""
+        kind = _Unreachable if unreachable else LiveSourceError
+        return kind(f"{self.source}: query {name!r} {what}; {check}")
 
     def query(self, name: str, promql: str, at: datetime) -> list[dict[str, Any]]:
         """Run one instant query at ``at``; retry transient failures within the deadline."""
@@ -157,12 +168,13 @@ class _Client:
             attempts += 1
             remaining = self.deadline - self.clock()
             if remaining <= 0:
-                raise self._fail(
+                raise self.fail(
                     name,
                     f"was not answered within the total limit of {self.total:g} s "
                     f"({attempts - 1} attempt(s))",
                     "check that Prometheus is up and not overloaded, or raise "
                     "spec.prometheus.totalTimeout",
+                    unreachable=True,
                 )
             timeout = max(0.05, min(self.timeout, remaining))
             params = {"time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(timeout * 1000))}ms"}
@@ -184,21 +196,22 @@ class _Client:
                     raise self._http_error(name, status, body) from None
                 transient = f"got HTTP {status}{_error_text(body)}"
             except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
-                raise self._fail(
+                raise self.fail(
                     name,
                     "got an answer that is not the Prometheus HTTP API",
                     "check that the URL is Prometheus' base URL",
                 ) from None
             except requests.RequestException as exc:
-                raise self._fail(
+                raise self.fail(
                     name, f"failed: {type(exc).__name__}", "check the URL"
                 ) from None
             spent = self.clock() - started
             if attempts > self.retries or self.clock() + delay >= self.deadline:
-                raise self._fail(
+                raise self.fail(
                     name,
                     f"{transient} ({attempts} attempt(s) in {spent:.1f} s)",
                     hint,
+                    unreachable=True,
                 )
             self.sleep(delay)
             delay *= 2
@@ -206,33 +219,34 @@ class _Client:
     def _http_error(self, name: str, status: int | None, body: str) -> LiveSourceError:
         text = _error_text(body)
         if status == 400 and 'parameter "query"' in text:
-            return self._fail(
+            return self.fail(
                 name,
                 f"was rejected as invalid PromQL (HTTP 400{text})",
                 f"check spec.queries.{name} in the MetricsSource",
             )
         if status == 422:
-            return self._fail(
+            return self.fail(
                 name,
                 f"could not be evaluated (HTTP 422{text})",
                 f"check spec.queries.{name} in the MetricsSource",
             )
         if status in (401, 403):
-            return self._fail(
-                name, f"was refused (HTTP {status})", "check the credentials for this Prometheus"
+            return self.fail(
+                name, f"was refused (HTTP {status})", "check the credentials for this Prometheus",
+                unreachable=True,
             )
         if status == 404:
-            return self._fail(
+            return self.fail(
                 name, "found no query API (HTTP 404)", "check that the URL is Prometheus' base URL"
             )
-        return self._fail(name, f"failed with HTTP {status}{text}", "check Prometheus' logs")
+        return self.fail(name, f"failed with HTTP {status}{text}", "check Prometheus' logs")
 
     def _parse(self, name: str, result: Any) -> list[dict[str, Any]]:
         if not isinstance(result, list) or not all(
             isinstance(r, dict) and isinstance(r.get("metric"), dict) and "value" in r
             for r in result
         ):
-            raise self._fail(
+            raise self.fail(
                 name,
                 "did not return an instant vector",
                 f"check that spec.queries.{name} is a vector expression",
@@ -289,10 +303,17 @@ def fetch_live(
 ) -> LiveFleet:
     """Read the fleet's free capacity and site latencies from Prometheus.
 
+    Two shapes, which may be mixed: one global query layer (``url``: Thanos,
+    Mimir, federation) whose series carry the cluster label, and each cluster's
+    own Prometheus (``spec.prometheus.clusters``), whose series all belong to
+    that cluster. A cluster listed there takes its numbers and its probes from
+    its own Prometheus only; if that one cannot be reached the cluster is stale
+    (like an unreachable kubeconfig context), not the whole fetch.
+
     Args:
         bundle: the bundle (for resource names; clusters it lacks are reported
             later by :func:`engine.live.apply_live`, not dropped here).
-        url: Prometheus base URL; ``None`` or ``""`` uses ``spec.prometheus.url``.
+        url: global Prometheus base URL; ``None`` or ``""`` uses ``spec.prometheus.url``.
         source: the configuration; default the bundle's ``MetricsSource`` or
             :meth:`MetricsSource.default`.
         at: evaluation time of every query (default: now, UTC).
@@ -301,94 +322,184 @@ def fetch_live(
         The snapshot; pass it to :func:`engine.live.apply_live`.
 
     Raises:
-        LiveSourceError: Prometheus unreachable, too slow, or answering an error.
+        LiveSourceError: the global Prometheus unreachable, too slow, answering an
+            error, or its series carry no cluster label; a query rejected anywhere.
     """
     source = source or find_source(bundle) or MetricsSource.default()
     spec = source.spec
     url = url or spec.prometheus.url
-    if not url:
+    own = spec.prometheus.clusters
+    if not url and not own:
         raise LiveSourceError(
             "no Prometheus URL: give --prometheus URL or spec.prometheus.url in a MetricsSource"
         )
-    if not urlsplit(url).scheme or not urlsplit(url).netloc:
-        raise LiveSourceError(f"Prometheus URL {redact_url(url)!r} is not an http(s) URL")
+    for checked in ([url] if url else []) + [c.url for c in own.values()]:
+        if not urlsplit(checked).scheme or not urlsplit(checked).netloc:
+            raise LiveSourceError(f"Prometheus URL {redact_url(checked)!r} is not an http(s) URL")
     at = (at or datetime.now(UTC)).astimezone(UTC)
-    names = resource_name_map(bundle, source)
-    cluster_label = spec.label("cluster")
-    resource_label = spec.label("resource")
-    site_label = spec.label("site")
-    fleet = LiveFleet(source=f"Prometheus at {redact_url(url)}", at=at)
-    unlabelled = 0
+    reader = _Reader(spec, resource_name_map(bundle, source), at)
+    shown = [f"Prometheus at {redact_url(url)}"] if url else []
+    if own:
+        shown.append(f"{len(own)} per-cluster Prometheus server(s)")
+    fleet = LiveFleet(source=" and ".join(shown), at=at)
+    deadline = time.monotonic() + parse_duration(spec.prometheus.total_timeout).total_seconds()
+    if url:
+        client = _Client(url, source, deadline=deadline)
+        try:
+            reader.read(client, fleet, skip=set(own))
+        finally:
+            client.close()
+    if own:
+        with ThreadPoolExecutor(max_workers=min(8, len(own))) as pool:
+            parts = list(pool.map(
+                lambda item: _read_own(reader, source, item[0], item[1].url, deadline), own.items()
+            ))
+        for part in parts:
+            fleet.clusters.update(part.clusters)
+            fleet.latency.update(part.latency)
+            fleet.latency_read = fleet.latency_read or part.latency_read
+            fleet.warnings.extend(part.warnings)
+    return fleet
 
-    def cluster(name: str) -> ClusterLive:
-        return fleet.clusters.setdefault(name, ClusterLive(name=name))
 
-    client = _Client(url, source)
+def _read_own(reader: _Reader, source: MetricsSource, name: str, url: str, deadline: float) -> LiveFleet:
+    """One cluster's own Prometheus; unreachable -> the cluster is stale, with the reason."""
+    part = LiveFleet(source=f"Prometheus at {redact_url(url)}", at=reader.at)
+    client = _Client(url, source, deadline=deadline)
+    reader = _Reader(reader.spec, reader.names, reader.at)  # its own, one per thread
     try:
-        for sample in client.query("freshness", spec.render_query("freshness"), at):
-            name, value = sample["metric"].get(cluster_label), _value(sample)
+        reader.read(client, part, cluster=name)
+    except _Unreachable as exc:
+        part = LiveFleet(source=part.source, at=reader.at)
+        part.clusters[name] = ClusterLive(name=name, error=str(exc))
+    finally:
+        client.close()
+    return part
+
+
+class _Reader:
+    """Runs the configured queries against one Prometheus and adds what they say to a fleet."""
+
+    def __init__(self, spec: MetricsSourceSpec, names: dict[str, str], at: datetime) -> None:
+        self.spec = spec
+        self.names = names
+        self.at = at
+        self.cluster_label = spec.label("cluster")
+        self.resource_label = spec.label("resource")
+        self.site_label = spec.label("site")
+
+    def _query(self, client: _Client, name: str, cluster: str | None) -> list[dict[str, Any]]:
+        """Run query ``name``, noting for :meth:`_check_labels` whether its series carry the label."""
+        samples = client.query(name, self.spec.render_query(name), self.at)
+        if cluster is None and samples:
+            self._answered.setdefault(name, len(samples))
+            self._labelled = self._labelled or any(self.cluster_label in s["metric"] for s in samples)
+        return samples
+
+    def _check_labels(self, client: _Client) -> None:
+        """A global layer where no series at all carries the cluster label is misconfigured.
+
+        Typically one cluster's own Prometheus, whose ``external_labels`` set the
+        cluster: queries do not see them, so every cluster would silently be missing.
+        """
+        if self._labelled or not self._answered:
+            return
+        name, count = next(iter(self._answered.items()))
+        raise client.fail(
+            name,
+            f"returned {count} series and no series of any query carries the cluster label "
+            f"{self.cluster_label!r}",
+            "a cluster's own Prometheus keeps the cluster in external_labels, which queries do "
+            "not see: query the global layer (Thanos, Mimir, federation), set labels.cluster to "
+            "the label your series carry, or list each cluster's Prometheus in "
+            "spec.prometheus.clusters",
+        )
+
+    def read(self, client: _Client, fleet: LiveFleet, *, cluster: str | None = None,
+             skip: set[str] | frozenset[str] = frozenset()) -> None:
+        """Fill ``fleet`` from ``client``.
+
+        Args:
+            cluster: every series belongs to this cluster (its own Prometheus), or
+                ``None``: the cluster is the series' cluster label (a global layer).
+            skip: clusters a global layer must leave alone (they have their own Prometheus).
+        """
+        spec, at = self.spec, self.at
+        unlabelled = 0
+        self._answered: dict[str, int] = {}
+        self._labelled = False
+
+        def owner(sample: dict[str, Any]) -> str | None:
+            return cluster if cluster is not None else sample["metric"].get(self.cluster_label)
+
+        def live(name: str) -> ClusterLive:
+            return fleet.clusters.setdefault(name, ClusterLive(name=name))
+
+        for sample in self._query(client, "freshness", cluster):
+            name, value = owner(sample), _value(sample)
             if name is None:
                 unlabelled += 1
-            elif value is not None:
-                cluster(name).observed_at = datetime.fromtimestamp(value, UTC)
+            elif value is not None and name not in skip:
+                seen = datetime.fromtimestamp(value, UTC)
+                current = live(name).observed_at
+                live(name).observed_at = seen if current is None else max(current, seen)
         for query, target, rounding in (
             ("allocatable", "allocatable", ROUND_FLOOR),
             ("requested", "requested", ROUND_CEILING),
         ):
-            for sample in client.query(query, spec.render_query(query), at):
-                name = sample["metric"].get(cluster_label)
-                raw = sample["metric"].get(resource_label)
+            for sample in self._query(client, query, cluster):
+                name = owner(sample)
+                raw = sample["metric"].get(self.resource_label)
                 value = _value(sample)
                 if name is None or raw is None:
                     unlabelled += 1
                     continue
-                if value is None:
+                if value is None or name in skip:
                     continue
-                resource = _real_name(raw, names)
-                amounts = getattr(cluster(name), target)
+                resource = _real_name(raw, self.names)
+                amounts = getattr(live(name), target)
                 amounts[resource] = amounts.get(resource, 0) + _to_base(resource, value, rounding)
-        for sample in client.query("podsUsed", spec.render_query("podsUsed"), at):
-            name, value = sample["metric"].get(cluster_label), _value(sample)
+        for sample in self._query(client, "podsUsed", cluster):
+            name, value = owner(sample), _value(sample)
             if name is None:
                 unlabelled += 1
-            elif value is not None:
-                cluster(name).requested["pods"] = int(value)
+            elif value is not None and name not in skip:
+                used = live(name).requested
+                used["pods"] = used.get("pods", 0) + int(value)
         if spec.latency.enabled:
-            _fetch_latency(client, spec, at, fleet, site_label, cluster_label)
-    finally:
-        client.close()
-    for live in fleet.clusters.values():
-        if live.allocatable and live.observed_at is None:
-            live.observed_at = at  # a custom freshness query said nothing; instant data is recent
-    if unlabelled:
-        fleet.warnings.append(
-            f"{unlabelled} series from {fleet.source} had no {cluster_label!r} (or "
-            f"{resource_label!r}) label and were ignored"
-        )
-    return fleet
+            self._latency(client, fleet, cluster, skip)
+        if cluster is None:
+            self._check_labels(client)
+        for seen in fleet.clusters.values():
+            if seen.allocatable and seen.observed_at is None:
+                seen.observed_at = at  # a custom freshness query said nothing; instant data is recent
+        if unlabelled:
+            fleet.warnings.append(
+                f"{unlabelled} series from {client.source} had no {self.cluster_label!r} (or "
+                f"{self.resource_label!r}) label and were ignored"
+            )
 
+    def _latency(self, client: _Client, fleet: LiveFleet, cluster: str | None,
+                 skip: set[str] | frozenset[str]) -> None:
+        def pair(sample: dict[str, Any]) -> tuple[str, str] | None:
+            site = sample["metric"].get(self.site_label)
+            name = cluster if cluster is not None else sample["metric"].get(self.cluster_label)
+            if site is None or name is None or name in skip:
+                return None
+            return site, name
 
-def _fetch_latency(
-    client: _Client,
-    spec: MetricsSourceSpec,
-    at: datetime,
-    fleet: LiveFleet,
-    site_label: str,
-    cluster_label: str,
-) -> None:
-    seen: dict[tuple[str, str], datetime] = {}
-    for sample in client.query("probeFreshness", spec.render_query("probeFreshness"), at):
-        site, name = sample["metric"].get(site_label), sample["metric"].get(cluster_label)
-        value = _value(sample)
-        if site is not None and name is not None and value is not None:
-            seen[(site, name)] = datetime.fromtimestamp(value, UTC)
-    p95: dict[tuple[str, str], float] = {}
-    for sample in client.query("latency", spec.render_query("latency"), at):
-        site, name = sample["metric"].get(site_label), sample["metric"].get(cluster_label)
-        value = _value(sample)
-        if site is not None and name is not None and value is not None:
-            p95[(site, name)] = value * 1000.0
-    for pair in set(seen) | set(p95):
-        observed = seen.get(pair) or (at if pair in p95 else None)
-        fleet.latency[pair] = LatencyLive(ms=p95.get(pair), observed_at=observed)
-    fleet.latency_read = True
+        seen: dict[tuple[str, str], datetime] = {}
+        for sample in self._query(client, "probeFreshness", cluster):
+            key, value = pair(sample), _value(sample)
+            if key is not None and value is not None:
+                newest = datetime.fromtimestamp(value, UTC)
+                seen[key] = max(seen.get(key, newest), newest)
+        p95: dict[tuple[str, str], float] = {}
+        for sample in self._query(client, "latency", cluster):
+            key, value = pair(sample), _value(sample)
+            if key is not None and value is not None:
+                p95[key] = max(p95.get(key, 0.0), value * 1000.0)
+        for key in set(seen) | set(p95):
+            observed = seen.get(key) or (self.at if key in p95 else None)
+            fleet.latency[key] = LatencyLive(ms=p95.get(key), observed_at=observed)
+        fleet.latency_read = True

@@ -58,7 +58,7 @@ def load_inputs(
     bundle = load_bundle(bundle_paths)
     warnings: list[str] = []
     source = find_source(bundle)
-    if prometheus or kubeconfig or (source is not None and source.spec.prometheus.url):
+    if prometheus or kubeconfig or (source is not None and source.spec.prometheus.configured):
         from adapters.live import load_live
 
         bundle, warnings = load_live(
