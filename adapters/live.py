@@ -13,6 +13,7 @@ from pathlib import Path
 from engine.bundle import Bundle
 from engine.errors import InputError
 from engine.live import LiveFleet, LiveReport, MetricsSource, apply_live, find_source, merge_fleets
+from engine.redact import redact
 
 __all__ = ["load_live", "read_live"]
 
@@ -73,4 +74,4 @@ def load_live(
     applied, report, _ = read_live(
         bundle, prometheus=prometheus, kubeconfig=kubeconfig, contexts=contexts, source=source
     )
-    return applied, list(report.warnings)
+    return applied, [redact(w) for w in report.warnings]  # warnings reach plans and logs

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from adapters.api.config import ServiceConfig
 from adapters.api.problems import BodyLimit, install_handlers
+from adapters.api.redaction import QueryTokenGuard, install_log_redaction
 from adapters.api.routes import fleet, health, placements, plans, whatif
 from adapters.api.state import ServiceState
 
@@ -27,10 +28,12 @@ def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> F
         InputError: the bundle or the state file is invalid.
         SourceError: the GitOps repository cannot be read.
     """
+    install_log_redaction()
     service = state or ServiceState(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()  # again: the server may have configured its loggers since create_app
         service.start()
         try:
             yield
@@ -55,4 +58,5 @@ def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> F
         return response
 
     app.add_middleware(BodyLimit, limit=config.limits.max_request_bytes)
+    app.add_middleware(QueryTokenGuard, digests=[t.sha256 for t in config.tokens])  # outermost: first
     return app

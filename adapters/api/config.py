@@ -69,6 +69,8 @@ class GitOpsSettings(_Cfg):
     repo: Path
     format: Literal["flux", "argocd", "arc", "configsync"] = "flux"
     push: bool = False
+    #: the Secret generated objects name for the repository's credentials (docs/gitops.md)
+    credentials_secret: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
 
 
 class LiveSettings(_Cfg):

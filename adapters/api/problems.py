@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import BerthError, InputError, SourceError
 from engine.plan import Plan
+from engine.redact import redact
 
 __all__ = ["PROBLEM_TYPES", "BodyLimit", "Problem", "install_handlers", "problem_response", "refuse_infeasible"]
 
@@ -63,7 +64,7 @@ def problem_response(status: int, detail: str, *, field: str | None = None, titl
     default_slug, default_title = PROBLEM_TYPES.get(status, ("error", "Error"))
     slug = slug or default_slug
     body: dict[str, Any] = {"type": _BASE + slug, "title": title or default_title, "status": status,
-                            "detail": detail, "field": field}
+                            "detail": redact(detail), "field": field}
     body.update(extra or {})
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 

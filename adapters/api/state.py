@@ -36,6 +36,7 @@ from engine.bundle import Bundle, Origin, check_references, load_bundle, parse_d
 from engine.errors import GitOpsError, InputError, SourceError
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
 from engine.planner import place as engine_place
+from engine.redact import redact
 from engine.resources import PlacementPolicy, Workload
 
 __all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents", "stale_detail"]
@@ -384,7 +385,7 @@ class ServiceState:
             "stale": stale,
             "staleClusters": [{**c, "capacityFrom": used} for c in self.stale_clusters],
             "onStale": self.config.live.on_stale,
-            "lastError": self.fleet_error,
+            "lastError": redact(self.fleet_error) if self.fleet_error else None,
             "warnings": list(self.fleet_warnings),
         }
 
@@ -452,7 +453,7 @@ class ServiceState:
         from adapters.gitops import write_plan
 
         result = write_plan(bundle, plan, gitops.repo, fmt=gitops.format, commit=True, push=gitops.push,
-                            clusters=clusters)
+                            clusters=clusters, credentials_secret=gitops.credentials_secret)
         return {"commits": [c.sha for c in result.commits], "clusters": list(result.changed_clusters),
                 "pushed": result.pushed}
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import BerthError, InputError
+from engine.redact import redact
 
 __all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
 
@@ -79,7 +80,7 @@ def run_guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except BerthError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was written")

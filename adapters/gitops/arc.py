@@ -77,6 +77,7 @@ def flux_configuration(cluster: ClusterState, ctx: RenderContext) -> dict[str, A
             "gitRepository": {
                 "url": ctx.repo_url,
                 "repositoryRef": {"branch": ctx.branch},
+                **({"localAuthRef": ctx.secret} if ctx.secret else {}),
                 "syncIntervalInSeconds": SYNC_SECONDS,
                 "timeoutInSeconds": TIMEOUT_SECONDS,
             },
@@ -99,6 +100,8 @@ def az_command(cluster: ClusterState, ctx: RenderContext) -> str:
         f"--url {shlex.quote(ctx.repo_url)}",
         f"--branch {shlex.quote(ctx.branch)}",
     ]
+    if ctx.secret:
+        lines.append(f"--local-auth-ref {shlex.quote(ctx.secret)}")
     for name, k in props["kustomizations"].items():
         parts = [f"name={name}", f"path={k['path']}", "prune=true"]
         parts.append(f"sync_interval={k['syncIntervalInSeconds']}s")

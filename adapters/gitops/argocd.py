@@ -28,10 +28,13 @@ from adapters.gitops.layout import (
     root_kustomization,
 )
 
-__all__ = ["ARGOCD_NAMESPACE", "SYNC_WAVE", "application", "render"]
+__all__ = ["ARGOCD_NAMESPACE", "REPOSITORY_SECRET", "SYNC_WAVE", "application", "render"]
 
 ARGOCD_NAMESPACE = "argocd"
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+#: Argo CD matches repository credentials by URL, from a Secret labelled
+#: ``argocd.argoproj.io/secret-type: repository``; this annotation names that Secret.
+REPOSITORY_SECRET = "placement.berth.dev/repository-secret"
 
 
 def application(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
@@ -47,6 +50,7 @@ def application(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
                 "placement.berth.dev/cluster": cluster.name,
             },
             "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+            **({"annotations": {REPOSITORY_SECRET: ctx.secret}} if ctx.secret else {}),
         },
         "spec": {
             "project": "default",

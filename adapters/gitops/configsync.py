@@ -7,7 +7,9 @@ it depends on *on that cluster* (Config Sync only orders objects of one sync).
 
 ``rootsync.yaml`` is not listed in the kustomization: apply it once per
 cluster (``kubectl apply -f clusters/<cluster>/rootsync.yaml``) after
-installing Config Sync; change ``spec.git.auth`` if the repository is private.
+installing Config Sync. A private repository (a remote URL with credentials, or SSH)
+gets ``auth: token``/``ssh`` and ``secretRef`` naming the Secret to create in
+``config-management-system``; credentials are never written into git.
 """
 
 from __future__ import annotations
@@ -50,10 +52,18 @@ def root_sync(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
                 "repo": ctx.repo_url,
                 "branch": ctx.branch,
                 "dir": cluster.folder,
-                "auth": "none",
+                **_auth(ctx),
             },
         },
     }
+
+
+def _auth(ctx: RenderContext) -> dict[str, Any]:
+    """``auth`` and ``secretRef``: a public repository needs none; else the named Secret
+    (``ssh``: key ``ssh``; ``token``: keys ``username`` and ``token``), never the credentials."""
+    if ctx.secret is None:
+        return {"auth": "none"}
+    return {"auth": "ssh" if ctx.ssh else "token", "secretRef": {"name": ctx.secret}}
 
 
 def render(cluster: ClusterState, ctx: RenderContext) -> dict[str, bytes]:

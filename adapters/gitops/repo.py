@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from types import TracebackType
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
 from engine.errors import GitOpsError
+from engine.redact import redact, strip_userinfo
 
 __all__ = ["DEFAULT_AUTHOR", "GitSession", "PushOutcome", "sanitize"]
 
@@ -32,12 +32,11 @@ LOCK_NAME = "berth.lock"
 LOCK_WAIT_SECONDS = 30.0
 #: Present while a write is in progress: ``<head sha or empty> <branch>``.
 WRITE_MARKER = "berth-write-in-progress"
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def sanitize(text: str) -> str:
-    """``text`` with ``user:password@`` removed from every URL in it."""
-    return _CREDENTIALS.sub(lambda m: m.group("scheme") + "***@", text)
+    """``text`` with the userinfo of every URL in it replaced by ``***`` (:func:`engine.redact.redact`)."""
+    return redact(text)
 
 
 def _git_error(action: str, exc: GitCommandError) -> GitOpsError:
@@ -180,7 +179,7 @@ class GitSession:
     def remote_url(self, remote: str) -> str | None:
         """The fetch URL of ``remote`` without credentials, ``None`` if there is none."""
         try:
-            return sanitize(self.repo.git.remote("get-url", remote)).replace("***@", "")
+            return strip_userinfo(self.repo.git.remote("get-url", remote))
         except GitCommandError:
             return None
 

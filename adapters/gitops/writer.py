@@ -25,7 +25,7 @@ from pathlib import Path
 from git import GitCommandError
 
 from adapters.gitops import arc, argocd, configsync, flux
-from adapters.gitops.context import RenderContext
+from adapters.gitops.context import RenderContext, secret_for
 from adapters.gitops.layout import (
     BASES_DIR,
     CLUSTERS_DIR,
@@ -41,6 +41,7 @@ from adapters.gitops.repo import GitSession, sanitize
 from engine.bundle import Bundle
 from engine.errors import BerthError, GitOpsError, InputError
 from engine.plan import Plan
+from engine.redact import strip_userinfo
 
 __all__ = ["FORMATS", "CommitInfo", "WriteResult", "write_plan"]
 
@@ -336,6 +337,7 @@ def write_plan(
     repo_url: str | None = None,
     branch: str | None = None,
     clusters: Iterable[str] | None = None,
+    credentials_secret: str | None = None,
 ) -> WriteResult:
     """Materialise ``plan`` in the GitOps repository at ``repo_dir``.
 
@@ -359,6 +361,10 @@ def write_plan(
             workloads on them) are rendered; every other folder is trusted to be
             up to date already (the service passes the clusters a request changes,
             so that the cost of a commit does not grow with the fleet).
+        credentials_secret: the Secret those objects reference for the repository's
+            credentials; default ``$BERTH_GIT_CREDENTIALS_SECRET``, else
+            ``berth-git-credentials`` when the remote URL carries credentials or is
+            SSH. Credentials themselves are never written.
 
     Returns:
         The commits made and the clusters that changed.
@@ -379,11 +385,12 @@ def write_plan(
         raise ValueError("push=True needs commit=True")
     repo_dir = Path(repo_dir)
     only = None if clusters is None else frozenset(clusters)
+    secret = credentials_secret or os.environ.get("BERTH_GIT_CREDENTIALS_SECRET") or None
 
     if not commit:
         repo_dir.mkdir(parents=True, exist_ok=True)
         url = repo_url or "https://git.example.com/REPLACE-ME.git"
-        ctx = RenderContext(repo_dir, url, branch or "main")
+        ctx = RenderContext(repo_dir, strip_userinfo(url), branch or "main", secret_for(url, secret))
         writer = _Writer(bundle, plan, repo_dir, fmt, lambda: ctx, None, only)
         state = writer.desired()
         result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
@@ -399,8 +406,8 @@ def write_plan(
             raise GitOpsError(f"{repo_dir} has no remote {remote!r} to push to")
 
         def ctx_factory() -> RenderContext:
-            url = repo_url or session.remote_url(remote) or f"file://{repo_dir.resolve()}"
-            return RenderContext(repo_dir, url, branch or on_branch)
+            raw = repo_url or _raw_remote_url(session, remote) or f"file://{repo_dir.resolve()}"
+            return RenderContext(repo_dir, strip_userinfo(raw), branch or on_branch, secret_for(raw, secret))
 
         writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session, only)
         state = writer.desired()  # InputError here: nothing written yet
@@ -423,6 +430,14 @@ def write_plan(
                 raise GitOpsError(f"writing {repo_dir} failed: {exc}") from None
             raise
         return result
+
+
+def _raw_remote_url(session: GitSession, remote: str) -> str | None:
+    """The remote's URL as configured, credentials included: only to decide which Secret to name."""
+    try:
+        return str(session.repo.git.remote("get-url", remote))
+    except GitCommandError:
+        return None
 
 
 def _push(
