@@ -106,6 +106,56 @@ def _human(delta: timedelta) -> str:
 
 # --- the MetricsSource kind ---------------------------------------------------------
 
+# Building blocks of the default ``requested`` query (PromQL text with $placeholders).
+# Every series is first reduced with ``max by`` its identity, so that the same series
+# scraped twice (an HA pair of kube-state-metrics or kube-scheduler replicas, duplicate
+# scrapes) counts once: replicas differ only in ``instance``/``job``-like labels.
+_POD = "$cluster, namespace, pod, $node, $resource"
+_RUNNING = (
+    "max by ($cluster, namespace, pod) "
+    '(kube_pod_status_phase{phase=~"Running|Pending"} == 1)'
+)
+_SIDECAR = 'kube_pod_init_container_info{restart_policy="Always"}'
+#: kube-scheduler's own accounting: init containers, sidecars, overhead and pod-level resources.
+_SCHEDULER_POD = f"max by ({_POD}) (kube_pod_resource_request)"
+#: kube-state-metrics, with the scheduler's rule:
+#: max(app containers + sidecar init containers, largest other init container) + overhead.
+_KSM_CONTAINERS = (
+    f"sum by ({_POD}) ("
+    f"max by ({_POD}, container) (kube_pod_container_resource_requests) or "
+    f"(max by ({_POD}, container) (kube_pod_init_container_resource_requests) "
+    f"and on ($cluster, namespace, pod, container) {_SIDECAR}))"
+)
+_KSM_INIT = (
+    f"max by ({_POD}) (max by ({_POD}, container) (kube_pod_init_container_resource_requests) "
+    f"unless on ($cluster, namespace, pod, container) {_SIDECAR})"
+)
+_KSM_OVERHEAD = (
+    "(label_replace(max by ($cluster, namespace, pod) (kube_pod_overhead_cpu_cores), "
+    '"$resource", "cpu", "", "") or '
+    "label_replace(max by ($cluster, namespace, pod) (kube_pod_overhead_memory_bytes), "
+    '"$resource", "memory", "", "")) '
+    "* on ($cluster, namespace, pod) group_left ($node) "
+    "max by ($cluster, namespace, pod, $node) (kube_pod_info)"
+)
+_KSM_POD = (
+    f"sum by ({_POD}) ("
+    f"label_replace(max by ({_POD}) ("
+    f'label_replace({_KSM_CONTAINERS}, "berth_part", "containers", "", "") or '
+    f'label_replace({_KSM_INIT}, "berth_part", "init", "", "")), '
+    f'"berth_part", "pod", "", "") or '
+    f'label_replace({_KSM_OVERHEAD}, "berth_part", "overhead", "", ""))'
+)
+
+
+def _requests_of(pods: str) -> str:
+    """Requests per (cluster, resource) of the pods that count, from a per-pod vector."""
+    return (
+        f"sum by ($cluster, $resource) (({pods} * on ($cluster, namespace, pod) group_left () "
+        f"{_RUNNING}) $exclude_managed unless on ($cluster, $node) $excluded_nodes)"
+    )
+
+
 #: The default PromQL, as ``string.Template`` text. Placeholders:
 #: ``$cluster``, ``$node``, ``$resource``, ``$site`` (label names),
 #: ``$excluded_nodes`` (a vector of the nodes that take no new pods),
@@ -114,17 +164,14 @@ def _human(delta: timedelta) -> str:
 DEFAULT_QUERIES: dict[str, str] = {
     # allocatable of schedulable nodes, per (cluster, resource); cpu in cores
     "allocatable": (
-        "sum by ($cluster, $resource) ("
-        "kube_node_status_allocatable unless on ($cluster, $node) $excluded_nodes)"
+        "sum by ($cluster, $resource) (max by ($cluster, $node, $resource) "
+        "(kube_node_status_allocatable) unless on ($cluster, $node) $excluded_nodes)"
     ),
-    # requests of Running/Pending pods not managed by Berth, on schedulable
-    # nodes or not yet bound, per (cluster, resource)
+    # requests of Running/Pending pods not managed by Berth, on schedulable nodes or not
+    # yet bound, per (cluster, resource): kube-scheduler's numbers for the clusters that
+    # expose them, kube-state-metrics with the scheduler's rule for the others
     "requested": (
-        "sum by ($cluster, $resource) (("
-        "kube_pod_container_resource_requests * on ($cluster, namespace, pod) group_left () "
-        "(max by ($cluster, namespace, pod) "
-        '(kube_pod_status_phase{phase=~"Running|Pending"} == 1))'
-        ") $exclude_managed unless on ($cluster, $node) $excluded_nodes)"
+        f"{_requests_of(_SCHEDULER_POD)} or on ($cluster) {_requests_of(_KSM_POD)}"
     ),
     # the same pods, counted, per cluster (the ``pods`` resource)
     "podsUsed": (

@@ -205,3 +205,83 @@ def test_a_rejected_query_on_a_clusters_own_prometheus_stops_the_fetch(servers: 
                  queries={"podsUsed": "count by ($cluster) (kube_pod_info"})
     with pytest.raises(LiveSourceError, match="'podsUsed' was rejected as invalid PromQL"):
         fetch_live(bundle(), None, source=cfg, at=AT)
+
+
+# --- requests as kube-scheduler counts them, HA pairs counted once ------------------
+
+MI = 2**20
+
+
+def _twice(om: OpenMetrics, metric: str, labels: dict[str, str], value: float) -> None:
+    """The same series scraped from two replicas of its exporter (an HA pair)."""
+    for instance in ("10.0.0.1:8080", "10.0.0.2:8080"):
+        om.add(metric, {**labels, "instance": instance}, value, FRESH)
+
+
+def requests_data() -> str:
+    om = OpenMetrics()
+    # ksm-only: kube-state-metrics (an HA pair), no kube-scheduler resource metrics.
+    for resource, value in (("cpu", 16), ("memory", 64 * GI), ("pods", 110)):
+        _twice(om, "kube_node_status_allocatable",
+               {"cluster": "ksm-only", "node": "k1", "resource": resource}, value)
+    _twice(om, "kube_node_spec_unschedulable", {"cluster": "ksm-only", "node": "k1"}, 0)
+    web = {"cluster": "ksm-only", "namespace": "shop", "pod": "web"}
+    _twice(om, "kube_pod_info", {**web, "node": "k1"}, 1)
+    _twice(om, "kube_pod_status_phase", {**web, "phase": "Running"}, 1)
+    # app containers 1 + 0.5 cpu, 1Gi + 256Mi; sidecar init container 0.25 cpu, 128Mi;
+    # init container 3 cpu, 512Mi; overhead 0.1 cpu, 64Mi.
+    for kind, container, cpu, memory in (
+        ("container", "app", 1, 1 * GI), ("container", "log", 0.5, 256 * MI),
+        ("init_container", "proxy", 0.25, 128 * MI), ("init_container", "migrate", 3, 512 * MI),
+    ):
+        for resource, value in (("cpu", cpu), ("memory", memory)):
+            _twice(om, f"kube_pod_{kind}_resource_requests",
+                   {**web, "container": container, "node": "k1", "resource": resource}, value)
+    _twice(om, "kube_pod_init_container_info", {**web, "container": "proxy", "restart_policy": "Always"}, 1)
+    _twice(om, "kube_pod_init_container_info", {**web, "container": "migrate"}, 1)
+    _twice(om, "kube_pod_overhead_cpu_cores", web, 0.1)
+    _twice(om, "kube_pod_overhead_memory_bytes", web, 64 * MI)
+    # with-scheduler: kube-scheduler's kube_pod_resource_request (two scheduler replicas)
+    # wins over kube-state-metrics, whose container requests miss the pod-level resources.
+    for resource, value in (("cpu", 8), ("memory", 16 * GI), ("pods", 110)):
+        _twice(om, "kube_node_status_allocatable",
+               {"cluster": "with-scheduler", "node": "s1", "resource": resource}, value)
+    for name, phase, cpu, memory, labels in (
+        ("db", "Running", 2.5, 3 * GI, {}),
+        ("done", "Succeeded", 4, 4 * GI, {}),
+        ("berth-web", "Running", 1, 1 * GI, {"label_app_kubernetes_io_managed_by": "berth"}),
+    ):
+        pod = {"cluster": "with-scheduler", "namespace": "shop", "pod": name}
+        _twice(om, "kube_pod_info", {**pod, "node": "s1"}, 1)
+        _twice(om, "kube_pod_status_phase", {**pod, "phase": phase}, 1)
+        _twice(om, "kube_pod_labels", {**pod, **labels}, 1)
+        for resource, value in (("cpu", cpu), ("memory", memory)):
+            _twice(om, "kube_pod_container_resource_requests",
+                   {**pod, "container": "c", "node": "s1", "resource": resource}, value / 4)
+            _twice(om, "kube_pod_resource_request",
+                   {**pod, "node": "s1", "resource": resource, "scheduler": "default-scheduler",
+                    "priority": "0"}, value)
+    return om.text()
+
+
+@pytest.fixture(scope="module")
+def requests_live(tmp_path_factory: pytest.TempPathFactory) -> LiveFleet:
+    with running_prometheus(requests_data(), tmp_path_factory.mktemp("requests")) as url:
+        return fetch_live(bundle(), url, at=AT)
+
+
+def test_init_containers_sidecars_and_overhead_count_as_the_scheduler_counts(
+    requests_live: LiveFleet,
+) -> None:
+    cluster = requests_live.clusters["ksm-only"]
+    assert cluster.allocatable == {"cpu": 16000, "memory": 64 * GI, "pods": 110}  # not doubled
+    # cpu: max(1 + 0.5 + 0.25 sidecar, 3 init) + 0.1 overhead = 3.1;
+    # memory: max(1Gi + 256Mi + 128Mi, 512Mi) + 64Mi = 1472Mi; one pod.
+    assert cluster.requested == {"cpu": 3100, "memory": 1472 * MI, "pods": 1}
+
+
+def test_kube_schedulers_requests_win_where_they_exist(requests_live: LiveFleet) -> None:
+    cluster = requests_live.clusters["with-scheduler"]
+    assert cluster.allocatable == {"cpu": 8000, "memory": 16 * GI, "pods": 110}
+    # db only: done has Succeeded, berth-web is Berth's own; not ksm's quarter of it.
+    assert cluster.requested == {"cpu": 2500, "memory": 3 * GI, "pods": 1}
