@@ -388,9 +388,10 @@ class _Reader:
         self.resource_label = spec.label("resource")
         self.site_label = spec.label("site")
 
-    def _query(self, client: _Client, name: str, cluster: str | None) -> list[dict[str, Any]]:
+    def _query(self, client: _Client, name: str, cluster: str | None, *,
+               promql: str | None = None) -> list[dict[str, Any]]:
         """Run query ``name``, noting for :meth:`_check_labels` whether its series carry the label."""
-        samples = client.query(name, self.spec.render_query(name), self.at)
+        samples = client.query(name, promql or self.spec.render_query(name), self.at)
         if cluster is None and samples:
             self._answered.setdefault(name, len(samples))
             self._labelled = self._labelled or any(self.cluster_label in s["metric"] for s in samples)
@@ -494,11 +495,20 @@ class _Reader:
             if key is not None and value is not None:
                 newest = datetime.fromtimestamp(value, UTC)
                 seen[key] = max(seen.get(key, newest), newest)
+        # One latency query per distinct series selector; a site takes its own selector's answer.
+        rendered: dict[str | None, str] = {}
+
+        def latency_query(site: str | None) -> str:
+            if site not in rendered:
+                rendered[site] = self.spec.render_query("latency", site=site)
+            return rendered[site]
+
         p95: dict[tuple[str, str], float] = {}
-        for sample in self._query(client, "latency", cluster):
-            key, value = pair(sample), _value(sample)
-            if key is not None and value is not None:
-                p95[key] = max(p95.get(key, 0.0), value * 1000.0)
+        for promql in dict.fromkeys([latency_query(None), *map(latency_query, self.spec.latency.sites)]):
+            for sample in self._query(client, "latency", cluster, promql=promql):
+                key, value = pair(sample), _value(sample)
+                if key is not None and value is not None and latency_query(key[0]) == promql:
+                    p95[key] = max(p95.get(key, 0.0), value * 1000.0)
         for key in set(seen) | set(p95):
             observed = seen.get(key) or (self.at if key in p95 else None)
             fleet.latency[key] = LatencyLive(ms=p95.get(key), observed_at=observed)

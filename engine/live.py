@@ -49,6 +49,7 @@ from engine.resources import Metadata, _Model
 
 __all__ = [
     "DEFAULT_QUERIES",
+    "LATENCY_PRESETS",
     "ClusterLive",
     "ClusterPrometheus",
     "KubernetesSettings",
@@ -160,7 +161,7 @@ def _requests_of(pods: str) -> str:
 #: ``$cluster``, ``$node``, ``$resource``, ``$site`` (label names),
 #: ``$excluded_nodes`` (a vector of the nodes that take no new pods),
 #: ``$exclude_managed`` (``unless`` Berth's own pods, or empty),
-#: ``$lookback``, ``$window``, ``$step``, ``$quantile``.
+#: ``$lookback``, ``$window``, ``$step``, ``$quantile``, ``$probe`` (the latency series).
 DEFAULT_QUERIES: dict[str, str] = {
     # allocatable of schedulable nodes, per (cluster, resource); cpu in cores
     "allocatable": (
@@ -187,10 +188,10 @@ DEFAULT_QUERIES: dict[str, str] = {
         "max by ($cluster) (timestamp(kube_node_status_allocatable)) or "
         "max by ($cluster) (max_over_time(timestamp(kube_node_status_allocatable)[$lookback:1m]))"
     ),
-    # p$quantile of the duration of successful probes over $window, seconds
+    # p$quantile over $window of $probe (the site's latency preset) of successful probes, seconds
     "latency": (
         "quantile_over_time($quantile, (max by ($site, $cluster) "
-        "(probe_duration_seconds and probe_success == 1))[$window:$step])"
+        "($probe and ignoring (phase) probe_success == 1))[$window:$step])"
     ),
     # newest probe (successful or not) per (site, cluster), and whether any succeeded
     "probeFreshness": (
@@ -254,16 +255,55 @@ class PrometheusSettings(_Model):
         return bool(self.url or self.clusters)
 
 
+#: Latency presets: the blackbox exporter series that measures the path, not the server.
+#: ``duration`` is the whole probe (DNS, connect, TLS, HTTP); ``icmp`` the ping round trip;
+#: ``http-connect`` the TCP connect phase of an HTTP probe.
+LATENCY_PRESETS: dict[str, str] = {
+    "duration": "probe_duration_seconds",
+    "icmp": 'probe_icmp_duration_seconds{phase="rtt"}',
+    "http-connect": 'probe_http_duration_seconds{phase="connect"}',
+}
+_SELECTOR = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^{}]*\})?$")
+
+
+def _probe_selector(value: Any) -> str:
+    if not isinstance(value, str) or not (value in LATENCY_PRESETS or _SELECTOR.match(value)):
+        raise ValueError(
+            f"expected a preset ({', '.join(LATENCY_PRESETS)}) or a PromQL series selector "
+            f"such as 'probe_dns_lookup_time_seconds', got {value!r}"
+        )
+    return value
+
+
 class LatencySettings(_Model):
     enabled: bool = True
     window: str = "15m"
     step: str = "30s"
     quantile: float = Field(default=0.95, gt=0, le=1)
+    #: the series measured (``$probe``): a preset of :data:`LATENCY_PRESETS` or a selector
+    probe: str = "duration"
+    #: site -> its own preset or selector (sites probed by another blackbox module)
+    sites: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("window", "step", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> str:
         return _duration(value)
+
+    @field_validator("probe")
+    @classmethod
+    def _probe(cls, value: str) -> str:
+        return _probe_selector(value)
+
+    @field_validator("sites")
+    @classmethod
+    def _site_probes(cls, value: dict[str, str]) -> dict[str, str]:
+        return {site: _probe_selector(probe) for site, probe in value.items()}
+
+    def selector(self, site: str | None = None) -> str:
+        """The series selector that measures ``site`` (default: ``probe``)."""
+        probe = self.sites.get(site, self.probe) if site is not None else self.probe
+        return LATENCY_PRESETS.get(probe, probe)
 
 
 class KubeContext(_Model):
@@ -362,6 +402,7 @@ class MetricsSourceSpec(_Model):
             "window": self.latency.window,
             "step": self.latency.step,
             "quantile": repr(self.latency.quantile),
+            "probe": self.latency.selector(),
         }
         values["excluded_nodes"] = string.Template(_EXCLUDED_NODES).substitute(tolerated=tolerated)
         if self.managed_pods is None:
@@ -375,10 +416,13 @@ class MetricsSourceSpec(_Model):
             )
         return values
 
-    def render_query(self, name: str) -> str:
-        """The PromQL sent for query ``name``, placeholders filled in."""
+    def render_query(self, name: str, *, site: str | None = None) -> str:
+        """The PromQL sent for query ``name``, placeholders filled in; ``$probe`` for ``site``."""
         text = self.queries.get(name, DEFAULT_QUERIES[name])
-        return string.Template(text).substitute(self.template_values())
+        values = self.template_values()
+        if site is not None:
+            values["probe"] = self.latency.selector(site)
+        return string.Template(text).substitute(values)
 
 
 class MetricsSource(_Model):

@@ -45,6 +45,18 @@ def global_layer() -> str:
     # lisbon -> north: every probe succeeded, the last one 40 minutes before AT.
     _probes(om, {"site": "lisbon", "cluster": "north"},
             [(t, 0.010, 1) for t in _times(3600, 2400)])
+    # madrid -> north: HTTP probes; 250 ms in all, of which the TCP connect is 8 ms.
+    http = {"job": "blackbox-http", "site": "madrid", "cluster": "north"}
+    _probes(om, http, [(t, 0.250, 1) for t in FRESH])
+    for phase, seconds in (("resolve", 0.1), ("connect", 0.008), ("tls", 0.12), ("processing", 0.02)):
+        om.add("probe_http_duration_seconds", {"instance": "target.example", **http, "phase": phase},
+               seconds, FRESH)
+    # porto -> north: ICMP probes; 50 ms in all (a slow resolver), a 4 ms round trip.
+    icmp = {"job": "blackbox-icmp", "site": "porto", "cluster": "north"}
+    _probes(om, icmp, [(t, 0.050, 1) for t in FRESH])
+    for phase, seconds in (("resolve", 0.045), ("setup", 0.001), ("rtt", 0.004)):
+        om.add("probe_icmp_duration_seconds", {"instance": "target.example", **icmp, "phase": phase},
+               seconds, FRESH)
     return om.text()
 
 
@@ -71,6 +83,8 @@ def documents(spec: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         cluster("north", "1"), cluster("east", "2"), cluster("west", "3"),
         {"apiVersion": API, "kind": "Site", "metadata": {"name": "lisbon"},
          "spec": {"latencyMs": {"north": 33, "east": 44, "west": 55}}},
+        *({"apiVersion": API, "kind": "Site", "metadata": {"name": site},
+           "spec": {"latencyMs": {"north": 99}}} for site in ("madrid", "porto")),
         {"apiVersion": API, "kind": "Workload", "metadata": {"name": "web", "namespace": "shop"},
          "spec": {"replicas": 1, "resources": {"cpu": "500m", "memory": "1Gi"}}},
     ]
@@ -285,3 +299,38 @@ def test_kube_schedulers_requests_win_where_they_exist(requests_live: LiveFleet)
     assert cluster.allocatable == {"cpu": 8000, "memory": 16 * GI, "pods": 110}
     # db only: done has Succeeded, berth-web is Berth's own; not ksm's quarter of it.
     assert cluster.requested == {"cpu": 2500, "memory": 3 * GI, "pods": 1}
+
+
+# --- latency: which blackbox series measures the path, per site ---------------------
+
+
+def _latencies(url: str, **latency: Any) -> dict[str, float | None]:
+    live = fetch_live(bundle(), url, source=source(latency=latency), at=AT)
+    return {site: live.latency[(site, "north")].ms for site in ("madrid", "porto")}
+
+
+def test_latency_presets_per_site(servers: dict[str, str]) -> None:
+    # The default: the whole probe, DNS and TLS included.
+    assert _latencies(servers["global"]) == pytest.approx({"madrid": 250, "porto": 50})
+    # HTTP connect phase for every site, the ICMP round trip for porto.
+    assert _latencies(servers["global"], probe="http-connect", sites={"porto": "icmp"}) == (
+        pytest.approx({"madrid": 8, "porto": 4})
+    )
+    # Any selector: madrid's TLS handshake.
+    got = _latencies(servers["global"], sites={"madrid": 'probe_http_duration_seconds{phase="tls"}'})
+    assert got == pytest.approx({"madrid": 120, "porto": 50})
+
+
+def test_latency_preset_reaches_the_plan(servers: dict[str, str]) -> None:
+    cfg = source(latency={"sites": {"porto": "icmp"}})
+    live = fetch_live(bundle(), servers["global"], source=cfg, at=AT)
+    out, _ = apply_live(bundle(), live, cfg)
+    assert next(s for s in out.sites if s.name == "porto").spec.latency_ms["north"] == 4
+
+
+def test_unknown_latency_preset_is_bad_input() -> None:
+    from engine.errors import InputError
+
+    with pytest.raises(InputError, match=r"spec\.latency\.sites: expected a preset") as err:
+        load_documents(documents({"latency": {"sites": {"porto": "ping rtt"}}}))
+    assert err.value.exit_code == 2
