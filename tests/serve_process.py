@@ -32,18 +32,23 @@ def free_port() -> int:
 class ServerProcess:
     """One ``berth serve --config CONFIG`` process; ``env`` is added to the environment."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
-        self.config, self.log_path, self.env = config, log, env or {}
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None, code: Path | None = None) -> None:
+        """``code``: run Berth from that source tree instead of the installed one (benchmarks: before/after)."""
+        self.config, self.log_path, self.env, self.code = config, log, env or {}, code
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         log = self.log_path.open("ab")
+        command = [str(BERTH)]
+        env = {**os.environ, **self.env}
+        if self.code is not None:
+            command = [sys.executable, "-c", "from adapters.cli.app import main; main()"]
+            env["PYTHONPATH"] = str(self.code)
         self.proc = subprocess.Popen(
-            [str(BERTH), "serve", "--config", str(self.config), "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, **self.env},
+            [*command, "serve", "--config", str(self.config), "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=self.config.parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -91,6 +91,16 @@ class Journal:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        #: YAML of each document already written, by (kind, key): accepted documents do not
+        #: change, so a save renders only the new ones (the file grows with the fleet)
+        self._texts: dict[KindKey, tuple[dict[str, Any], str]] = {}
+
+    def _text(self, key: KindKey, doc: dict[str, Any]) -> str:
+        cached = self._texts.get(key)
+        if cached is None or cached[0] is not doc:
+            cached = (doc, yaml.dump(doc, Dumper=_Dumper, sort_keys=False))
+            self._texts[key] = cached
+        return cached[1]
 
     def load(self) -> Saved:
         """The file's content; an empty :class:`Saved` when there is no file.
@@ -127,12 +137,14 @@ class Journal:
         path = self.path
         if path is None:
             return
-        docs = [saved.documents[k] for k in sorted(saved.documents)]
+        texts = [self._text(k, saved.documents[k]) for k in sorted(saved.documents)]
+        extra: list[dict[str, Any]] = []
         if saved.placements:
-            docs.append({"kind": PLACEMENTS_KIND, "placements": saved.placements})
+            extra.append({"kind": PLACEMENTS_KIND, "placements": saved.placements})
         if saved.pending is not None:
-            docs.append({"kind": PENDING_KIND, **saved.pending.to_json()})
-        text = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
+            extra.append({"kind": PENDING_KIND, **saved.pending.to_json()})
+        texts += [yaml.dump(d, Dumper=_Dumper, sort_keys=False) for d in extra]
+        text = "---\n".join(texts)
         from adapters.cli.common import atomic_write
 
         try:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -38,6 +38,9 @@ from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStat
 from engine.planner import place as engine_place
 from engine.redact import redact
 from engine.resources import PlacementPolicy, Workload
+
+if TYPE_CHECKING:
+    from adapters.gitops.repo import GitSession
 
 __all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents", "stale_detail"]
 
@@ -96,29 +99,65 @@ class _Definitions:
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)
 
 
-def _recover_clone(repo: Path) -> dict[str, dict[str, int]]:
+def _recover_clone(repo: Path, *, push: bool, pending: bool) -> dict[str, dict[str, int]]:
     """The committed placement from the clone, after undoing a write a crash interrupted.
 
     A write that was killed leaves its marker: the clone goes back to the commit the write
     started from (its half-written files and unpushed commits dropped). A ``git`` killed
-    with it can leave ``.git/index.lock``; it is removed only then, while this process
-    holds Berth's own lock on the clone (so no Berth writer is running there).
+    with it (also before the write began: ``git status`` takes the index lock) can leave
+    ``.git/index.lock``; it is removed only when a Berth writer died holding the clone or
+    left its marker, while this process holds Berth's own lock (so none is running there).
+
+    With ``push``, the remote branch is fetched and the clone fast-forwarded to it: a write
+    killed after its push but before it finished is undone locally yet is on the remote,
+    so what the remote holds decides whether a pending change is replayed. If the remote
+    cannot be read while a change is pending, the start fails (exit 3) rather than guess.
     """
     from adapters.gitops import read_current
-    from adapters.gitops.repo import WRITE_MARKER, GitSession
+    from adapters.gitops.repo import LOCK_NAME, WRITE_MARKER, GitSession, _stale
 
     if not repo.is_dir():
         return {}
+    lock = repo / ".git" / LOCK_NAME
+    died = lock.is_file() and _stale(lock)  # a Berth writer was killed holding the clone
     try:
         with GitSession(repo, create=False) as session:
-            if (session.git_dir / WRITE_MARKER).is_file():
+            if died or (session.git_dir / WRITE_MARKER).is_file():
                 (session.git_dir / "index.lock").unlink(missing_ok=True)
             if session.recover_interrupted_write():
                 log.warning("%s: undid a write that was interrupted", repo)
+            if push:
+                _fast_forward(session, pending)
     except GitOpsError as exc:
         if "is not a git repository" not in str(exc):
             raise
     return read_current(repo)
+
+
+def _fast_forward(session: GitSession, pending: bool, remote: str = "origin") -> None:
+    """Move the clone to ``remote``'s branch when it only adds to the clone's commits."""
+    from git import GitCommandError
+
+    from adapters.gitops.repo import sanitize
+
+    git = session.repo.git
+    branch = session.branch()
+    tracking = f"refs/remotes/{remote}/{branch}"
+    try:
+        git.fetch("-q", remote, f"+refs/heads/{branch}:{tracking}")
+    except GitCommandError as exc:
+        if pending:
+            detail = sanitize(" ".join(str(exc.stderr or exc).split()))
+            raise GitOpsError(f"cannot fetch {remote} to recover an interrupted change: {detail}") from None
+        log.warning("cannot fetch %s at start; using the clone as it is", remote)
+        return
+    head = session.head()
+    try:
+        if head is not None:
+            git.merge_base("--is-ancestor", head, tracking)
+    except GitCommandError:
+        return  # diverged: the next push fetches, rebases or re-writes on top of the remote
+    git.reset("-q", "--hard", tracking)
 
 
 def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bundle, list[str], list[dict[str, str]]]:
@@ -247,7 +286,8 @@ class ServiceState:
         saved = self.journal.load()
         gitops = self.config.gitops
         # without git, the state file holds what was placed over the API
-        current = _recover_clone(gitops.repo) if gitops is not None else {**self._file_current(), **saved.placements}
+        current = (_recover_clone(gitops.repo, push=gitops.push, pending=saved.pending is not None)
+                   if gitops is not None else {**self._file_current(), **saved.placements})
         if saved.pending is not None:
             saved, current = self._resolve(saved, current)
         defs, raw = self._definitions(saved.documents)

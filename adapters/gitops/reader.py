@@ -25,6 +25,9 @@ from engine.errors import GitOpsError
 
 __all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records"]
 
+#: libyaml's safe loader when PyYAML has it: a record lists every workload of its cluster
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class RecordEntry:
@@ -61,7 +64,7 @@ def cluster_names(repo_dir: Path) -> list[str]:
 
 def _load(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise GitOpsError(f"{path}: cannot read: {exc}") from None
 
