@@ -158,8 +158,8 @@ def _util_figure(path: Path, title: str, baseline: Result, summary: Result, delt
         ax.tick_params(axis="y", labelsize=7)
     top = axes[0, 0]
     top.set_title(f"Utilisation (requests / capacity) per cluster: baseline vs {title}\n"
-                  "red band: cluster removed, green band: cluster added", fontsize=9)
-    top.legend(fontsize=7, loc="upper right")
+                  "red band: cluster removed, green band: cluster added", fontsize=9, loc="left")
+    top.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     bottom = axes[-1, 0]
     bottom.set_xticks(xs)
     labels = [f"{n} (removed)" if n in removed else f"{n} (added)" if n in added else n for n in names]
