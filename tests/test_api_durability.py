@@ -131,6 +131,7 @@ def test_start_replays_or_rolls_back_a_pending_change(tmp_path: Path) -> None:
     state_file.write_text(yaml.safe_dump_all([web, *pending]))
     with serve(config) as url, httpx.Client(base_url=url, timeout=60) as client:
         assert client.get("/v1/placements/retail/web", headers=bearer(ADMIN)).status_code == 200
+        assert "replayed place retail/web" in client.get("/readyz").json()["recovered"]
     assert "BerthPendingChange" not in state_file.read_text()
     # 2. git does not have it (the crash came before the commit): rolled back, no orphan, no ghost
     pending[0] |= {"before": {"retail/ghost": None}, "after": {"retail/ghost": {"eu-1": 1}},
@@ -138,6 +139,7 @@ def test_start_replays_or_rolls_back_a_pending_change(tmp_path: Path) -> None:
     state_file.write_text(yaml.safe_dump_all([web, ghost, *pending]))
     with serve(config) as url, httpx.Client(base_url=url, timeout=60) as client:
         assert client.get("/v1/placements/retail/ghost", headers=bearer(ADMIN)).status_code == 404
+        assert "rolled back place retail/ghost" in client.get("/readyz").json()["recovered"]
         assert client.get("/v1/placements/retail/web", headers=bearer(ADMIN)).status_code == 200
     text = state_file.read_text()
     assert "ghost" not in text and "BerthPendingChange" not in text

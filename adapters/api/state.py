@@ -513,6 +513,7 @@ class ServiceState:
         if self.config.gitops is None:
             self._save(new, None)
             self.snap = new
+            self.metrics.reserved.set(new.reserved())
             return None
         self._save(new, pending, {**old.api_raw, **new.api_raw})
         try:
