@@ -32,10 +32,13 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from adapters.http_auth import client_session
 from engine.bundle import Bundle
 from engine.errors import LiveSourceError
 from engine.live import (
     ClusterLive,
+    ClusterPrometheus,
+    HttpClientSettings,
     LatencyLive,
     LiveFleet,
     MetricsSource,
@@ -131,6 +134,8 @@ class _Client:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
+        http: HttpClientSettings | None = None,
+        field: str = "spec.prometheus",
     ) -> None:
         settings = source.spec.prometheus
         self.url = url.rstrip("/")
@@ -147,6 +152,7 @@ class _Client:
         # Retries are ours (bounded by the deadline), so the adapter's own are off.
         self.conn = PrometheusConnect(
             url=self.url,
+            session=client_session(settings if http is None else http, field),
             retry=Retry(total=0, connect=0, read=False, redirect=2, status=0, raise_on_status=False),
             timeout=self.timeout,
         )
@@ -188,6 +194,14 @@ class _Client:
                     "check that Prometheus is up and not overloaded, or raise "
                     "spec.prometheus.timeout/totalTimeout"
                 )
+            except requests.exceptions.SSLError as exc:
+                raise self.fail(
+                    name,
+                    f"failed the TLS handshake ({_tls_detail(exc)})",
+                    "check spec.prometheus.tls (caFile for the server's CA, certFile and keyFile "
+                    "for a client certificate)",
+                    unreachable=True,
+                ) from None
             except requests.ConnectionError as exc:
                 transient = "could not connect" + _connection_detail(exc)
             except PrometheusApiClientException as exc:
@@ -252,6 +266,17 @@ class _Client:
                 f"check that spec.queries.{name} is a vector expression",
             )
         return result
+
+
+def _tls_detail(exc: Exception) -> str:
+    """The reason of a TLS failure without the URL (whose query string could be long)."""
+    text = str(exc)
+    match = re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text) or re.search(r"(certificate[^'\")(]*)", text)
+    if match:
+        return match.group(1).strip().rstrip(",")
+    if "alert" in text.lower():
+        return "the server refused the client certificate"
+    return "see the server's log"
 
 
 def _connection_detail(exc: Exception) -> str:
@@ -344,7 +369,7 @@ def fetch_live(
     fleet = LiveFleet(source=" and ".join(shown), at=at)
     deadline = time.monotonic() + parse_duration(spec.prometheus.total_timeout).total_seconds()
     if url:
-        client = _Client(url, source, deadline=deadline)
+        client = _Client(url, source, deadline=deadline)  # the global layer's own credentials
         try:
             reader.read(client, fleet, skip=set(own))
         finally:
@@ -352,7 +377,7 @@ def fetch_live(
     if own:
         with ThreadPoolExecutor(max_workers=min(8, len(own))) as pool:
             parts = list(pool.map(
-                lambda item: _read_own(reader, source, item[0], item[1].url, deadline), own.items()
+                lambda item: _read_own(reader, source, item[0], item[1], deadline), own.items()
             ))
         for part in parts:
             fleet.clusters.update(part.clusters)
@@ -362,10 +387,13 @@ def fetch_live(
     return fleet
 
 
-def _read_own(reader: _Reader, source: MetricsSource, name: str, url: str, deadline: float) -> LiveFleet:
+def _read_own(
+    reader: _Reader, source: MetricsSource, name: str, own: ClusterPrometheus, deadline: float
+) -> LiveFleet:
     """One cluster's own Prometheus; unreachable -> the cluster is stale, with the reason."""
-    part = LiveFleet(source=f"Prometheus at {redact_url(url)}", at=reader.at)
-    client = _Client(url, source, deadline=deadline)
+    part = LiveFleet(source=f"Prometheus at {redact_url(own.url)}", at=reader.at)
+    client = _Client(own.url, source, deadline=deadline, http=own,
+                     field=f"spec.prometheus.clusters.{name}")
     reader = _Reader(reader.spec, reader.names, reader.at)  # its own, one per thread
     try:
         reader.read(client, part, cluster=name)

@@ -50,8 +50,10 @@ from engine.resources import Metadata, _Model
 __all__ = [
     "DEFAULT_QUERIES",
     "LATENCY_PRESETS",
+    "BasicAuth",
     "ClusterLive",
     "ClusterPrometheus",
+    "HttpClientSettings",
     "KubernetesSettings",
     "LatencyLive",
     "LatencySettings",
@@ -61,7 +63,9 @@ __all__ = [
     "MetricsSource",
     "MetricsSourceSpec",
     "PrometheusSettings",
+    "SecretRef",
     "StaleCluster",
+    "TlsSettings",
     "apply_live",
     "find_source",
     "merge_fleets",
@@ -220,13 +224,73 @@ class ManagedPods(_Model):
     label_value: str = "berth"
 
 
-class ClusterPrometheus(_Model):
-    """One cluster's own Prometheus: every series it returns belongs to that cluster."""
+class SecretRef(_Model):
+    """A secret read when Berth queries, never written in the bundle: a file or an environment variable."""
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file (a path) or env (a variable name)")
+        return self
+
+
+class BasicAuth(_Model):
+    username: str
+    password: SecretRef
+
+
+class TlsSettings(_Model):
+    ca_file: str | None = None  # CA bundle that signed the server's certificate
+    cert_file: str | None = None  # client certificate (mutual TLS)
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("keyFile needs certFile")
+        return self
+
+
+class HttpClientSettings(_Model):
+    """How to authenticate to one Prometheus (the names follow Prometheus' own HTTP client config)."""
+
+    bearer_token: SecretRef | None = None
+    basic_auth: BasicAuth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # e.g. X-Scope-OrgID for Mimir
+    tls: TlsSettings | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials_in_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in ("authorization", "proxy-authorization"):
+                raise ValueError(
+                    f"headers.{name}: credentials do not belong in the bundle; use bearerToken or "
+                    "basicAuth, which read them from a file or an environment variable"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> HttpClientSettings:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise ValueError("give bearerToken or basicAuth, not both")
+        return self
+
+
+class ClusterPrometheus(HttpClientSettings):
+    """One cluster's own Prometheus: every series it returns belongs to that cluster.
+
+    Its credentials are its own: nothing of the global layer's is sent to it.
+    """
 
     url: str
 
 
-class PrometheusSettings(_Model):
+class PrometheusSettings(HttpClientSettings):
     #: a global query layer (Thanos, Mimir, federation) whose series carry the cluster label
     url: str | None = None
     #: cluster -> its own Prometheus (no cluster label needed); wins over ``url`` for that cluster
