@@ -44,3 +44,12 @@ def test_the_cluster_label_is_visible_to_queries_and_federation_keeps_labels() -
             assert {"target_label": "cluster", "replacement": name} in job["relabel_configs"]
     federate = yaml.safe_load((EXAMPLES / "prometheus-global.yml").read_text())["scrape_configs"][0]
     assert federate["metrics_path"] == "/federate" and federate["honor_labels"] is True
+
+
+def test_the_documented_complete_metrics_source_loads() -> None:
+    from engine.live import MetricsSource
+
+    text = (EXAMPLES.parents[1] / "docs" / "live-inputs.md").read_text()
+    block = text.split("complete format, with the defaults:\n\n```yaml\n")[1].split("```")[0]
+    spec = MetricsSource.model_validate(yaml.safe_load(block)).spec
+    assert spec.prometheus.configured and spec.latency.selector() == "probe_duration_seconds"
