@@ -112,6 +112,13 @@ def install_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else PROBLEM_TYPES.get(exc.status_code, ("", "Error"))[1]
         return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # a number within the request limits that the solver still cannot hold: the input, not the service
+        log.warning("overflow while solving: %s", exc)
+        return problem_response(422, "a number in the request is too large to solve with; use smaller values",
+                                field="documents")
+
     @app.exception_handler(Exception)
     async def _any(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")

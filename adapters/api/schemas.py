@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from engine.errors import InputError
 from engine.plan import Plan
 
 __all__ = [
@@ -21,8 +23,49 @@ __all__ = [
 ]
 
 
+#: The largest integer a request may carry: JSON's interoperable range (RFC 8259, section 6). No field of
+#: Berth's needs more, and bigger ones overflow the solver's 64-bit arithmetic (HTTP 500 before).
+MAX_INT = 2**53 - 1
+
+
+def check_numbers(data: Any, prefix: str = "", *, parsed: bool = False) -> None:
+    """Refuse integers beyond :data:`MAX_INT` and non-finite floats anywhere in a request body.
+
+    Raises:
+        InputError: 422 naming the field (``documents[0].spec.replicas``); the value is not echoed.
+    """
+    stack: list[tuple[Any, str]] = [(data, prefix)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            what = ("the value is out of range once converted to base units (millicores, bytes...)" if parsed
+                    else f"a {len(str(abs(value)))}-digit integer is out of range")
+            raise InputError(f"{what}: numbers in a request must lie within ±{MAX_INT} (2^53 - 1)",
+                             field=path or None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError("expected a finite number", field=path or None)
+        if isinstance(value, dict):
+            stack += [(v, f"{path}.{k}" if path else str(k)) for k, v in reversed(value.items())]
+        elif isinstance(value, list):
+            stack += [(v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value)))]
+
+
+def check_documents(docs: list[BaseModel], prefix: str = "documents") -> None:
+    """:func:`check_numbers` on parsed documents, whose quantities (``"9999...Gi"``) are integers now."""
+    for i, doc in enumerate(docs):
+        check_numbers(doc.model_dump(by_alias=True, exclude_none=True), f"{prefix}[{i}]", parsed=True)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers(cls, data: Any) -> Any:
+        check_numbers(data)  # an InputError is no ValueError: it leaves pydantic as is and becomes a 422
+        return data
 
 
 Document = dict[str, Any]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 from adapters.api.deps import Caller, State
 from adapters.api.problems import Problem, refuse_infeasible
-from adapters.api.schemas import PlacementCreate, PlacementPublic, PlacementResult
+from adapters.api.schemas import PlacementCreate, PlacementPublic, PlacementResult, check_documents
 from adapters.api.sources import check_sources
 from adapters.api.state import parse_request_documents
 
@@ -37,6 +37,7 @@ def create_placement(body: PlacementCreate, state: State, caller: Caller, respon
     items = parse_request_documents(body.documents, kinds=("Workload", "PlacementPolicy"), principal=caller,
                                     source=state.sources_file)
     check_sources(items, state.config, caller)
+    check_documents([doc for doc, _ in items])
     time_limit = min(body.time_limit or limits.time_limit_seconds, limits.max_time_limit_seconds)
     plan, ok, git = state.place(caller, items, dry_run=body.dry_run, time_limit=time_limit)
     refuse_infeasible(plan, "the placements already committed no longer fit the fleet (capacity shrank or "

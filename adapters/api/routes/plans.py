@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from adapters.api.deps import Caller, State
 from adapters.api.problems import Problem, refuse_infeasible
-from adapters.api.schemas import PlanCreate
+from adapters.api.schemas import PlanCreate, check_documents
 from adapters.api.sources import check_sources
 from adapters.api.state import ServiceState, parse_request_documents
 from engine.bundle import Bundle, Origin, check_references
@@ -40,6 +40,7 @@ def create_plan(body: PlanCreate, state: State, caller: Caller) -> Plan:
         raise Problem(422, "too many workloads", field="documents")
     items = parse_request_documents(body.documents, kinds=_KINDS, principal=caller)
     check_sources(items, state.config, caller)
+    check_documents([doc for doc, _ in items])
     bundle = Bundle()
     if body.use_fleet:
         fleet = state.fleet

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from adapters.api.deps import Admin, State
 from adapters.api.problems import Problem
-from adapters.api.schemas import WhatIfCreate, WhatIfPublic
+from adapters.api.schemas import WhatIfCreate, WhatIfPublic, check_documents
 from adapters.api.state import objective_of
 from engine.bundle import parse_document
 from engine.errors import InputError
@@ -37,6 +37,7 @@ def run_whatif(body: WhatIfCreate, state: State, caller: Admin) -> WhatIfPublic:
             raise InputError(exc.detail, document=exc.document,
                              field=f"scenarios[{i}]" + (f".{exc.field}" if exc.field else "")) from None
         assert isinstance(doc, Scenario)
+        check_documents([doc], "scenarios")
         points += expand(doc)
     if len(points) > MAX_POINTS:
         raise Problem(422, f"{len(points)} scenario points; the service runs at most {MAX_POINTS} "
