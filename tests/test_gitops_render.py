@@ -91,11 +91,11 @@ def test_flux_kustomizations_carry_required_fields_and_a_sound_dependency_graph(
         _assert_acyclic(graph)
     # cloud-1 runs kafka and cache: cache waits for kafka
     cloud = {o["metadata"]["name"]: o for o in _flux_objects(repo, "cloud-1")}
-    assert cloud["retail-cache"]["spec"]["dependsOn"] == [{"name": "retail-kafka"}]
+    assert cloud["retail.cache"]["spec"]["dependsOn"] == [{"name": "retail.kafka"}]
     # edge-a runs cache and web but not kafka: web waits for cache, cache for nothing here
     edge = {o["metadata"]["name"]: o for o in _flux_objects(repo, "edge-a")}
-    assert edge["retail-web"]["spec"]["dependsOn"] == [{"name": "retail-cache"}]
-    assert "dependsOn" not in edge["retail-cache"]["spec"]
+    assert edge["retail.web"]["spec"]["dependsOn"] == [{"name": "retail.cache"}]
+    assert "dependsOn" not in edge["retail.cache"]["spec"]
 
 
 def _assert_acyclic(graph: dict[str, list[str]]) -> None:
@@ -122,7 +122,7 @@ def test_dependency_through_an_absent_workload_is_kept_transitively(
     repo = tmp_path / "deploy"
     write_plan(bundle, plan, repo, fmt="flux")
     objs = {o["metadata"]["name"]: o for o in _flux_objects(repo, "cloud-1")}
-    assert objs["retail-web"]["spec"]["dependsOn"] == [{"name": "retail-kafka"}]
+    assert objs["retail.web"]["spec"]["dependsOn"] == [{"name": "retail.kafka"}]
 
 
 def test_argocd_sync_waves_follow_dependency_depth(bundle: Bundle, tmp_path: Path) -> None:
@@ -183,8 +183,8 @@ def test_arc_configuration_json_and_command_agree(bundle: Bundle, tmp_path: Path
     assert props["sourceKind"] == "GitRepository"
     assert props["gitRepository"]["repositoryRef"] == {"branch": "main"}
     kust = props["kustomizations"]
-    assert set(kust) == {"namespaces", "retail-kafka", "retail-cache"}
-    assert kust["retail-cache"]["dependsOn"] == ["namespaces", "retail-kafka"]
+    assert set(kust) == {"namespaces", "retail.kafka", "retail.cache"}
+    assert kust["retail.cache"]["dependsOn"] == ["namespaces", "retail.kafka"]
     for k in kust.values():
         assert k["prune"] is True
         assert set(k["dependsOn"]) <= set(kust)
@@ -193,7 +193,7 @@ def test_arc_configuration_json_and_command_agree(bundle: Bundle, tmp_path: Path
     assert "az k8s-configuration flux create" in command
     for name in kust:
         assert f"--kustomization name={name} " in command
-    assert "'dependsOn=[\"namespaces\",\"retail-kafka\"]'" in command
+    assert "'dependsOn=[\"namespaces\",\"retail.kafka\"]'" in command
 
 
 def test_workload_without_source_is_recorded_but_not_rendered(

@@ -14,7 +14,9 @@ commit changes the file: Arc does not read it from git.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shlex
 from typing import Any
 
@@ -27,11 +29,14 @@ from adapters.gitops.layout import (
     record_file,
     root_kustomization,
 )
+from engine.errors import InputError
 
-__all__ = ["CONFIG_NAME", "az_command", "flux_configuration", "kustomization_name", "render"]
+__all__ = ["CONFIG_NAME", "az_command", "check_names", "flux_configuration", "kustomization_name", "render"]
 
 CONFIG_NAME = "berth"
 ROOT_NAME = "namespaces"
+ARC_NAME = re.compile(r"^[a-z0-9]([.\-a-z0-9]*[a-z0-9])?$")
+ARC_NAME_MAX = 63
 SYNC_SECONDS = 600
 TIMEOUT_SECONDS = 300
 RETRY_SECONDS = 120
@@ -39,14 +44,44 @@ NAMESPACE_ANNOTATIONS = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
 
 
 def kustomization_name(w: PlacedWorkload) -> str:
-    """Arc kustomization names take lower-case letters, digits and '-'."""
-    return w.object_name.replace(".", "-")
+    """The object name when Arc takes it (``az``: ``[a-z0-9]([.-a-z0-9]*[a-z0-9])?``, at most 63
+    characters), else its first 54 characters and a digest of the workload's key.
+
+    Still injective across namespaces: an unshortened name holds exactly one dot,
+    after the namespace, and a shortened one either keeps that dot at the same
+    place (same namespace) or holds none. Within one namespace
+    :func:`check_names` turns the unlikely collision into an input error.
+    """
+    name = w.object_name
+    if len(name) <= ARC_NAME_MAX and ARC_NAME.match(name):
+        return name
+    stem = re.sub(r"[^.\-a-z0-9]", "-", name)[: ARC_NAME_MAX - 9].rstrip(".-")
+    return f"{stem}-{hashlib.sha256(w.key.encode()).hexdigest()[:8]}"
+
+
+def check_names(cluster: ClusterState) -> dict[str, PlacedWorkload]:
+    """Arc kustomization name -> workload for ``cluster``.
+
+    Raises:
+        InputError: two workloads (or one and the ``namespaces`` root) would share a name.
+    """
+    out: dict[str, PlacedWorkload] = {}
+    for w in cluster.synced():
+        name = kustomization_name(w)
+        if name == ROOT_NAME or name in out:
+            other = "the root kustomization" if name == ROOT_NAME else f"workload {out[name].key}"
+            raise InputError(f"its Azure Arc kustomization name {name!r} is also {other}'s on cluster "
+                             f"{cluster.name}; rename one of them", document=f"Workload {w.key}",
+                             field="metadata.name")
+        out[name] = w
+    return out
 
 
 def flux_configuration(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
     """The fluxConfigurations request body for ``cluster``."""
     synced = cluster.synced()
     by_key = {w.key: w for w in synced}
+    check_names(cluster)
     kustomizations: dict[str, Any] = {
         ROOT_NAME: {
             "path": f"./{cluster.folder}",

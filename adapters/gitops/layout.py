@@ -49,6 +49,7 @@ __all__ = [
     "PlacedWorkload",
     "desired_state",
     "dump_yaml",
+    "object_name",
     "overlay_files",
     "plan_id",
 ]
@@ -174,20 +175,40 @@ def _clean(assignment: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _object_names(workloads: Iterable[Workload]) -> dict[str, str]:
-    """``ns/name`` -> a DNS-1123 object name unique in the bundle (``<ns>-<name>``)."""
-    wanted: dict[str, str] = {}
-    for w in workloads:
-        base = f"{w.metadata.namespace}-{w.metadata.name}"
-        wanted[w.key] = base
-    seen: dict[str, int] = {}
-    for name in wanted.values():
-        seen[name] = seen.get(name, 0) + 1
+def object_name(namespace: str, name: str) -> str:
+    """``<namespace>.<name>``: the per-workload object name (Flux Kustomization, Arc kustomization).
+
+    Namespaces and names are DNS-1123 labels, which hold no dot, so the name is an
+    injective function of (namespace, name) and a DNS-1123 subdomain: no other
+    workload, in this plan or a later one, can ever take it. Beyond 253
+    characters (only for labels longer than Kubernetes allows) a digest of the key
+    replaces the tail.
+    """
+    full = f"{namespace}.{name}"
+    if len(full) <= 253:
+        return full
+    return f"{full[:244]}-{hashlib.sha256(f'{namespace}/{name}'.encode()).hexdigest()[:8]}"
+
+
+def _object_names(workloads: Iterable[Workload], known: dict[str, str]) -> dict[str, str]:
+    """``ns/name`` -> object name: the one the repository already records for it (a running
+    workload is never renamed, whatever layout named it), else :func:`object_name`.
+
+    Raises:
+        InputError: a name is taken by another workload (only possible with a name from an older
+            layout or a hand-edited record): renaming the running one would redeploy it.
+    """
     out: dict[str, str] = {}
-    for key, name in wanted.items():
-        if seen[name] > 1 or len(name) > 200:
-            name = f"{name[:190]}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-        out[key] = name
+    owner: dict[str, str] = {}
+    for w in sorted(workloads, key=lambda w: (w.key not in known, w.key)):  # recorded names first
+        name = known.get(w.key) or object_name(str(w.metadata.namespace), w.metadata.name)
+        if name in owner:
+            raise InputError(
+                f"its object name {name!r} is already used by workload {owner[name]} in the GitOps repository; "
+                "rename this workload (Berth never renames a running one)",
+                document=f"Workload {w.key}", field="metadata.name")
+        owner[name] = w.key
+        out[w.key] = name
     return out
 
 
@@ -232,7 +253,8 @@ def _main_kind(source: Path, name: str) -> str:
     return "Deployment"
 
 
-def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = ()) -> DesiredState:
+def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
+                  known_names: dict[str, str] | None = None) -> DesiredState:
     """What every cluster folder should hold for ``plan``.
 
     Args:
@@ -240,6 +262,7 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = ()) -> D
         plan: the plan; it is the whole desired state of the fleet.
         clusters: further cluster names that must get a folder (for example those
             already in the repository), so that replicas moved off them are removed.
+        known_names: object names the repository records (``ns/name`` -> name); kept.
 
     Raises:
         InputError: the plan places a workload the bundle does not declare, or a
@@ -250,7 +273,7 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = ()) -> D
     for key in assignment:
         if key not in by_key:
             raise InputError(f"the plan places workload {key!r}, which the bundle does not declare")
-    names = _object_names(bundle.workloads)
+    names = _object_names(bundle.workloads, known_names or {})
 
     bases: dict[str, Path] = {}
     kinds: dict[str, str] = {}

@@ -23,7 +23,7 @@ import yaml
 from adapters.gitops.layout import CLUSTERS_DIR, RECORD_FILE, RECORD_KIND
 from engine.errors import GitOpsError
 
-__all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records"]
+__all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records", "recorded_names"]
 
 #: libyaml's safe loader when PyYAML has it: a record lists every workload of its cluster
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -144,3 +144,13 @@ def read_current(repo_dir: Path) -> dict[str, dict[str, int]]:
         for key, replicas in record.assignment().items():
             current.setdefault(key, {})[cluster] = replicas
     return {k: dict(sorted(v.items())) for k, v in sorted(current.items())}
+
+
+def recorded_names(repo_dir: Path) -> dict[str, str]:
+    """``{"ns/name": object name}`` as the records say (any layout), so a writer keeps them."""
+    out: dict[str, str] = {}
+    for _, record in sorted(read_records(repo_dir).items()):
+        for entry in record.workloads:
+            if entry.object:
+                out.setdefault(entry.workload, entry.object)
+    return out
