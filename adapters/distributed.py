@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.bundle import Bundle
+from engine.plan import Plan
 from engine.scenario import Scenario, solve_scenario
 
 __all__ = ["run_scenarios"]
@@ -24,10 +25,10 @@ Point = tuple[str, Scenario, Any]
 
 
 def _run_one(bundle: Bundle, scenario: Scenario, current: dict[str, dict[str, int]] | None,
-             time_limit: float) -> dict[str, Any]:
+             time_limit: float, baseline: Plan | None) -> dict[str, Any]:
     import engine.scenario  # noqa: F401  (registers the kind on a remote worker)
 
-    return solve_scenario(bundle, scenario, current=current, time_limit=time_limit)
+    return solve_scenario(bundle, scenario, current=current, time_limit=time_limit, baseline=baseline)
 
 
 def run_scenarios(
@@ -39,8 +40,11 @@ def run_scenarios(
     scheduler: str | None = None,
     workers: int = 2,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    baseline: Plan | None = None,
 ) -> list[dict[str, Any]]:
     """Solve every point; results in the order of ``points``.
+
+    ``baseline`` (the plan of ``current``) is the result of a point whose edits change nothing.
 
     Each result is ``{"name", "value", "summary"}`` or ``{"name", "value", "error"}``.
 
@@ -59,14 +63,16 @@ def run_scenarios(
             except (OSError, TimeoutError) as exc:
                 raise LiveSourceError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         else:
+            # the scheduler's HTTP server binds a free port: with the default 8787, a second run on
+            # the machine (another Dask, another berth whatif) gets a warning and another port anyway
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
-                                   dashboard_address=None)
+                                   dashboard_address="127.0.0.1:0")
             client = Client(cluster)
         with client:
             shared = client.scatter(bundle, broadcast=True)
             futures = {
-                client.submit(_run_one, shared, scenario, current, time_limit, key=f"berth-scenario-{i}",
-                              pure=False): i
+                client.submit(_run_one, shared, scenario, current, time_limit, baseline,
+                              key=f"berth-scenario-{i}", pure=False): i
                 for i, (_, scenario, _) in enumerate(points)
             }
             results: list[dict[str, Any] | None] = [None] * len(points)

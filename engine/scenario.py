@@ -590,16 +590,24 @@ def solve_scenario(
     *,
     current: dict[str, dict[str, int]] | None,
     time_limit: float,
+    baseline: Plan | None = None,
 ) -> dict[str, Any]:
-    """Apply ``scenario`` to a copy of ``bundle``, solve it against ``current`` (moves costed), summarise."""
+    """Apply ``scenario`` to a copy of ``bundle``, solve it against ``current`` (moves costed), summarise.
+
+    A scenario whose edits leave the bundle as it is (a sweep's x1.0 point) is not re-solved: a
+    re-solve could only reshuffle equally good plans and show moves that no scenario caused. Its
+    result is ``baseline`` itself when that is the plan of ``current`` with no moves of its own,
+    else the placement ``current`` kept exactly as it runs.
+    """
     from engine.planner import place
 
     edited, notes = apply_scenario(bundle, scenario)
     if current is not None and edited.digest() == bundle.digest():
-        # nothing changed (a sweep's x1.0 point): a re-solve could only reshuffle equal plans and
-        # show moves that no scenario caused, so what runs stays exactly where it is
-        plan = place(edited, current=current, time_limit=time_limit, max_moves=0, freeze_current=True)
         notes.append("the edits leave the bundle as it is: the baseline placement stays where it runs")
+        if baseline is not None and not baseline.moves and baseline.assignment() == current:
+            plan = baseline
+        else:
+            plan = place(edited, current=current, time_limit=time_limit, max_moves=0, freeze_current=True)
     else:
         plan = place(edited, current=current, time_limit=time_limit)
     out = summarize(edited, plan)

@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
                 where = dask_scheduler or f"LocalCluster({workers} workers, threads)"
                 progress.update(task, description=f"scenarios on {where}")
                 results = run_scenarios(loaded, points, current=base_plan.assignment(), time_limit=time_limit,
-                                        scheduler=dask_scheduler, workers=workers, on_done=done)
+                                        scheduler=dask_scheduler, workers=workers, on_done=done,
+                                        baseline=base_plan)
             from engine.scenario import compare
 
             for r in results:

@@ -54,7 +54,7 @@ def run_whatif(body: WhatIfCreate, state: State, caller: Admin) -> WhatIfPublic:
     for name, scenario, value in points:
         entry: dict[str, Any] = {"name": name, "value": value}
         try:
-            summary = solve_scenario(bundle, scenario, current=current, time_limit=time_limit)
+            summary = solve_scenario(bundle, scenario, current=current, time_limit=time_limit, baseline=plan)
         except InputError as exc:
             entry["error"] = str(exc)
         else:
