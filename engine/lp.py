@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
 
+from engine.moves import scale_down_credit
 from engine.problem import UNLIMITED, Problem
 
 __all__ = ["LpResult", "pair_weights", "solve_lp", "weighted_bound_at"]
@@ -51,11 +52,21 @@ class _Lp:
         p = problem
         n_p = p.num_pairs
         self.p = p
-        # moved[k] >= current[k] - y[j] for current pairs that are still eligible
-        if len(p.current_w):
+        # moved[k] >= current[k] - y[j] for current pairs that are still eligible, of Divided
+        # workloads: they move ``sum moved - credit * placed`` (spec 3.3), linear with
+        # placed = sum y / replicas; a Duplicated one moves min(removed, added) >= 0, relaxed to 0
+        self.credit = np.zeros(n_p)
+        self.constant_moves = 0.0
+        if len(p.current_total):
             j = p.pair_index(p.current_w, p.current_c)
-            self.cur_pair = j[j >= 0]
-            self.cur_n = p.current_n[j >= 0].astype(float)
+            divided = ~p.duplicated[p.current_w]
+            self.cur_pair = j[(j >= 0) & divided]
+            self.cur_n = p.current_n[(j >= 0) & divided].astype(float)
+            gone = p.current_gone.astype(float) + np.bincount(
+                p.current_w[(j < 0) & divided], weights=p.current_n[(j < 0) & divided], minlength=p.num_workloads)
+            self.constant_moves = p.weights.moves * float(gone[~p.duplicated].sum())
+            per = scale_down_credit(p) / np.maximum(p.replicas, 1)
+            self.credit = np.where(p.duplicated[p.pair_w], 0.0, -p.weights.moves * per[p.pair_w])
         else:
             self.cur_pair = np.zeros(0, np.int64)
             self.cur_n = np.zeros(0)
@@ -135,7 +146,7 @@ class _Lp:
         """
         p = self.p
         c = np.zeros(self.n_cols)
-        per = pair_weights(p)
+        per = pair_weights(p) + self.credit
         agg = p.aggregated[p.pair_w]
         per[agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
         c[: p.num_pairs] = per
@@ -229,7 +240,7 @@ class LpResult:
             total += self.weights[f"priority:{value}"] * float(y[pair_prio == value].sum())
         if "tier" in self.weights:
             total -= self.weights["tier"] * float((y * p.pair_tier).sum())
-        return total + p.weights.moves * p.fixed_moves + self.constant_moves
+        return total + self.constant_moves
 
     constant_moves: float = 0.0
 
@@ -248,12 +259,9 @@ def solve_lp(problem: Problem, *, time_limit: float = 30.0, keep: int = 8) -> Lp
     y = x[: p.num_pairs]
     pair_prio = p.priority[p.pair_w]
     placed = {f"priority:{v}": float(y[pair_prio == v].sum()) for v in sorted(set(p.priority.tolist()), reverse=True)}
-    const = 0.0
-    if len(p.current_w):
-        j = p.pair_index(p.current_w, p.current_c)
-        const = p.weights.moves * float(p.current_n[j < 0].sum())
     return LpResult(y=y, placed=placed, tier=float((y * p.pair_tier).sum()), weights=weights,
-                    bound_total=bound, status=status, seconds=time.monotonic() - start, constant_moves=const)
+                    bound_total=bound, status=status, seconds=time.monotonic() - start,
+                    constant_moves=lp.constant_moves)
 
 
 def weighted_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float:
@@ -282,7 +290,7 @@ def weighted_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 12
     matrix = sp.vstack([lp.matrix, sp.csr_matrix(np.array(rows))], format="csr")
     c, _ = lp.combined()
     c = c.copy()
-    c[: p.num_pairs] = pair_weights(p)
+    c[: p.num_pairs] = pair_weights(p) + lp.credit
     agg = p.aggregated[p.pair_w]
     c[: p.num_pairs][agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
     model = mbh.ModelBuilderHelper()
@@ -293,8 +301,4 @@ def weighted_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 12
     solver.solve(model)
     if solver.status() != mbh.SolveStatus.OPTIMAL:
         return float("nan")
-    const = 0.0
-    if len(p.current_w):
-        j = p.pair_index(p.current_w, p.current_c)
-        const = p.weights.moves * float(p.current_n[j < 0].sum())
-    return solver.objective_value() + p.weights.moves * p.fixed_moves + const
+    return solver.objective_value() + lp.constant_moves

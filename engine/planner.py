@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.bundle import Bundle
 from engine.explain import explain_unplaced
+from engine.moves import moves_per_workload
 from engine.plan import (
     ObjectiveValues,
     Placement,
@@ -43,11 +44,7 @@ def evaluate(problem: Problem, y: np.ndarray) -> ObjectiveValues:
     preference = float((y * p.pair_preference).sum())
     pns = int(y[p.pair_prefer_no_schedule].sum())
     clusters_used = int((on & p.aggregated[p.pair_w]).sum())
-    moves = p.fixed_moves
-    if len(p.current_w):
-        idx = p.pair_index(p.current_w, p.current_c)
-        now = np.where(idx >= 0, y[np.maximum(idx, 0)], 0)
-        moves += int(np.maximum(p.current_n - now, 0).sum())
+    moves = int(moves_per_workload(p, y).sum())
     weighted = (
         wts.cost * cost
         + wts.latency * latency

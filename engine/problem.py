@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.bundle import Bundle
 from engine.quantity import natural_per_base
-from engine.resources import ObjectiveWeights, PlacementPolicySpec, Tenant
+from engine.resources import ObjectiveWeights, PlacementPolicySpec, Tenant, Workload
 from policies.base import CompileContext
 
 __all__ = ["UNLIMITED", "Problem", "SpreadRule", "build_problem"]
@@ -101,6 +101,10 @@ class Problem:
     fixed_moves: int
     max_moves: int | None
     weights: ObjectiveWeights
+    #: (W,) replicas each workload runs today in total, on clusters that left the fleet too (empty: none)
+    current_total: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: (W,) replicas each workload runs today on clusters that left the fleet (empty: none)
+    current_gone: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: workloads that the bundle knew but whose current replicas sit on unknown clusters etc.
     notes: list[str] = field(default_factory=list)
     #: the filters' view of the bundle, kept for explanations (not used by the model)
@@ -279,6 +283,8 @@ def build_problem(
     # eligibility: every filter, first failing filter remembered for explanations
     reason_codes: list[str] = []
     allowed = np.ones((len(group_specs), n_c), dtype=bool)
+    # where replicas that run today may stay (spec 2.2: an untolerated NoSchedule taint keeps them)
+    allowed_running = np.ones((len(group_specs), n_c), dtype=bool)
     first_reason_g = np.full((len(group_specs), n_c), -1, dtype=np.int8)
     for plugin in PLUGINS:
         mask = plugin.filter(ctx)
@@ -289,6 +295,8 @@ def build_problem(
         newly = allowed & ~mask
         first_reason_g[newly] = code_index
         allowed &= mask
+        running = plugin.filter_running(ctx)
+        allowed_running &= mask if running is None else running
     first_reason = first_reason_g[group] if n_w else np.zeros((0, n_c), np.int8)
     eligible = allowed[group] if n_w else np.zeros((0, n_c), bool)
     eligible_count = eligible.sum(axis=1).astype(np.int64)
@@ -325,6 +333,15 @@ def build_problem(
         limited = cap_r != UNLIMITED
         fits[:, limited] &= need[:, r][:, None] <= cap_r[limited][None, :]
     possible = eligible & fits & (smallest <= max_per)[:, None]
+    # replicas running where only a NoSchedule taint now forbids new ones: the pair stays, up to
+    # its current count (for Duplicated, only where a whole copy runs today)
+    kept_w, kept_c, kept_n = _kept_running(workloads, cluster_names, current or {})
+    if len(kept_w):
+        ok = ~eligible[kept_w, kept_c] & allowed_running[group[kept_w], kept_c] & fits[kept_w, kept_c]
+        ok &= (kept_n >= smallest[kept_w]) & (smallest <= max_per)[kept_w]
+        kept_w, kept_c, kept_n = kept_w[ok], kept_c[ok], kept_n[ok]
+        possible[kept_w, kept_c] = True
+        eligible_count += np.bincount(kept_w, minlength=n_w).astype(np.int64)
     pair_w, pair_c = np.nonzero(possible)
     pair_w = pair_w.astype(np.int32)
     pair_c = pair_c.astype(np.int32)
@@ -337,6 +354,10 @@ def build_problem(
         limited = (req > 0) & (cap != UNLIMITED)
         ub[limited] = np.minimum(ub[limited], cap[limited] // req[limited])
     pair_ub = np.where(duplicated[pair_w], replicas[pair_w], ub)
+    if len(kept_w):
+        # y[w, c] <= current[w, c] on a kept pair (Duplicated: current >= replicas, checked above)
+        at = np.searchsorted(pair_w.astype(np.int64) * n_c + pair_c, kept_w.astype(np.int64) * n_c + kept_c)
+        pair_ub[at] = np.minimum(pair_ub[at], kept_n)
 
     price = np.zeros((n_c, n_r), dtype=float)
     for c, cl in enumerate(clusters):
@@ -424,6 +445,18 @@ def _co_location(bundle: Bundle, problem: Problem) -> None:
     problem.anti_b = np.array([b for _, b in pairs], dtype=np.int32)
 
 
+def _kept_running(
+    workloads: list[Workload], cluster_names: list[str], current: dict[str, dict[str, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(workload, cluster, replicas) of everything that runs today on a cluster of the fleet."""
+    w_index = {wl.key: i for i, wl in enumerate(workloads)}
+    c_index = {k: i for i, k in enumerate(cluster_names)}
+    rows = [(w_index[key], c_index[cluster], n) for key, spread in current.items() if key in w_index
+            for cluster, n in spread.items() if n > 0 and cluster in c_index]
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], arr[:, 2]
+
+
 def _current(problem: Problem, current: dict[str, dict[str, int]]) -> None:
     w_index = {k: i for i, k in enumerate(problem.workload_keys)}
     c_index = {k: i for i, k in enumerate(problem.cluster_names)}
@@ -431,6 +464,7 @@ def _current(problem: Problem, current: dict[str, dict[str, int]]) -> None:
     cc: list[int] = []
     cn: list[int] = []
     fixed = 0
+    gone: dict[int, int] = {}
     for key, spread in sorted(current.items()):
         for cluster, n in sorted(spread.items()):
             if n <= 0:
@@ -447,6 +481,7 @@ def _current(problem: Problem, current: dict[str, dict[str, int]]) -> None:
                     "they must move"
                 )
                 fixed += n
+                gone[w_index[key]] = gone.get(w_index[key], 0) + n
             else:
                 cw.append(w_index[key])
                 cc.append(c_index[cluster])
@@ -455,6 +490,12 @@ def _current(problem: Problem, current: dict[str, dict[str, int]]) -> None:
     problem.current_c = np.array(cc, dtype=np.int32)
     problem.current_n = np.array(cn, dtype=np.int64)
     problem.fixed_moves = fixed
+    problem.current_total = np.zeros(problem.num_workloads, dtype=np.int64)
+    problem.current_gone = np.zeros(problem.num_workloads, dtype=np.int64)
+    np.add.at(problem.current_total, problem.current_w, problem.current_n)
+    for w, n in gone.items():
+        problem.current_total[w] += n
+        problem.current_gone[w] += n
 
 
 def restrict(

@@ -187,8 +187,10 @@ def tolerates(toleration: Toleration, taint: Taint) -> bool:
     return toleration.operator == "Exists" or toleration.value == taint.value
 
 
-def untolerated_taints(spec: PlacementPolicySpec | None, cluster: Cluster) -> list[Taint]:
-    """The NoSchedule/NoExecute taints of ``cluster`` that the policy does not tolerate.
+def untolerated_taints(
+    spec: PlacementPolicySpec | None, cluster: Cluster, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")
+) -> list[Taint]:
+    """The taints of ``cluster`` that the policy does not tolerate and that bind with one of ``effects``.
 
     A NoExecute taint that only tolerations with ``tolerationSeconds`` tolerate is
     tolerated for running replicas, not new ones (docs/karmada.md): it is returned as
@@ -202,7 +204,9 @@ def untolerated_taints(spec: PlacementPolicySpec | None, cluster: Cluster) -> li
         matching = [x for x in tols if tolerates(x, t)]
         if any(x.toleration_seconds is None for x in matching):
             continue
-        out.append(t.model_copy(update={"effect": "NoSchedule"}) if matching else t)
+        bound = t.model_copy(update={"effect": "NoSchedule"}) if matching else t
+        if bound.effect in effects:
+            out.append(bound)
     return out
 
 
@@ -287,6 +291,7 @@ class _Checker:
         self.workloads = {w.key: w for w in bundle.workloads}
         self.tenants = {t.metadata.name: t for t in bundle.tenants}
         self.sites = {s.metadata.name: s for s in bundle.sites}
+        self.current: Mapping[str, Mapping[str, int]] = {}
         self.out: list[Violation] = []
         self._specs: dict[str, PlacementPolicySpec | None] = {}
 
@@ -300,8 +305,16 @@ class _Checker:
 
     # -- eligibility (section 2, item 2) -------------------------------------------
 
-    def ineligible(self, w: Workload, cluster: Cluster) -> list[tuple[str, str]]:
-        """Every reason ``cluster`` is not eligible for ``w``, as (code, message)."""
+    def running(self, key: str, cname: str) -> int:
+        """Replicas of ``key`` that run on ``cname`` today (0 without a current placement)."""
+        return int(self.current.get(key, {}).get(cname, 0))
+
+    def ineligible(self, w: Workload, cluster: Cluster, placed: int = 1) -> list[tuple[str, str]]:
+        """Every reason ``cluster`` is not eligible for ``placed`` replicas of ``w``, as (code, message).
+
+        Spec 2.2: an untolerated ``NoSchedule`` taint forbids only replicas beyond those that run
+        there today; ``NoExecute`` forbids every replica.
+        """
         reasons: list[tuple[str, str]] = []
         spec = self.spec(w)
         if spec is not None and spec.cluster_affinities is not None:
@@ -320,10 +333,14 @@ class _Checker:
             reasons.append(
                 ("TenantSelector", f"is outside tenant {w.metadata.namespace}'s selector")
             )
-        taints = untolerated_taints(spec, cluster)
+        taints = untolerated_taints(spec, cluster, ("NoExecute",))
+        running = self.running(w.key, cluster.metadata.name)
+        if placed > running:
+            taints += untolerated_taints(spec, cluster, ("NoSchedule",))
         if taints:
             text = ", ".join(f"{t.key}={t.value}:{t.effect}" for t in taints)
-            reasons.append(("Untolerated", f"has untolerated taint(s) {{{text}}}"))
+            kept = f" ({placed} replica(s) here, {running} run here today)" if running else ""
+            reasons.append(("Untolerated", f"has untolerated taint(s) {{{text}}}{kept}"))
         if spec is not None and spec.latency is not None:
             site = self.sites.get(spec.latency.site)
             ms = site.spec.latency_ms.get(cluster.metadata.name) if site else None
@@ -352,7 +369,7 @@ class _Checker:
         spec = self.spec(w)
         out = set()
         for name, c in self.clusters.items():
-            if self.ineligible(w, c):
+            if self.ineligible(w, c, placed=w.spec.replicas):
                 continue
             if spec is not None and any(
                 self.spread_value(s.spread_by_field, s.spread_by_label, c) is None
@@ -405,6 +422,7 @@ def verify(
         InputError: ``plan`` is not shaped like a plan at all.
     """
     ck = _Checker(bundle)
+    ck.current = current or {}
     placed_raw, unplaced_names = _read_plan(plan)
 
     # -- the plan's own shape ------------------------------------------------------
@@ -481,7 +499,7 @@ def _check_workload(
         cluster = ck.clusters.get(cname)
         if cluster is None:
             continue
-        for code, message in ck.ineligible(w, cluster):
+        for code, message in ck.ineligible(w, cluster, placed=row[cname]):
             ck.add(code, key, cname, f"cluster {cname} {message}")
 
     # 5. per-cluster bounds
@@ -646,7 +664,12 @@ def _check_moves(
     current: Mapping[str, Mapping[str, int]] | None,
     max_moves: int | None,
 ) -> None:
-    """10. Moves budget: replicas removed from where they run today."""
+    """10. Moves budget: replicas moved from where they run today.
+
+    Spec 3.3: a workload that stays placed moves ``sum_c max(0, cur - y) - max(0, sum cur - sum y)``
+    (a scale-down is not a move); one that is unplaced moves every replica it runs; one deleted
+    from the bundle moves none.
+    """
     if max_moves is None and ck.bundle.objective is not None:
         max_moves = ck.bundle.objective.spec.max_moves
     if current is None or max_moves is None:
@@ -656,11 +679,14 @@ def _check_moves(
     for key in sorted(current):
         if key not in ck.workloads:
             continue
-        for cname, before in sorted(current[key].items()):
-            gone = max(0, before - y.get(key, {}).get(cname, 0))
-            if gone:
-                removed += gone
-                detail.append(f"{key}@{cname}:{gone}")
+        now = y.get(key, {})
+        before = {c: n for c, n in current[key].items() if _is_count(n) and n > 0}
+        taken = sum(max(0, n - now.get(c, 0)) for c, n in before.items())
+        if now:
+            taken -= max(0, sum(before.values()) - sum(now.values()))
+        if taken > 0:
+            removed += taken
+            detail.append(f"{key}:{taken}")
     if removed > max_moves:
         shown = ", ".join(detail[:8]) + (", ..." if len(detail) > 8 else "")
         ck.add(

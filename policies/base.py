@@ -119,6 +119,15 @@ class Plugin:
         """
         return None
 
+    def filter_running(self, ctx: CompileContext) -> np.ndarray | None:
+        """Eligibility of every (group, cluster) for replicas that run there today.
+
+        Returns:
+            A ``(G, C)`` bool array, or ``None`` when it is the same as :meth:`filter`
+            (only taints differ: ``NoSchedule`` keeps running replicas, spec 2.2).
+        """
+        return None
+
     def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
         """One sentence on why this plugin excluded ``excluded`` (cluster indices)."""
         return f"{len(excluded)} cluster(s) excluded by {self.name}"

@@ -6,6 +6,8 @@ A ``NoExecute`` taint tolerated only by tolerations with ``tolerationSeconds``
 binds new replicas like ``NoSchedule`` (:func:`binding_effect`): Berth does not
 place replicas on a cluster that will evict them, and does not evict before the
 cluster does (``docs/karmada.md``).
+Replicas that run on a cluster today stay through a ``NoSchedule`` taint (up to
+their current count, spec 2.2); only ``NoExecute`` evicts them (:meth:`TaintsPlugin.filter_running`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class TaintsPlugin(Plugin):
 
     def filter(self, ctx: CompileContext) -> np.ndarray:
         return ~_untolerated(ctx, ("NoSchedule", "NoExecute"))
+
+    def filter_running(self, ctx: CompileContext) -> np.ndarray:
+        return ~_untolerated(ctx, ("NoExecute",))
 
     def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
         spec = ctx.groups[group]

@@ -1,0 +1,184 @@
+"""Spec sections 1, 2.2, 3.3 and 4 (2026-12-01): what runs today is never lost by accident.
+
+``NoSchedule`` keeps running replicas, a scale-down is not a move, a change that does not fit
+keeps the current placement; through ``engine.planner.place`` (every strategy) and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.planner import place
+from engine.problem import build_problem
+from engine.solve import solve_problem
+from engine.verify import verify
+from tests.builders import bundle_of, cluster, objective, workload
+from tests.test_cli import run, write_bundle
+
+TAINT = {"key": "maintenance", "value": "true", "effect": "NoSchedule"}
+
+
+def _tainted(effect: str, **spec: object) -> dict:
+    return cluster("a", taints=[{**TAINT, "effect": effect}], price={"cpu": "0.01"}, **spec)
+
+
+# --- 1. NoSchedule keeps running replicas ---------------------------------------------------
+
+
+@pytest.mark.parametrize("max_moves", [None, 0, 3])
+def test_noschedule_keeps_running_replicas(max_moves: int | None) -> None:
+    docs = [_tainted("NoSchedule"), cluster("b", price={"cpu": "0.05"}), workload("web", 4)]
+    current = {"default/web": {"a": 3, "b": 1}}
+    plan = place(bundle_of(*docs), current=current, max_moves=max_moves)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert plan.assignment() == {"default/web": {"a": 3, "b": 1}}
+    assert plan.moves == [] and plan.status.objective.moves == 0
+    assert verify(bundle_of(*docs), plan, current=current, max_moves=max_moves) == []
+
+
+def test_noschedule_forbids_new_replicas_beyond_current() -> None:
+    # a is cheapest, but under NoSchedule it may keep 2 and get none more
+    docs = [_tainted("NoSchedule"), cluster("b", price={"cpu": "0.05"}), workload("web", 6)]
+    current = {"default/web": {"a": 2, "b": 2}}
+    plan = place(bundle_of(*docs), current=current)
+    assert plan.assignment() == {"default/web": {"a": 2, "b": 4}}
+    # the verifier refuses a plan that grows there
+    bad = plan.model_copy(deep=True)
+    bad.placements[0].clusters = {"a": 3, "b": 3}
+    assert [v.code for v in verify(bundle_of(*docs), bad, current=current)] == ["Untolerated"]
+    assert verify(bundle_of(*docs), bad, current=None)[0].code == "Untolerated"
+
+
+def test_noexecute_evicts() -> None:
+    docs = [_tainted("NoExecute"), cluster("b", price={"cpu": "0.05"}), workload("web", 4)]
+    current = {"default/web": {"a": 3, "b": 1}}
+    plan = place(bundle_of(*docs), current=current)
+    assert plan.assignment() == {"default/web": {"b": 4}}
+    bad = plan.model_copy(deep=True)
+    bad.placements[0].clusters = {"a": 3, "b": 1}
+    assert "Untolerated" in {v.code for v in verify(bundle_of(*docs), bad, current=current)}
+
+
+def test_noschedule_kept_by_the_large_path() -> None:
+    # the construction strategy (engine.large) honours the same pair bound as the model
+    docs = [_tainted("NoSchedule"), cluster("b", price={"cpu": "0.05"}), workload("web", 6)]
+    current = {"default/web": {"a": 2, "b": 2}}
+    problem = build_problem(bundle_of(*docs), current=current)
+    from engine.large import solve_large
+
+    sol = solve_large(problem, time_limit=2.0)
+    got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
+    assert got["a"] <= 2 and sum(got.values()) == 6
+
+
+def test_noschedule_keeps_a_duplicated_copy() -> None:
+    dup = {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}}
+    from tests.builders import policy
+
+    docs = [_tainted("NoSchedule"), cluster("b"), cluster("c"), policy("dup", **dup),
+            workload("agent", 1, policy="dup")]
+    current = {"default/agent": {"a": 1, "b": 1, "c": 1}}
+    plan = place(bundle_of(*docs), current=current)
+    assert plan.assignment() == {"default/agent": {"a": 1, "b": 1, "c": 1}}
+    # without it running there, a broadcast skips the tainted cluster
+    plan = place(bundle_of(*docs))
+    assert plan.assignment() == {"default/agent": {"b": 1, "c": 1}}
+
+
+def test_cli_noschedule_taint_does_not_move_what_runs(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path, _tainted("NoSchedule"), cluster("b", price={"cpu": "0.05"}),
+                          workload("web", 4))
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 4}}]}))
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "--current", str(current), "-o", str(out), "--max-moves", "0")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["placements"] == [{"workload": "default/web", "clusters": {"a": 4}}]
+    assert plan["moves"] == []
+    assert run("verify", str(bundle), str(out), "--current", str(current)).returncode == 0
+
+
+# --- 2. a scale-down is not a move ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_moves", [0, None])
+def test_scale_down_is_not_a_move(max_moves: int | None) -> None:
+    docs = [cluster("a"), cluster("b"), workload("web", 2)]
+    current = {"default/web": {"a": 2, "b": 2}}
+    plan = place(bundle_of(*docs), current=current, max_moves=max_moves)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert plan.status.objective.moves == 0
+    assert sum(plan.assignment()["default/web"].values()) == 2
+    assert verify(bundle_of(*docs), plan, current=current, max_moves=0) == []
+
+
+def test_scale_down_then_move_counts_only_the_move() -> None:
+    # 4 on a -> 2 wanted, a now only fits 1: one replica moves, the other two are removed
+    docs = [cluster("a", capacity={"cpu": "1"}), cluster("b"), workload("web", 2)]
+    current = {"default/web": {"a": 4}}
+    plan = place(bundle_of(*docs), current=current, max_moves=1)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert plan.assignment() == {"default/web": {"a": 1, "b": 1}}
+    assert plan.status.objective.moves == 1
+    assert place(bundle_of(*docs), current=current, max_moves=0).status.solver == "Infeasible"
+
+
+def test_scale_down_of_a_duplicated_workload_is_not_a_move() -> None:
+    from tests.builders import policy
+
+    docs = [cluster("a"), cluster("b"), cluster("c"),
+            policy("dup", replicaScheduling={"replicaSchedulingType": "Duplicated"}, clusters={"min": 1, "max": 2}),
+            workload("agent", 2, policy="dup")]
+    current = {"default/agent": {"a": 3, "b": 3}}
+    plan = place(bundle_of(*docs), current=current, max_moves=0)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert plan.assignment() == {"default/agent": {"a": 2, "b": 2}}
+    assert plan.status.objective.moves == 0
+
+
+def test_verifier_counts_moves_by_the_new_formula() -> None:
+    docs = [cluster("a"), cluster("b"), workload("web", 2)]
+    b = bundle_of(*docs)
+    shrink = {"placements": [{"workload": "default/web", "clusters": {"a": 2}}], "unplaced": []}
+    assert verify(b, shrink, current={"default/web": {"a": 2, "b": 2}}, max_moves=0) == []
+    moved = {"placements": [{"workload": "default/web", "clusters": {"b": 2}}], "unplaced": []}
+    assert [v.code for v in verify(b, moved, current={"default/web": {"a": 2}}, max_moves=1)] == ["MovesBudget"]
+    gone = {"placements": [], "unplaced": [{"workload": "default/web", "reasons": []}]}
+    assert [v.code for v in verify(b, gone, current={"default/web": {"a": 2}}, max_moves=1)] == ["MovesBudget"]
+
+
+def test_cli_scale_down_with_max_moves_zero(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path, cluster("a"), cluster("b"), workload("web", 2), objective(maxMoves=0))
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]}))
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "--current", str(current), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["status"]["solver"] in ("Optimal", "Feasible")
+    assert plan["status"]["objective"]["moves"] == 0
+    assert sum(plan["placements"][0]["clusters"].values()) == 2
+
+
+# --- 7. the evaluator with nothing eligible ---------------------------------------------------
+
+
+def test_nothing_eligible_with_current_replicas_does_not_crash(tmp_path: Path) -> None:
+    from tests.builders import policy
+
+    docs = [cluster("a", labels={"tier": "cloud"}), policy("edge", clusterAffinity={"labelSelector": {
+        "matchLabels": {"tier": "edge"}}}), workload("web", 2, policy="edge")]
+    bundle = write_bundle(tmp_path, *docs)
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2}}]}))
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "--current", str(current), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["placements"] == [] and plan["unplaced"][0]["workload"] == "default/web"
+    assert plan["status"]["objective"]["moves"] == 2
+    assert solve_problem(build_problem(bundle_of(*docs), current={"default/web": {"a": 2}})).y.size == 0
