@@ -35,6 +35,8 @@ REASON_CODES = (
     "AntiAffinityConflict",
     "OutPrioritized",
     "MovesBudget",
+    "ChangeNotApplied",
+    "InternalError",
     "SolverTimeLimit",
 )
 

@@ -20,6 +20,7 @@ from engine.quantity import QuantityError, parse_quantity
 
 __all__ = [
     "API_VERSION",
+    "TOPOLOGY_LABELS",
     "AffinityTerm",
     "Cluster",
     "ClusterAffinity",
@@ -240,6 +241,14 @@ class Toleration(_Model):
         return self
 
 
+#: the spec fields of a Cluster that are also exposed as labels (spec 1)
+TOPOLOGY_LABELS = {
+    "region": "topology.kubernetes.io/region",
+    "zone": "topology.kubernetes.io/zone",
+    "provider": "placement.berth.dev/provider",
+}
+
+
 class ClusterSpec(_Model):
     region: str | None = None
     zone: str | None = None
@@ -254,6 +263,17 @@ class Cluster(_Model):
     kind: Literal["Cluster"]
     metadata: Metadata
     spec: ClusterSpec
+
+    @model_validator(mode="after")
+    def _fields_from_labels(self) -> Cluster:
+        """Spec 1 exposes ``region``, ``zone`` and ``provider`` as labels; a cluster that gives one
+        only as its label has that field (README, "Decisions where the spec is silent"), so every
+        reader (filters, spread, the verifier, renderers) sees one value. The spec field wins
+        when both are given."""
+        for name, label in TOPOLOGY_LABELS.items():
+            if getattr(self.spec, name) is None and label in self.metadata.labels:
+                setattr(self.spec, name, self.metadata.labels[label])
+        return self
 
     @property
     def name(self) -> str:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.resources import ClusterAffinity, LabelSelector, SelectorRequirement
+from engine.resources import TOPOLOGY_LABELS, ClusterAffinity, LabelSelector, SelectorRequirement
 
 __all__ = ["FIELD_LABELS", "affinity_mask", "selector_mask"]
 
 #: fieldSelector keys and spreadByField values, as the labels Cluster exposes.
-FIELD_LABELS = {
-    "region": "topology.kubernetes.io/region",
-    "zone": "topology.kubernetes.io/zone",
-    "provider": "placement.berth.dev/provider",
-}
+FIELD_LABELS = TOPOLOGY_LABELS
 
 
 def _requirement(req: SelectorRequirement, labels: dict[str, str], key: str) -> bool:

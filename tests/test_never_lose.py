@@ -182,3 +182,80 @@ def test_nothing_eligible_with_current_replicas_does_not_crash(tmp_path: Path) -
     assert plan["placements"] == [] and plan["unplaced"][0]["workload"] == "default/web"
     assert plan["status"]["objective"]["moves"] == 2
     assert solve_problem(build_problem(bundle_of(*docs), current={"default/web": {"a": 2}})).y.size == 0
+
+
+# --- 5. region, zone and provider given only as labels -----------------------------------------
+
+
+def test_topology_given_only_as_labels_is_the_field(tmp_path: Path) -> None:
+    from tests.builders import policy
+
+    region = "topology.kubernetes.io/region"
+    docs = [cluster("eu-1", labels={region: "eu"}), cluster("eu-2", labels={region: "eu"}),
+            cluster("us-1", labels={region: "us"}), cluster("ap-1", region="ap"),
+            policy("spread", fieldSelector=None, clusterAffinity={"fieldSelector": {"matchExpressions": [
+                {"key": "region", "operator": "In", "values": ["eu", "us"]}]}},
+                spreadConstraints=[{"spreadByField": "region", "minGroups": 2, "maxGroups": 2}]),
+            workload("web", 4, policy="spread")]
+    docs[4]["spec"].pop("fieldSelector")
+    bundle = write_bundle(tmp_path, *docs)
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    used = plan["placements"][0]["clusters"]
+    assert "ap-1" not in used and "us-1" in used and sum(used.values()) == 4
+    assert run("verify", str(bundle), str(out)).returncode == 0
+    # the field is the label's value for every reader
+    assert bundle_of(*docs).clusters[0].spec.region == "eu"
+
+
+# --- 6. a workload whose plan fails verification is left unplaced, the rest is planned ----------
+
+
+def _corrupting(monkeypatch: pytest.MonkeyPatch, victim: str) -> None:
+    """Inject an engine bug: the solution gives ``victim`` one replica too many on its first cluster."""
+    import engine.planner as planner
+
+    real = planner.solve_problem
+
+    def buggy(problem, **kwargs):  # type: ignore[no-untyped-def]
+        sol = real(problem, **kwargs)
+        w = problem.workload_keys.index(victim)
+        sl = problem.pairs_of(w)
+        first = sl.start + int(sol.y[sl].argmax())
+        sol.y[first] += 1
+        return sol
+
+    monkeypatch.setattr(planner, "solve_problem", buggy)
+
+
+def test_a_workload_failing_verification_is_left_unplaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.builders import policy
+
+    docs = [cluster("a"), cluster("b"), workload("web", 2), workload("db", 2),
+            policy("near-db", affinity={"workloads": ["db"]}), workload("cache", 1, policy="near-db")]
+    _corrupting(monkeypatch, "default/db")
+    plan = place(bundle_of(*docs))
+    assert sorted(plan.assignment()) == ["default/web"]
+    unplaced = {u.workload: u.reasons[0] for u in plan.unplaced}
+    assert unplaced["default/db"].code == "InternalError"
+    assert "AllOrNothing" in unplaced["default/db"].message
+    assert unplaced["default/cache"].code == "InternalError" and "affinity" in unplaced["default/cache"].message
+    assert any("failed verification" in w for w in plan.status.warnings)
+    assert verify(bundle_of(*docs), plan) == []
+
+
+def test_cli_says_so_on_stderr_and_exits_0(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from adapters.cli.app import app
+
+    bundle = write_bundle(tmp_path, cluster("a"), workload("web", 2), workload("db", 2))
+    _corrupting(monkeypatch, "default/db")
+    out = tmp_path / "plan.json"
+    result = CliRunner().invoke(app, ["place", str(bundle), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "InternalError" in result.stderr and "default/db" in result.stderr
+    plan = json.loads(out.read_text())
+    assert [p["workload"] for p in plan["placements"]] == ["default/web"]

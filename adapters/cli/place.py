@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from adapters.cli.common import ExitCode, atomic_write, console, err_console, load_assignment, run_guarded
-from adapters.cli.render import print_plan
+from adapters.cli.render import internal_errors, print_plan
 from adapters.gitops.sources import check_bundle_sources
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
@@ -150,6 +150,8 @@ def register(app: typer.Typer) -> None:
                               f"unplaced, weighted {s.objective.weighted:.4f}")
             else:
                 print_plan(console, loaded, plan, output=str(output) if output else None)
+            if (loud := internal_errors(plan)) is not None:
+                err_console.print(loud)
             if infeasible:
                 err_console.print(INFEASIBLE_MESSAGE + ("nothing was committed" if commit else "nothing to commit"))
                 return ExitCode.INFEASIBLE

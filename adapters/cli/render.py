@@ -68,6 +68,16 @@ def _unplaced(plan: Plan) -> Table:
     return table
 
 
+def internal_errors(plan: Plan) -> str | None:
+    """One loud line for stderr when workloads were left unplaced because their plan failed
+    verification (spec 7: a bug that concerns one workload never fails the whole fleet)."""
+    names = [u.workload for u in plan.unplaced if any(r.code == "InternalError" for r in u.reasons)]
+    if not names:
+        return None
+    return (f"error: {len(names)} workload(s) left unplaced because the engine's plan for them failed "
+            f"verification (InternalError, a bug): {', '.join(names)}; the rest was planned and verified")
+
+
 def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | None = None) -> None:
     """Print the plan as tables, then one summary line."""
     console.print(_utilisation(bundle, plan))

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from adapters.cli.common import ExitCode, atomic_write, console, err_console, run_guarded
 from adapters.cli.place import GITOPS_FORMATS, INFEASIBLE_MESSAGE, load_inputs, parse_weights
+from adapters.cli.render import internal_errors
 from adapters.gitops.sources import check_bundle_sources
 from engine.errors import InputError
 from engine.planner import place as engine_place
@@ -124,6 +125,8 @@ def register(app: typer.Typer) -> None:
             _print_summary(summary)
             for w in summary["warnings"]:
                 console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            if (loud := internal_errors(plan)) is not None:
+                err_console.print(loud)
             if infeasible:
                 err_console.print(INFEASIBLE_MESSAGE + ("nothing was committed" if commit else "nothing to commit"))
                 return ExitCode.INFEASIBLE
