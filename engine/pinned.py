@@ -35,7 +35,7 @@ import numpy as np
 from engine.large import Residual, _spread_ok
 from engine.problem import UNLIMITED, Problem, restrict
 
-__all__ = ["pinned_placement", "solve_pinned"]
+__all__ = ["pinned_placement", "solve_around", "solve_pinned"]
 
 
 def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | None:
@@ -94,15 +94,26 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
     include the pinned replicas), or ``None`` when the shortcut is not exact
     (see the module docstring). ``frozen``: see :func:`pinned_placement`.
     """
+    start = time.monotonic()
+    state = pinned_placement(problem, frozen=frozen)
+    if state is None:
+        return None
+    return solve_around(problem, state.y, time_limit=max(time_limit - (time.monotonic() - start), 0.05))
+
+
+def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float):  # type: ignore[no-untyped-def]
+    """Solve the workloads that ``fixed`` (replicas per pair, valid by itself) leaves at zero, around it.
+
+    The fixed replicas are constants of every level; co-location with fixed partners becomes
+    eligibility; the rest keeps its current placement and the moves budget (the fixed ones
+    move nothing). Returns a :class:`~engine.solve.Solution` over the whole problem.
+    """
     from engine.planner import evaluate
     from engine.solve import LevelResult, Solution, solve_problem
 
     start = time.monotonic()
     p = problem
-    state = pinned_placement(p, frozen=frozen)
-    if state is None:
-        return None
-    fixed = state.y
+    state = Residual.from_y(p, fixed)
     pinned = np.bincount(p.pair_w, weights=fixed, minlength=p.num_workloads) > 0
     new = ~pinned
     # co-location with pinned partners becomes eligibility of the new workload's pairs
@@ -120,7 +131,7 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
     # what the pinned placement leaves, with the problem's own marks for "no limit"
     capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
     quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
-    sub = restrict(replace(p, pair_ub=ub), new, capacity=capacity, quota=quota)
+    sub = restrict(replace(p, pair_ub=ub), new, capacity=capacity, quota=quota, keep_current=True)
     left = max(time_limit - (time.monotonic() - start), 0.05)
     part = solve_problem(sub, time_limit=left)
     y = fixed.copy()
@@ -129,7 +140,10 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
     base = evaluate(p, fixed)
     offset = {f"priority:{k}": float(v) for k, v in base.placed_by_priority.items()}
     offset["tier"] = float(base.tier)
-    offset["weighted"] = float(base.weighted)
+    # the rest's moves are the part's own: leave out what ``fixed`` alone counts for them
+    from engine.moves import moves_per_workload
+
+    offset["weighted"] = float(base.weighted) - p.weights.moves * float(moves_per_workload(p, fixed)[new].sum())
     solved = {lv.name: lv for lv in part.levels}
     levels: list[LevelResult] = []
     names = [f"priority:{k}" for k in base.placed_by_priority]

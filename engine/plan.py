@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Move",
+    "NotApplied",
     "ObjectiveValues",
     "Placement",
     "Plan",
@@ -83,6 +84,14 @@ class Unplaced(_Out):
     reasons: list[Reason]
 
 
+class NotApplied(Unplaced):
+    """A running workload whose new spec does not fit: kept where it runs, at ``kept_replicas``
+    (spec 4); ``reasons`` starts with ``ChangeNotApplied``, then why the change does not fit."""
+
+    kept_replicas: int
+    wanted_replicas: int
+
+
 class Move(_Out):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
     workload: str
@@ -103,6 +112,7 @@ class Plan(_Out):
     status: PlanStatus
     placements: list[Placement] = Field(default_factory=list)
     unplaced: list[Unplaced] = Field(default_factory=list)
+    not_applied: list[NotApplied] = Field(default_factory=list)
     moves: list[Move] = Field(default_factory=list)
 
     def assignment(self) -> dict[str, dict[str, int]]:

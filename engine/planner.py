@@ -14,6 +14,7 @@ from engine.bundle import Bundle
 from engine.explain import explain_unplaced
 from engine.moves import moves_per_workload
 from engine.plan import (
+    NotApplied,
     ObjectiveValues,
     Placement,
     Plan,
@@ -74,8 +75,12 @@ def plan_from_solution(
     current: dict[str, dict[str, int]] | None = None,
     now: datetime | None = None,
     warnings: list[str] | None = None,
+    not_applied: list[NotApplied] | None = None,
 ) -> Plan:
-    """Turn a solution into the plan of spec section 5, with explanations."""
+    """Turn a solution into the plan of spec section 5, with explanations.
+
+    ``not_applied``: running workloads kept where they run (spec 4); listed when still placed.
+    """
     p = problem
     y = solution.y
     values = evaluate(p, y)
@@ -136,6 +141,7 @@ def plan_from_solution(
         status=status,
         placements=placements,
         unplaced=unplaced,
+        not_applied=[n for n in not_applied or [] if n.workload in assignment],
         moves=moves,
     )
 
@@ -181,15 +187,87 @@ def place(
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
                              freeze_current=freeze_current)
+    not_applied: list[NotApplied] = []
+    if current:
+        problem, solution, not_applied = _keep_running(
+            bundle, problem, solution, current=current, weights=weights, max_moves=max_moves,
+            time_limit=time_limit)
     # the large path proves no bound while solving: an LP bound at its placement, in a short extra time
     solution = prove_weighted(problem, solution, time_limit=bound_seconds(time_limit))
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,
-        warnings=warnings,
+        warnings=warnings, not_applied=not_applied,
     )
     if verify and plan.status.solver in ("Optimal", "Feasible"):
         plan = _verified(bundle, problem, solution, plan, current=current, now=now, warnings=warnings)
     return plan
+
+
+def _keep_running(
+    bundle: Bundle,
+    problem: Problem,
+    solution: Solution,
+    *,
+    current: dict[str, dict[str, int]],
+    weights: ObjectiveWeights | None,
+    max_moves: int | None,
+    time_limit: float,
+) -> tuple[Problem, Solution, list[NotApplied]]:
+    """Spec 4: running workloads whose change does not fit stay where they run (:mod:`engine.keep`).
+
+    Returns the problem (kept workloads at their kept replicas), its solution, and the
+    ``notApplied`` entries; the inputs unchanged when nothing is kept.
+    """
+    from engine.keep import keep_count, keepable, with_replicas
+    from engine.pinned import solve_around
+
+    first_problem, first = problem, solution
+    probe = solution
+    if solution.status == "Infeasible" and problem.max_moves is not None:
+        # which running workloads do not fit, whatever the budget: keeping them may make it feasible
+        loose = build_problem(bundle, current=current, weights=weights)
+        probe = solve_problem(loose, time_limit=max(time_limit / 2, 0.5), hint_y=_hint_from_current(loose))
+    y = probe.y
+    kept: dict[str, int] = {}
+    for _ in range(5):  # the kept set only grows; a few rounds reach the fixpoint in practice
+        p = problem
+        placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+        running = [w for w in range(p.num_workloads)
+                   if p.current_total[w] > 0 and not placed[w] and p.workload_keys[w] not in kept]
+        grown = False
+        for w in sorted(running, key=lambda w: -int(p.priority[w])):
+            key = p.workload_keys[w]
+            count = keep_count(current.get(key, {}), bool(p.duplicated[w]))
+            if count is not None and keepable(bundle, p, y, kept, key, count, current):
+                kept[key] = count
+                grown = True
+        if not grown:
+            break
+        problem = build_problem(with_replicas(bundle, kept), current=current, weights=weights, max_moves=max_moves)
+        fixed = np.zeros(problem.num_pairs, dtype=np.int64)
+        index = {k: i for i, k in enumerate(problem.workload_keys)}
+        is_kept = np.isin(problem.current_w, [index[k] for k in kept])
+        at = problem.pair_index(problem.current_w[is_kept], problem.current_c[is_kept])
+        if (at < 0).any():  # the verifier accepted what the model cannot hold: keep nothing (safe side)
+            return first_problem, first, []
+        fixed[at] = problem.current_n[is_kept]
+        solution = solve_around(problem, fixed, time_limit=max(time_limit / 2, 0.5))
+        y = solution.y
+    if not kept:
+        return first_problem, first, []
+    first_y = first.y if first.status != "Infeasible" else probe.y
+    explained = explain_unplaced(first_problem if first.status != "Infeasible" else build_problem(
+        bundle, current=current, weights=weights), first_y, "Feasible", time_limit=5.0)
+    out: list[NotApplied] = []
+    for key, count in kept.items():
+        w = first_problem.workload_keys.index(key)
+        wanted = int(first_problem.replicas[w])
+        change = Reason(code="ChangeNotApplied", message=(
+            f"runs {count} replica(s){' per copy' if first_problem.duplicated[w] else ''} today and keeps them "
+            f"where they run: the new spec ({wanted} replica(s)) cannot be placed"))
+        out.append(NotApplied(workload=key, reasons=[change, *explained.get(w, [])],
+                              kept_replicas=count, wanted_replicas=wanted))
+    return problem, solution, out
 
 
 def _verified(
@@ -240,7 +318,7 @@ def _verified(
             why.setdefault(w, message)
         dropped = Solution(y, "Feasible", solution.seconds, [])
         plan = plan_from_solution(p, dropped, input_digest=bundle.digest(), current=current, now=now,
-                                  warnings=warnings)
+                                  warnings=warnings, not_applied=plan.not_applied)
         for u in plan.unplaced:
             w = index[u.workload]
             if w in why:

@@ -505,8 +505,12 @@ def restrict(
     capacity: np.ndarray | None = None,
     quota: np.ndarray | None = None,
     drop_spread: bool = False,
+    keep_current: bool = False,
 ) -> Problem:
     """A sub-problem over the workloads where ``keep`` is true.
+
+    With ``keep_current`` the kept workloads' current placement and the moves budget stay
+    (solving the rest of a fleet around workloads that do not change, :mod:`engine.keep`).
 
     Used for explanations ("would it fit alone?") and for incremental
     placement against residual capacity. Co-location links to workloads left
@@ -550,6 +554,14 @@ def restrict(
         return (new_of_old[a[ok]].astype(np.int32), new_of_old[b[ok]].astype(np.int32))
 
     aff_from, aff_to = sel_links(p.affinity_from, p.affinity_to)
+    cur_w, cur_c, cur_n = np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64)
+    cur_total, cur_gone, fixed = np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+    if keep_current and len(p.current_total):
+        sel = keep[p.current_w]
+        cur_w = new_of_old[p.current_w[sel]].astype(np.int32)
+        cur_c, cur_n = p.current_c[sel], p.current_n[sel]
+        cur_total, cur_gone = p.current_total[keep_idx], p.current_gone[keep_idx]
+        fixed = int(cur_gone.sum())
     anti_a, anti_b = sel_links(p.anti_a, p.anti_b)
     group_spread = [[] for _ in p.group_specs] if drop_spread else p.group_spread
     return Problem(
@@ -591,13 +603,15 @@ def restrict(
         affinity_to=aff_to,
         anti_a=anti_a,
         anti_b=anti_b,
-        current_w=np.zeros(0, dtype=np.int32),
-        current_c=np.zeros(0, dtype=np.int32),
-        current_n=np.zeros(0, dtype=np.int64),
-        fixed_moves=0,
-        max_moves=None,
+        current_w=cur_w,
+        current_c=cur_c,
+        current_n=cur_n,
+        fixed_moves=fixed,
+        max_moves=p.max_moves if keep_current else None,
         weights=p.weights,
         context=p.context,
+        current_total=cur_total,
+        current_gone=cur_gone,
     )
 
 

@@ -97,6 +97,8 @@ VIOLATION_CODES = (
     "Affinity",
     "AntiAffinity",
     "MovesBudget",
+    # 4. a change that does not fit keeps what runs
+    "NotApplied",
 )
 
 
@@ -244,6 +246,21 @@ def _policy_spec(bundle: Bundle, w: Workload) -> PlacementPolicySpec | None:
 # --- the plan, read leniently ----------------------------------------------------
 
 
+def _read_kept(plan: Plan | Mapping[str, Any]) -> dict[str, Any]:
+    """``{workload: keptReplicas}`` of the plan's ``notApplied`` list (spec 4)."""
+    if isinstance(plan, Plan):
+        return {n.workload: n.kept_replicas for n in plan.not_applied}
+    entries = plan.get("notApplied") or []
+    if not isinstance(entries, list):
+        raise InputError("plan: notApplied must be a list", field="notApplied")
+    kept: dict[str, Any] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("workload"), str):
+            raise InputError("a notApplied entry needs a workload name", field=f"notApplied[{i}]")
+        kept[entry["workload"]] = entry.get("keptReplicas")
+    return kept
+
+
 def _read_plan(
     plan: Plan | Mapping[str, Any],
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
@@ -292,6 +309,7 @@ class _Checker:
         self.tenants = {t.metadata.name: t for t in bundle.tenants}
         self.sites = {s.metadata.name: s for s in bundle.sites}
         self.current: Mapping[str, Mapping[str, int]] = {}
+        self.kept: dict[str, int] = {}  # notApplied: workload -> keptReplicas
         self.out: list[Violation] = []
         self._specs: dict[str, PlacementPolicySpec | None] = {}
 
@@ -304,6 +322,10 @@ class _Checker:
         return self._specs[w.key]
 
     # -- eligibility (section 2, item 2) -------------------------------------------
+
+    def replicas(self, w: Workload) -> int:
+        """The replica count section 2 checks: ``keptReplicas`` for a notApplied workload (spec 4)."""
+        return self.kept.get(w.key, w.spec.replicas)
 
     def running(self, key: str, cname: str) -> int:
         """Replicas of ``key`` that run on ``cname`` today (0 without a current placement)."""
@@ -369,7 +391,7 @@ class _Checker:
         spec = self.spec(w)
         out = set()
         for name, c in self.clusters.items():
-            if self.ineligible(w, c, placed=w.spec.replicas):
+            if self.ineligible(w, c, placed=self.replicas(w)):
                 continue
             if spec is not None and any(
                 self.spread_value(s.spread_by_field, s.spread_by_label, c) is None
@@ -424,6 +446,7 @@ def verify(
     ck = _Checker(bundle)
     ck.current = current or {}
     placed_raw, unplaced_names = _read_plan(plan)
+    _check_kept(ck, _read_kept(plan), dict(placed_raw), current)
 
     # -- the plan's own shape ------------------------------------------------------
     y: dict[str, dict[str, int]] = {}  # workload -> cluster -> replicas (> 0, integers)
@@ -470,7 +493,7 @@ def verify(
 def _check_workload(
     ck: _Checker, w: Workload, row: dict[str, int], y: dict[str, dict[str, int]]
 ) -> None:
-    key, replicas = w.key, w.spec.replicas
+    key, replicas = w.key, ck.replicas(w)
     spec = ck.spec(w)
     rs = spec.replica_scheduling if spec else None
     duplicated = rs is not None and rs.replica_scheduling_type == "Duplicated"
@@ -580,6 +603,30 @@ def _check_workload(
                 )
 
 
+def _check_kept(
+    ck: _Checker,
+    kept: dict[str, Any],
+    placed: dict[str, dict[str, Any]],
+    current: Mapping[str, Mapping[str, int]] | None,
+) -> None:
+    """4. A notApplied workload is placed where it runs today, at ``keptReplicas`` (checked below)."""
+    for key, count in sorted(kept.items()):
+        if key not in ck.workloads:
+            ck.add("UnknownWorkload", key, None, f"the bundle declares no Workload {key} (notApplied)")
+            continue
+        if not _is_count(count) or count <= 0:
+            ck.add("NotApplied", key, None, f"keptReplicas must be an integer > 0, got {count!r}")
+            continue
+        ck.kept[key] = count
+        if key not in placed:
+            ck.add("NotApplied", key, None, "listed as notApplied (kept where it runs) but not placed")
+        elif current is not None:
+            now = {c: n for c, n in current.get(key, {}).items() if _is_count(n) and n > 0}
+            if placed[key] != now:
+                ck.add("NotApplied", key, None,
+                       f"kept where it runs, so the plan must place it as today ({now}), not {placed[key]}")
+
+
 def _check_capacity(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
     """3. Capacity, for every cluster and every resource used there."""
     use: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -625,7 +672,7 @@ def _check_quota(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
             rs = spec.replica_scheduling if spec else None
             copies = len(row) if rs and rs.replica_scheduling_type == "Duplicated" else 1
             for resource in quota:
-                used[resource] += w.spec.replicas * copies * _per_replica(w, resource)
+                used[resource] += ck.replicas(w) * copies * _per_replica(w, resource)
         for resource in sorted(quota):
             if used[resource] > quota[resource]:
                 ck.add(

@@ -259,3 +259,98 @@ def test_cli_says_so_on_stderr_and_exits_0(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "InternalError" in result.stderr and "default/db" in result.stderr
     plan = json.loads(out.read_text())
     assert [p["workload"] for p in plan["placements"]] == ["default/web"]
+
+
+# --- 3. a change that does not fit keeps what runs (spec 4) -----------------------------------
+
+
+def test_scale_up_that_does_not_fit_keeps_the_running_replicas() -> None:
+    docs = [cluster("a", capacity={"cpu": "3"}), cluster("b", capacity={"cpu": "3"}), workload("web", 8),
+            workload("other", 1)]
+    current = {"default/web": {"a": 2, "b": 2}}
+    plan = place(bundle_of(*docs), current=current)
+    assert plan.assignment()["default/web"] == {"a": 2, "b": 2}
+    assert plan.moves == []
+    [entry] = plan.not_applied
+    assert (entry.workload, entry.kept_replicas, entry.wanted_replicas) == ("default/web", 4, 8)
+    assert entry.reasons[0].code == "ChangeNotApplied"
+    assert "InsufficientCapacity" in [r.code for r in entry.reasons[1:]]
+    assert "default/web" not in [u.workload for u in plan.unplaced]
+    # it counts as placed with its kept replicas, and the rest is planned around it
+    assert plan.status.objective.placed_by_priority == {"0": 5}
+    assert sum(plan.assignment()["default/other"].values()) == 1
+    assert verify(bundle_of(*docs), plan, current=current) == []
+
+
+def test_scale_up_with_max_moves_zero_is_not_a_wipe() -> None:
+    docs = [cluster("a", capacity={"cpu": "3"}), cluster("b", capacity={"cpu": "3"}), workload("web", 8),
+            workload("db", 2)]
+    current = {"default/web": {"a": 2, "b": 2}, "default/db": {"a": 1, "b": 1}}
+    plan = place(bundle_of(*docs), current=current, max_moves=0)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert plan.assignment() == {"default/web": {"a": 2, "b": 2}, "default/db": {"a": 1, "b": 1}}
+    assert [n.workload for n in plan.not_applied] == ["default/web"]
+    assert verify(bundle_of(*docs), plan, current=current, max_moves=0) == []
+
+
+def test_smaller_quota_keeps_what_still_fits_and_removes_what_does_not() -> None:
+    from tests.builders import tenant
+
+    docs = [cluster("a"), tenant("shop", quota={"cpu": "4"}), workload("web", 6, namespace="shop")]
+    # scaled 4 -> 6 over a quota of 4: kept at 4
+    plan = place(bundle_of(*docs), current={"shop/web": {"a": 4}})
+    assert plan.assignment() == {"shop/web": {"a": 4}}
+    assert plan.not_applied[0].reasons[0].code == "ChangeNotApplied"
+    # the quota is now below what runs: the current replicas themselves no longer fit, removed
+    docs[1] = tenant("shop", quota={"cpu": "3"})
+    plan = place(bundle_of(*docs), current={"shop/web": {"a": 4}})
+    assert plan.assignment() == {} and plan.not_applied == []
+    assert plan.unplaced[0].workload == "shop/web"
+
+
+def test_only_noexecute_or_a_gone_cluster_removes_running_replicas() -> None:
+    docs = [_tainted("NoExecute", capacity={"cpu": "8"}), cluster("b", capacity={"cpu": "2"}), workload("web", 8)]
+    plan = place(bundle_of(*docs), current={"default/web": {"a": 2, "b": 2}})
+    assert plan.assignment() == {} and plan.not_applied == []
+    docs = [cluster("b", capacity={"cpu": "2"}), workload("web", 8)]
+    plan = place(bundle_of(*docs), current={"default/web": {"gone": 2, "b": 2}})
+    assert plan.assignment() == {} and plan.not_applied == []
+    # a NoSchedule taint keeps them
+    docs = [_tainted("NoSchedule", capacity={"cpu": "8"}), cluster("b", capacity={"cpu": "2"}), workload("web", 8)]
+    plan = place(bundle_of(*docs), current={"default/web": {"a": 2, "b": 2}})
+    assert plan.assignment() == {"default/web": {"a": 2, "b": 2}}
+
+
+def test_priority_still_preempts_a_running_workload() -> None:
+    docs = [cluster("a", capacity={"cpu": "4"}), workload("vip", 4, priority=10), workload("bulk", 6)]
+    plan = place(bundle_of(*docs), current={"default/bulk": {"a": 4}})
+    assert plan.assignment() == {"default/vip": {"a": 4}} and plan.not_applied == []
+
+
+def test_verifier_checks_a_kept_workload_at_its_kept_replicas() -> None:
+    docs = [cluster("a", capacity={"cpu": "3"}), cluster("b", capacity={"cpu": "3"}), workload("web", 8)]
+    b = bundle_of(*docs)
+    current = {"default/web": {"a": 2, "b": 2}}
+    kept = {"placements": [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}], "unplaced": [],
+            "notApplied": [{"workload": "default/web", "reasons": [], "keptReplicas": 4, "wantedReplicas": 8}]}
+    assert verify(b, kept, current=current) == []
+    # without notApplied the same placement breaks all-or-nothing
+    assert [v.code for v in verify(b, {**kept, "notApplied": []}, current=current)] == ["AllOrNothing"]
+    # a kept workload stays where it runs
+    moved = {**kept, "placements": [{"workload": "default/web", "clusters": {"a": 1, "b": 3}}]}
+    assert [v.code for v in verify(b, moved, current=current)] == ["NotApplied"]
+
+
+def test_cli_shows_and_verifies_not_applied(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path, cluster("a", capacity={"cpu": "3"}), cluster("b", capacity={"cpu": "3"}),
+                          workload("web", 8))
+    current = tmp_path / "current.json"
+    current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]}))
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "--current", str(current), "-o", str(out), "--max-moves", "0")
+    assert result.returncode == 0, result.stderr
+    assert "Not applied" in result.stdout and "ChangeNotApplied" in result.stdout
+    plan = json.loads(out.read_text())
+    assert plan["placements"] == [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]
+    assert plan["notApplied"][0]["keptReplicas"] == 4 and plan["notApplied"][0]["wantedReplicas"] == 8
+    assert run("verify", str(bundle), str(out), "--current", str(current)).returncode == 0

@@ -179,6 +179,12 @@ def _split_entry(plan: dict[str, Any]) -> None:
     plan["placements"].append({"workload": "ops/plain", "clusters": {"edge-b2": 1}})
 
 
+def _kept_but_unplaced(plan: dict[str, Any]) -> None:
+    plan["placements"] = [p for p in plan["placements"] if p["workload"] != "ops/plain"]
+    plan["unplaced"].append({"workload": "ops/plain", "reasons": []})
+    plan["notApplied"] = [{"workload": "ops/plain", "reasons": [], "keptReplicas": 3, "wantedReplicas": 5}]
+
+
 def _place_batch(plan: dict[str, Any]) -> None:
     plan["unplaced"] = []
     plan["placements"].append({"workload": "shop/batch", "clusters": {"edge-b2": 2}})
@@ -226,6 +232,7 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
      "SpreadUnlabelled", "rack"),
     ("affinity", _with(shop__cache={"edge-b2": 1}), "Affinity", "shop/api"),
     ("anti-affinity", _with(ops__lonely_b={"cloud-c1": 1}), "AntiAffinity", "cloud-c1"),
+    ("not-applied-not-kept", _edit(_kept_but_unplaced), "NotApplied", "not placed"),
 ]
 
 

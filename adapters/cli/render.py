@@ -1,4 +1,4 @@
-"""Readable tables of a plan: cluster utilisation, placements, unplaced with reasons."""
+"""Readable tables of a plan: cluster utilisation, placements, unplaced and not applied with reasons."""
 
 from __future__ import annotations
 
@@ -68,6 +68,22 @@ def _unplaced(plan: Plan) -> Table:
     return table
 
 
+def _not_applied(plan: Plan) -> Table:
+    """Running workloads whose change does not fit: kept where they run (spec 4)."""
+    table = Table(title="Not applied (kept where they run)", title_justify="left")
+    table.add_column("workload")
+    table.add_column("kept", justify="right")
+    table.add_column("wanted", justify="right")
+    table.add_column("reason")
+    table.add_column("detail")
+    for n in plan.not_applied:
+        for i, r in enumerate(n.reasons):
+            first = i == 0
+            table.add_row(n.workload if first else "", str(n.kept_replicas) if first else "",
+                          str(n.wanted_replicas) if first else "", r.code, escape(r.message))
+    return table
+
+
 def internal_errors(plan: Plan) -> str | None:
     """One loud line for stderr when workloads were left unplaced because their plan failed
     verification (spec 7: a bug that concerns one workload never fails the whole fleet)."""
@@ -84,6 +100,8 @@ def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | No
     console.print(_placements(plan))
     if plan.unplaced:
         console.print(_unplaced(plan))
+    if plan.not_applied:
+        console.print(_not_applied(plan))
     if plan.moves:
         table = Table(title="Moves", title_justify="left")
         for col in ("workload", "from", "to", "replicas"):
@@ -97,7 +115,8 @@ def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | No
     gap = f"{s.gap:.4%}" if s.gap is not None else "n/a"
     console.print(
         f"[bold]{s.solver}[/] in {s.solve_seconds:.2f}s; placed {len(plan.placements)} "
-        f"workload(s), {len(plan.unplaced)} unplaced; replicas by priority {by_prio}; "
+        f"workload(s), {len(plan.unplaced)} unplaced, {len(plan.not_applied)} not applied; "
+        f"replicas by priority {by_prio}; "
         f"cost {o.cost:.4f}/h, latency {o.latency:g} ms, moves {o.moves}, "
         f"weighted {o.weighted:.4f} (bound {s.bound}, gap {gap})"
     )
