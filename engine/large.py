@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.lp import pair_weights
-from engine.problem import UNLIMITED, Problem
+from engine.problem import UNLIMITED, Problem, broadcast_groups, eligible_clusters
 from engine.refine import flexible_workloads, refine_cost
 
 __all__ = ["Residual", "hardest_first", "pair_score", "place_one", "solve_large"]
@@ -184,6 +184,26 @@ def _even(order: np.ndarray, groups: np.ndarray, room: np.ndarray, replicas: int
     return ys
 
 
+def _broadcast_groups(p: Problem, w: int, pcs: np.ndarray, ok: np.ndarray, score: np.ndarray) -> np.ndarray | None:
+    """Pairs of a broadcast with a spread ``maxGroups``: every eligible cluster of up to ``maxGroups``
+    groups whose eligible clusters all take a copy (most copies first, then the best score), or
+    ``None``. One such rule is handled; with more the workload is left to the exact model."""
+    rules = broadcast_groups(p, w)
+    if len(rules) != 1:
+        return None
+    rule = rules[0]
+    elig = eligible_clusters(p, w)
+    fine = np.zeros(p.num_clusters, dtype=bool)
+    fine[pcs[ok]] = True
+    pair_group = rule.group_of[pcs]
+    good = [g for g in np.unique(rule.group_of[elig]).tolist() if fine[elig[rule.group_of[elig] == g]].all()]
+    if not good:
+        return None
+    good.sort(key=lambda g: (-int((pair_group == g).sum()), float(score[pair_group == g].min())))
+    assert rule.max_groups is not None
+    return np.isin(pair_group, good[: rule.max_groups]) & ok
+
+
 def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
     """Place every replica of workload ``w`` against ``state`` or nothing; ``True`` when placed.
 
@@ -214,7 +234,8 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
     for arr_a, arr_b in ((p.anti_a, p.anti_b), (p.anti_b, p.anti_a)):
         for v in arr_b[arr_a == w].tolist():
             ok &= ~np.isin(pcs, state.clusters_of(v, p))
-    if p.broadcast[w] and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
+    by_groups = bool(p.broadcast[w]) and bool(broadcast_groups(p, w))
+    if p.broadcast[w] and not by_groups and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
         return False
     cand = np.nonzero(ok)[0]
     order = cand[np.argsort(score[lo_p:hi_p][cand], kind="stable")]
@@ -222,7 +243,12 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
     if rules:
         order = _group_order(order, rules[0].group_of[pcs], rules[0].min_groups, rules[0].max_groups)
     count_min, count_max = int(p.count_min[w]), int(p.count_max[w])
-    if dup:
+    if by_groups:
+        chosen = _broadcast_groups(p, w, pcs, ok, score[lo_p:hi_p])
+        if chosen is None:
+            return False
+        ys = np.where(chosen, replicas, 0).astype(np.int64)
+    elif dup:
         k = len(order) if p.broadcast[w] else min(count_max, len(order))
         if k < count_min or k == 0:
             return False

@@ -26,7 +26,7 @@ from engine.quantity import natural_per_base
 from engine.resources import ObjectiveWeights, PlacementPolicySpec, Tenant, Workload
 from policies.base import CompileContext
 
-__all__ = ["UNLIMITED", "Problem", "SpreadRule", "build_problem"]
+__all__ = ["UNLIMITED", "Problem", "SpreadRule", "broadcast_groups", "build_problem", "eligible_clusters"]
 
 #: Capacity or quota value meaning "no limit" (e.g. ``pods`` when a cluster does not list it).
 UNLIMITED = -1
@@ -111,6 +111,11 @@ class Problem:
     context: CompileContext | None = None
     #: (group, cluster) -> tolerationSeconds of a NoExecute taint tolerated only for that long
     toleration_seconds: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    @property
+    def has_current(self) -> bool:
+        """Whether some workload of the problem runs today (on the fleet or on a cluster that left it)."""
+        return bool(len(self.current_total) and self.current_total.any())
 
     @property
     def num_workloads(self) -> int:
@@ -613,6 +618,19 @@ def restrict(
         current_total=cur_total,
         current_gone=cur_gone,
     )
+
+
+def eligible_clusters(p: Problem, w: int) -> np.ndarray:
+    """Clusters eligible for ``w`` (every filter passed, or kept under NoSchedule), pairs or not."""
+    sl = p.pairs_of(w)
+    return np.union1d(np.nonzero(p.first_reason[w] == -1)[0], p.pair_c[sl])
+
+
+def broadcast_groups(p: Problem, w: int) -> list[SpreadRule]:
+    """Spread rules with ``maxGroups`` of a broadcast workload: a copy goes on every eligible
+    cluster of the groups chosen (spec 2.6, as Karmada), not on every eligible cluster."""
+    return [r for r in p.group_spread[int(p.group[w])] if r.max_groups is not None]
+
 
 
 def usage(problem: Problem, y: np.ndarray, workloads: np.ndarray | None = None) -> np.ndarray:

@@ -541,14 +541,22 @@ def _check_workload(
         ck.add("ClusterCount", key, None, f"{used} cluster(s) used; clusters must be {span}")
     if duplicated and count is None:
         eligible = ck.broadcast_eligible(w)
+        # with a spread maxGroups: every eligible cluster of the groups chosen (spec 2.6)
+        limited = [s for s in spec.spread_constraints if s.max_groups is not None] if spec else []
+        for s in limited:
+            chosen = {ck.spread_value(s.spread_by_field, s.spread_by_label, ck.clusters[c])
+                      for c in row if c in ck.clusters}
+            eligible = {c for c in eligible
+                        if ck.spread_value(s.spread_by_field, s.spread_by_label, ck.clusters[c]) in chosen}
         missing = sorted(eligible - set(row))
         if missing:
+            scope = " of the groups chosen" if limited else ""
             ck.add(
                 "Broadcast",
                 key,
                 None,
                 f"Duplicated broadcast uses {len(set(row) & eligible)} of {len(eligible)} "
-                f"eligible clusters; missing: {', '.join(missing)}",
+                f"eligible clusters{scope}; missing: {', '.join(missing)}",
             )
 
     # 7. spread

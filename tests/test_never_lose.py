@@ -354,3 +354,56 @@ def test_cli_shows_and_verifies_not_applied(tmp_path: Path) -> None:
     assert plan["placements"] == [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]
     assert plan["notApplied"][0]["keptReplicas"] == 4 and plan["notApplied"][0]["wantedReplicas"] == 8
     assert run("verify", str(bundle), str(out), "--current", str(current)).returncode == 0
+
+
+# --- 4. Duplicated with spread maxGroups: every eligible cluster of the groups chosen ---------
+
+
+def _dup_by_region(max_groups: int = 1) -> list[dict]:
+    from tests.builders import policy
+
+    return [cluster("eu-1", region="eu"), cluster("eu-2", region="eu"), cluster("us-1", region="us"),
+            policy("dup", replicaScheduling={"replicaSchedulingType": "Duplicated"},
+                   spreadConstraints=[{"spreadByField": "region", "minGroups": 1, "maxGroups": max_groups}]),
+            workload("agent", 1, policy="dup")]
+
+
+def test_duplicated_with_max_groups_copies_to_every_cluster_of_the_chosen_groups() -> None:
+    docs = _dup_by_region()
+    plan = place(bundle_of(*docs))
+    # one region, every eligible cluster of it: eu has the most copies to place
+    assert plan.assignment() == {"default/agent": {"eu-1": 1, "eu-2": 1}}
+    assert verify(bundle_of(*docs), plan) == []
+    half = {"placements": [{"workload": "default/agent", "clusters": {"eu-1": 1}}], "unplaced": []}
+    assert [v.code for v in verify(bundle_of(*docs), half)] == ["Broadcast"]
+    us = {"placements": [{"workload": "default/agent", "clusters": {"us-1": 1}}], "unplaced": []}
+    assert verify(bundle_of(*docs), us) == []
+
+
+def test_duplicated_with_max_groups_by_the_large_path() -> None:
+    from engine.large import solve_large
+
+    docs = _dup_by_region()
+    problem = build_problem(bundle_of(*docs))
+    sol = solve_large(problem, time_limit=2.0)
+    got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
+    assert got == {"eu-1": 1, "eu-2": 1}
+
+
+def test_cli_large_fleet_with_a_duplicated_max_groups_workload(tmp_path: Path) -> None:
+    from tests.builders import policy
+
+    # 150 clusters x 140 workloads = 21,000 pairs: above engine.solve.LARGE_PAIRS
+    clusters = [cluster(f"c{i}", region=f"r{i % 3}", capacity={"cpu": "64"}) for i in range(150)]
+    docs = [*clusters, policy("dup", replicaScheduling={"replicaSchedulingType": "Duplicated"},
+                              spreadConstraints=[{"spreadByField": "region", "maxGroups": 1}]),
+            workload("agent", 1, cpu="100m", policy="dup"),
+            *(workload(f"w{i}", 2, cpu="100m") for i in range(139))]
+    bundle = write_bundle(tmp_path, *docs)
+    out = tmp_path / "plan.json"
+    result = run("place", str(bundle), "-o", str(out), "--time-limit", "5")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    agent = next(p for p in plan["placements"] if p["workload"] == "default/agent")["clusters"]
+    assert len(agent) == 50 and len({int(c[1:]) % 3 for c in agent}) == 1
+    assert plan["unplaced"] == []
