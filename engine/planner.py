@@ -302,6 +302,13 @@ def _verified(
         if not violations:
             break
         blamed = _blame(p, y, violations, index)
+        if not blamed and {v.code for v in violations} == {"MovesBudget"}:
+            # no plan of this engine keeps within the budget: Infeasible, never written to git
+            infeasible = Solution(np.zeros(p.num_pairs, dtype=np.int64), "Infeasible", solution.seconds, [])
+            plan = plan_from_solution(p, infeasible, input_digest=bundle.digest(), current=current, now=now,
+                                      warnings=warnings)
+            plan.status.warnings.append(f"the engine's plan failed the moves budget on verification: {violations[0]}")
+            return plan
         if not blamed:
             lines = "; ".join(v.message for v in violations[:5])
             raise SolveError(f"the engine produced a plan that fails verification (a bug): {lines}")

@@ -91,7 +91,7 @@ def _initial_solution(compiled: CompiledModel) -> np.ndarray | None:
     It is feasible unless a moves budget forbids removing what runs today.
     """
     p = compiled.ctx.problem
-    if p.max_moves is not None and len(p.current_n):
+    if p.max_moves is not None and p.has_current:
         return None
     return np.zeros(len(compiled.model.proto.variables), dtype=np.int64)
 
@@ -132,14 +132,14 @@ def solve_problem(
         pinned = solve_pinned(problem, time_limit=time_limit, frozen=freeze_current)
         if pinned is not None:
             return pinned
-    if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
+    if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and problem.has_current):
         # too big for one CP-SAT model in the limit: construct by priority (engine.large)
         return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
     start = time.monotonic()
     deadline = start + max(time_limit, 0.05)
     # a fast valid plan first (construction + exact repairs): the hint, and the floor of the result
     floor: Solution | None = None
-    if problem.num_pairs >= FLOOR_PAIRS and not (problem.max_moves is not None and len(problem.current_n)):
+    if problem.num_pairs >= FLOOR_PAIRS and not (problem.max_moves is not None and problem.has_current):
         floor = solve_large(problem, time_limit=min(0.08 * time_limit, 1.5), hint_y=hint_y)
         if hint_y is None:
             hint_y = floor.y
