@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.api_fixture import ADMIN, RETAIL, bearer, serve, workload, write_service
+from tests.api_fixture import ADMIN, PAYMENTS, RETAIL, bearer, serve, workload, write_service
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -144,3 +144,43 @@ def test_start_replays_or_rolls_back_a_pending_change(tmp_path: Path) -> None:
     text = state_file.read_text()
     assert "ghost" not in text and "BerthPendingChange" not in text
     shutil.rmtree(tmp_path / "state.aside", ignore_errors=True)
+
+
+def test_dry_runs_and_reads_do_not_wait_for_a_commit(tmp_path: Path) -> None:
+    """A commit is held inside git (a hook waits for the test); meanwhile a dry run of another tenant,
+    a GET and /v1/fleet answer. Placements that reserve still wait: they are serialised."""
+    import threading
+
+    repo, config = _service(tmp_path)
+    inside, release = tmp_path / "inside", tmp_path / "release"
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {inside}\nfor i in $(seq 600); do [ -f {release} ] && exit 0; sleep 0.1; done\n")
+    hook.chmod(0o755)
+    with serve(config) as url, httpx.Client(base_url=url, timeout=120) as client:
+        results: dict[str, int] = {}
+
+        def commit() -> None:
+            r = client.post("/v1/placements", json={"documents": [workload("web", "retail")]},
+                            headers=bearer(RETAIL))
+            results["commit"] = r.status_code
+
+        worker = threading.Thread(target=commit)
+        worker.start()
+        for _ in range(600):
+            if inside.exists():
+                break
+            worker.join(timeout=0.1)
+        assert inside.exists(), "the commit never reached git"
+        try:
+            with httpx.Client(base_url=url, timeout=20) as other:
+                dry = other.post("/v1/placements", json={"documents": [workload("api", "payments")], "dryRun": True},
+                                 headers=bearer(PAYMENTS))
+                assert dry.status_code == 200, dry.text
+                assert other.get("/v1/placements", headers=bearer(ADMIN)).json() == []  # not acknowledged yet
+                assert other.get("/v1/fleet", headers=bearer(ADMIN)).status_code == 200
+            assert "commit" not in results
+        finally:
+            release.write_text("go")
+            worker.join(timeout=120)
+        assert results["commit"] == 201
+        assert [p["workload"] for p in client.get("/v1/placements", headers=bearer(ADMIN)).json()] == ["retail/web"]
