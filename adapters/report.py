@@ -92,7 +92,10 @@ def _readings(baseline: Result, s: Result, d: Result) -> list[tuple[str, str]]:
     more = int(d["unplacedReplicas"])
     demand, was_demand = _demand(s), _demand(baseline)
     if demand != was_demand:
-        out.append(("info", f"Demand: {demand} replicas asked for ({demand - was_demand:+d} against the baseline)."))
+        why = (": a Duplicated workload asks for a copy on each eligible cluster, and the clusters changed"
+               if d["removedClusters"] or d["addedClusters"] else "")
+        out.append(("info", f"Demand: {demand} replicas asked for ({demand - was_demand:+d} against the baseline"
+                            f"{why})."))
     newly = d["newlyUnplaced"]
     if more > 0 or newly:
         top = max((u["priority"] for u in newly), default=None)

@@ -84,20 +84,19 @@ def register(app: typer.Typer) -> None:
                 if "summary" in r:
                     r["delta"] = compare(baseline, r["summary"])
             table = Table(title="What-if", title_justify="left")
-            for col in ("scenario", "solver", "clusters", "replicas unplaced", "Δ unplaced", "cost/h", "Δ cost/h",
-                        "moved", "stopped"):
-                table.add_column(col)
-            table.add_row("baseline", baseline["solver"], str(baseline["clusters"]), str(baseline["unplacedReplicas"]),
-                          "", f"{baseline['cost']:.4f}", "", "0", "0")
+            table.add_column("scenario", no_wrap=True)
+            for col in ("solver", "unplaced (Δ)", "cost/h (Δ)", "moved", "stopped"):
+                table.add_column(col, overflow="fold")  # wrapped when narrow, never cut short
+            table.add_row("baseline", baseline["solver"], str(baseline["unplacedReplicas"]),
+                          f"{baseline['cost']:.4f}", "0", "0")
             for r in results:
                 if "error" in r:
-                    table.add_row(escape(r["name"]), "[red]failed[/]", "", "", "", "", "", "", "")
+                    table.add_row(escape(r["name"]), "[red]failed[/]", "", "", "", "")
                     continue
                 s, d = r["summary"], r["delta"]
-                more = f"{d['unplacedReplicas']:+g}"
-                table.add_row(escape(r["name"]), s["solver"], str(s["clusters"]), str(s["unplacedReplicas"]),
-                              f"[red]{more}[/]" if d["unplacedReplicas"] > 0 else more, f"{s['cost']:.4f}",
-                              f"{d['cost']:+.4f}", str(s["movedReplicas"]), str(s["stoppedReplicas"]))
+                more = f"{s['unplacedReplicas']} ({d['unplacedReplicas']:+g})"
+                table.add_row(escape(r["name"]), s["solver"], f"[red]{more}[/]" if d["unplacedReplicas"] > 0 else more,
+                              f"{s['cost']:.4f} ({d['cost']:+.4f})", str(s["movedReplicas"]), str(s["stoppedReplicas"]))
             console.print(table)
             failed = [r for r in results if "error" in r]
             for r in failed:
