@@ -21,8 +21,9 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -35,6 +36,7 @@ from urllib3.util.retry import Retry
 from adapters.http_auth import client_session
 from engine.bundle import Bundle
 from engine.errors import LiveSourceError
+from engine.limits import MAX_LATENCY_MS, max_quantity
 from engine.live import (
     ClusterLive,
     ClusterPrometheus,
@@ -120,6 +122,9 @@ def _to_base(resource: str, value: float, rounding: str) -> int:
     amount = amount.quantize(Decimal("0.001"))
     if not is_byte_resource(resource) and resource != "cpu":
         amount = amount.quantize(Decimal(1))  # counted resources are whole units
+    limit, written = max_quantity(resource)
+    if not 0 <= amount <= limit:
+        raise ValueError(f"{resource} {value!r} is outside 0..{written}")
     return int(amount.to_integral_value(rounding=rounding))
 
 
@@ -258,6 +263,7 @@ class _Client:
     def _parse(self, name: str, result: Any) -> list[dict[str, Any]]:
         if not isinstance(result, list) or not all(
             isinstance(r, dict) and isinstance(r.get("metric"), dict) and "value" in r
+            and all(isinstance(v, str) for v in r["metric"].values())
             for r in result
         ):
             raise self.fail(
@@ -277,6 +283,16 @@ def _tls_detail(exc: Exception) -> str:
     if "alert" in text.lower():
         return "the server refused the client certificate"
     return "see the server's log"
+
+
+@contextmanager
+def _reading(client: _Client, name: str) -> Iterator[None]:
+    """An answer to query ``name`` that Berth cannot use (values out of range) is a live-source error."""
+    try:
+        yield
+    except (ValueError, OverflowError, TypeError, AttributeError, ArithmeticError) as exc:
+        raise client.fail(name, f"gave a value Berth cannot use ({str(exc)[:200]})",
+                          f"check spec.queries.{name} and the data behind it") from None
 
 
 def _connection_detail(exc: Exception) -> str:
@@ -469,7 +485,8 @@ class _Reader:
             if name is None:
                 unlabelled += 1
             elif value is not None and name not in skip:
-                seen = datetime.fromtimestamp(value, UTC)
+                with _reading(client, "freshness"):
+                    seen = datetime.fromtimestamp(value, UTC)
                 current = live(name).observed_at
                 live(name).observed_at = seen if current is None else max(current, seen)
         for query, target, rounding in (
@@ -487,14 +504,16 @@ class _Reader:
                     continue
                 resource = _real_name(raw, self.names)
                 amounts = getattr(live(name), target)
-                amounts[resource] = amounts.get(resource, 0) + _to_base(resource, value, rounding)
+                with _reading(client, query):
+                    amounts[resource] = amounts.get(resource, 0) + _to_base(resource, value, rounding)
         for sample in self._query(client, "podsUsed", cluster):
             name, value = owner(sample), _value(sample)
             if name is None:
                 unlabelled += 1
             elif value is not None and name not in skip:
                 used = live(name).requested
-                used["pods"] = used.get("pods", 0) + int(value)
+                with _reading(client, "podsUsed"):
+                    used["pods"] = used.get("pods", 0) + _to_base("pods", value, ROUND_CEILING)
         if spec.latency.enabled:
             self._latency(client, fleet, cluster, skip)
         if cluster is None:
@@ -521,7 +540,8 @@ class _Reader:
         for sample in self._query(client, "probeFreshness", cluster):
             key, value = pair(sample), _value(sample)
             if key is not None and value is not None:
-                newest = datetime.fromtimestamp(value, UTC)
+                with _reading(client, "probeFreshness"):
+                    newest = datetime.fromtimestamp(value, UTC)
                 seen[key] = max(seen.get(key, newest), newest)
         # One latency query per distinct series selector; a site takes its own selector's answer.
         rendered: dict[str | None, str] = {}
@@ -536,6 +556,10 @@ class _Reader:
             for sample in self._query(client, "latency", cluster, promql=promql):
                 key, value = pair(sample), _value(sample)
                 if key is not None and value is not None and latency_query(key[0]) == promql:
+                    if not 0 <= value * 1000.0 <= MAX_LATENCY_MS:
+                        raise client.fail("latency", f"gave a latency of {value!r} s, outside "
+                                          f"0..{MAX_LATENCY_MS / 1000:g} s",
+                                          "check spec.queries.latency and the probes behind it")
                     p95[key] = max(p95.get(key, 0.0), value * 1000.0)
         for key in set(seen) | set(p95):
             observed = seen.get(key) or (self.at if key in p95 else None)

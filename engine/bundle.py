@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import DependencyCycle, DuplicateName, InputError, ReferenceNotFound
+from engine.limits import MAX_DEPTH, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_INT64, echo
 from engine.resources import (
     API_VERSION,
     CLUSTER_SCOPED,
@@ -49,6 +50,11 @@ __all__ = [
 ]
 
 API_GROUP = API_VERSION.split("/")[0]
+
+#: libyaml when present (several times faster); its errors carry the same line marks
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: values (mappings, lists, scalars) one document may expand to, YAML aliases included
+MAX_NODES_PER_DOCUMENT = 200_000
 
 #: kind -> model. Adapters that define further kinds (MetricsSource, ...) add them here.
 KINDS: dict[str, type[BaseModel]] = {
@@ -154,42 +160,73 @@ class Bundle:
 # --- reading files ----------------------------------------------------------------
 
 
+def _cut(value: Any) -> str:
+    """A name or kind as echoed in "where": at most 80 characters."""
+    text = value if isinstance(value, str) else echo(value)
+    return text if len(text) <= 80 else echo(text)
+
+
 def _describe(raw: Any, index: int) -> str:
     if isinstance(raw, dict):
-        kind = raw.get("kind", "?")
+        kind = _cut(raw.get("kind", "?"))
         meta = raw.get("metadata")
         if isinstance(meta, dict) and isinstance(meta.get("name"), str):
             ns = meta.get("namespace")
+            name = _cut(meta["name"])
             if kind not in CLUSTER_SCOPED:
-                ns = ns or "default"
-                return f"{kind} {ns}/{meta['name']}"
-            return f"{kind} {meta['name']}"
+                ns = _cut(ns) if ns else "default"
+                return f"{kind} {ns}/{name} (document #{index + 1})"
+            return f"{kind} {name} (document #{index + 1})"
         return f"document #{index + 1} ({kind})"
     return f"document #{index + 1}"
 
 
 def _read_file(path: Path) -> list[Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"is larger than {MAX_FILE_BYTES // 2**20} MiB, the limit of one bundle file",
+                         file=str(path))
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError("is not UTF-8 text", file=str(path)) from exc
-    if path.suffix == ".json":
+    return _parse_text(text, str(path), json_=path.suffix == ".json")
+
+
+def _parse_text(text: str, file: str, *, json_: bool) -> list[Any]:
+    """The documents of one file's text; syntax errors name the line."""
+    if json_:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path)
+                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=file
             ) from exc
-        return _unwrap_json(data, str(path))
+        except RecursionError:
+            raise InputError(f"invalid JSON: nested deeper than {MAX_DEPTH} levels", file=file) from None
+        except ValueError as exc:  # an integer of more than 4300 digits
+            raise InputError(f"invalid JSON: {exc}", file=file) from None
+        return _unwrap_json(data, file)
+    docs: list[Any] = []
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        for doc in yaml.load_all(text, Loader=_LOADER):
+            if doc is not None:
+                docs.append(doc)
+            if len(docs) > MAX_DOCUMENTS:
+                raise InputError(f"holds more than {MAX_DOCUMENTS} documents", file=file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"invalid YAML{where}: {problem}", file=str(path)) from exc
+        raise InputError(f"invalid YAML{where}: {problem}", file=file) from exc
+    except RecursionError:
+        raise InputError(f"invalid YAML: nested deeper than {MAX_DEPTH} levels", file=file) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise InputError(f"invalid YAML: {exc}", file=file) from None
     return docs
 
 
@@ -229,6 +266,8 @@ def _collect(paths: Sequence[str | Path]) -> list[tuple[str | None, int, Any]]:
                 out.append((str(path), index, raw))
         else:
             raise InputError("no such file or folder", file=str(path))
+        if len(out) > MAX_DOCUMENTS:
+            raise InputError(f"the bundle holds more than {MAX_DOCUMENTS} documents", file=str(path))
     return out
 
 
@@ -253,11 +292,42 @@ def _explain(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return "is not a known field"
     if kind == "literal_error":
-        return msg.replace("Input should be", "expected") + f", got {error.get('input')!r}"
+        return msg.replace("Input should be", "expected") + f", got {echo(error.get('input'))}"
     msg = msg.removeprefix("Value error, ")
     if "input" in error and kind not in ("value_error", "assertion_error"):
-        return f"{msg}, got {error['input']!r}"
+        return f"{msg}, got {echo(error['input'])}"
     return msg
+
+
+def _check_shape(raw: Any, file: str | None, where: str) -> None:
+    """Refuse what the engine cannot hold before pydantic sees it (iterative: no recursion).
+
+    Nesting deeper than ``MAX_DEPTH``, more than ``MAX_NODES_PER_DOCUMENT`` values (YAML
+    aliases expand: a "billion laughs" document would take hours to validate), integers
+    outside int64 and keys that are not strings. Errors name the field.
+    """
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
+    nodes = 0
+    while stack:
+        value, loc = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES_PER_DOCUMENT:
+            raise InputError(f"expands to more than {MAX_NODES_PER_DOCUMENT} values (YAML aliases included)",
+                             file=file, document=where)
+        if len(loc) > MAX_DEPTH:
+            raise InputError(f"is nested deeper than {MAX_DEPTH} levels", file=file, document=where,
+                             field=_loc(loc[:MAX_DEPTH]))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InputError(f"expected a string key, got {echo(key)}", file=file, document=where,
+                                     field=_loc(loc) or None)
+                stack.append((item, (*loc, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT64 - 1 <= value <= MAX_INT64:
+            raise InputError(f"{echo(value)} does not fit a 64-bit integer; see docs/input-limits.md for the "
+                             "range of each number", file=file, document=where, field=_loc(loc) or None)
 
 
 def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
@@ -267,7 +337,7 @@ def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
     api = raw.get("apiVersion")
     if api != API_VERSION:
         raise InputError(
-            f"expected apiVersion {API_VERSION!r}, got {api!r}",
+            f"expected apiVersion {API_VERSION!r}, got {echo(api)}",
             file=file,
             document=where,
             field="apiVersion",
@@ -276,11 +346,12 @@ def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InputError(
-            f"unknown kind {kind!r}; expected one of {', '.join(sorted(KINDS))}",
+            f"unknown kind {echo(kind)}; expected one of {', '.join(sorted(KINDS))}",
             file=file,
             document=where,
             field="kind",
         )
+    _check_shape(raw, file, where)
     raw = dict(raw)
     meta = raw.get("metadata")
     if isinstance(meta, dict) and kind not in CLUSTER_SCOPED and not meta.get("namespace"):
@@ -313,7 +384,7 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
         if (kind, key) in bundle.origins:
             first = bundle.origins[(kind, key)]
             raise DuplicateName(
-                f"a {kind} named {key!r} is already declared in "
+                f"a {kind} named {echo(key)} is already declared in "
                 f"{first.file or 'the input'} (document #{first.index + 1})",
                 file=file,
                 document=_describe(raw, index),
@@ -331,7 +402,11 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
 
 def _ref_error(bundle: Bundle, kind: str, key: str, field: str, message: str) -> ReferenceNotFound:
     origin = bundle.origin(kind, key)
-    return ReferenceNotFound(message, file=origin.file, document=f"{kind} {key}", field=field)
+    return ReferenceNotFound(message, file=origin.file, document=_where(kind, key, origin), field=field)
+
+
+def _where(kind: str, key: str, origin: Origin) -> str:
+    return f"{kind} {key} (document #{origin.index + 1})" if origin.index >= 0 else f"{kind} {key}"
 
 
 def check_references(bundle: Bundle) -> None:
@@ -345,7 +420,7 @@ def check_references(bundle: Bundle) -> None:
             if cluster not in cluster_names:
                 raise _ref_error(
                     bundle, "Site", site.metadata.name, f"spec.latencyMs.{cluster}",
-                    f"no Cluster named {cluster!r} in the bundle",
+                    f"no Cluster named {echo(cluster)} in the bundle",
                 )
     for cpolicy in bundle.cluster_policies:
         _check_cluster_policy(bundle, cpolicy, site_names)
@@ -355,7 +430,7 @@ def check_references(bundle: Bundle) -> None:
         if spec.latency is not None and spec.latency.site not in site_names:
             raise _ref_error(
                 bundle, "PlacementPolicy", key, "spec.latency.site",
-                f"no Site named {spec.latency.site!r} (sites: {sorted(site_names) or 'none'})",
+                f"no Site named {echo(spec.latency.site)} (sites: {sorted(site_names) or 'none'})",
             )
         for i, sel in enumerate(spec.resource_selectors or []):
             if sel.namespace is not None and sel.namespace != ns:
@@ -371,20 +446,20 @@ def check_references(bundle: Bundle) -> None:
                 if (ns, name) not in workloads:
                     raise _ref_error(
                         bundle, "PlacementPolicy", key, f"spec.{field_name}.workloads[{i}]",
-                        f"no Workload named {name!r} in namespace {ns!r}",
+                        f"no Workload named {echo(name)} in namespace {echo(ns)}",
                     )
     for workload in bundle.workloads:
         ns, key = workload.metadata.namespace, workload.key
         if workload.spec.policy is not None and (ns, workload.spec.policy) not in policies:
             raise _ref_error(
                 bundle, "Workload", key, "spec.policy",
-                f"no PlacementPolicy named {workload.spec.policy!r} in namespace {ns!r}",
+                f"no PlacementPolicy named {echo(workload.spec.policy)} in namespace {echo(ns)}",
             )
         for i, dep in enumerate(workload.spec.depends_on):
             if (ns, dep) not in workloads:
                 raise _ref_error(
                     bundle, "Workload", key, f"spec.dependsOn[{i}]",
-                    f"no Workload named {dep!r} in namespace {ns!r}",
+                    f"no Workload named {echo(dep)} in namespace {echo(ns)}",
                 )
     _check_cycles(bundle)
 
@@ -434,7 +509,7 @@ def _check_cycles(bundle: Bundle) -> None:
                     raise DependencyCycle(
                         "dependsOn forms a cycle: " + " -> ".join(cycle),
                         file=origin.file,
-                        document=f"Workload {node}",
+                        document=_where("Workload", node, origin),
                         field="spec.dependsOn",
                     )
                 if not state.get(nxt):

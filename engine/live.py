@@ -44,6 +44,7 @@ from pydantic import Field, field_validator, model_validator
 
 from engine.bundle import KINDS, Bundle
 from engine.errors import InputError, LiveSourceError
+from engine.limits import MAX_DURATION_SECONDS, echo, max_quantity
 from engine.quantity import format_quantity
 from engine.resources import Metadata, _Model
 
@@ -74,7 +75,7 @@ __all__ = [
 
 # --- durations ------------------------------------------------------------------
 
-_DURATION = re.compile(r"^(?:(\d+)(ms|s|m|h|d|w|y))+$")
+_DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d|w|y))+")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {
     "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000,
@@ -87,14 +88,18 @@ def parse_duration(text: str) -> timedelta:
     Raises:
         ValueError: not a Prometheus duration.
     """
-    if not isinstance(text, str) or not _DURATION.match(text):
-        raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {text!r}")
+    if not isinstance(text, str) or len(text) > 64 or not _DURATION.fullmatch(text):
+        raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {echo(text)}")
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{echo(text)} is out of range: at most one year (365d)")
     return timedelta(seconds=seconds)
 
 
 def _duration(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_DURATION_SECONDS:  # also nan and inf
+            raise ValueError(f"{echo(value)} seconds is out of range: at most one year (365d)")
         value = f"{int(value)}s"
     parse_duration(value)
     return str(value)
@@ -420,8 +425,8 @@ class MetricsSourceSpec(_Model):
     @classmethod
     def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
         for key, name in value.items():
-            if not _PROMQL_LABEL.match(name):
-                raise ValueError(f"labels.{key}: {name!r} is not a Prometheus label name")
+            if not isinstance(name, str) or not _PROMQL_LABEL.fullmatch(name):
+                raise ValueError(f"labels.{key}: {echo(name)} is not a Prometheus label name")
         return value
 
     @field_validator("queries")
@@ -430,7 +435,7 @@ class MetricsSourceSpec(_Model):
         for name, text in value.items():
             if name not in DEFAULT_QUERIES:
                 raise ValueError(
-                    f"unknown query {name!r}; expected some of {', '.join(DEFAULT_QUERIES)}"
+                    f"unknown query {echo(name)}; expected some of {', '.join(DEFAULT_QUERIES)}"
                 )
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"queries.{name} must be PromQL text")
@@ -740,6 +745,11 @@ def apply_live(
                     f"{format_quantity(resource, req)} requested of "
                     f"{format_quantity(resource, alloc)} allocatable; free is 0"
                 )
+        for resource, amount in free.items():
+            limit, written = max_quantity(resource)
+            if amount > limit:  # beyond the documented range the engine's integers would overflow
+                free[resource] = limit
+                report.warnings.append(f"cluster {cluster.name}: live {resource} is above {written}; using {written}")
         cluster.spec.capacity = free
         report.updated.append(cluster.name)
         for attr in ("region", "zone"):
@@ -750,8 +760,8 @@ def apply_live(
                 setattr(cluster.spec, attr, theirs)
             elif ours != theirs:
                 report.warnings.append(
-                    f"cluster {cluster.name}: the bundle says {attr} {ours!r}, its nodes say "
-                    f"{theirs!r}; keeping the bundle's"
+                    f"cluster {cluster.name}: the bundle says {attr} {echo(ours)}, its nodes say "
+                    f"{echo(theirs)}; keeping the bundle's"
                 )
 
     report.extra = sorted(set(live.clusters) - names)

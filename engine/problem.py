@@ -22,6 +22,8 @@ from functools import cached_property
 import numpy as np
 
 from engine.bundle import Bundle
+from engine.errors import InputError
+from engine.limits import MAX_FLEET_SUM
 from engine.quantity import natural_per_base
 from engine.resources import ObjectiveWeights, PlacementPolicySpec, Tenant, Workload
 from policies.base import CompileContext
@@ -363,6 +365,7 @@ def build_problem(
         # y[w, c] <= current[w, c] on a kept pair (Duplicated: current >= replicas, checked above)
         at = np.searchsorted(pair_w.astype(np.int64) * n_c + pair_c, kept_w.astype(np.int64) * n_c + kept_c)
         pair_ub[at] = np.minimum(pair_ub[at], kept_n)
+    _check_sums(request, pair_w, pair_ub, resources)
 
     price = np.zeros((n_c, n_r), dtype=float)
     for c, cl in enumerate(clusters):
@@ -424,6 +427,24 @@ def build_problem(
     for plugin in PLUGINS:
         plugin.prepare(ctx, problem)
     return problem
+
+
+def _check_sums(request: np.ndarray, pair_w: np.ndarray, pair_ub: np.ndarray, resources: list[str]) -> None:
+    """Refuse a fleet whose capacity or quota sums could leave int64 (the solver's integers).
+
+    Every capacity and quota row sums ``y * request`` over a subset of the pairs, with
+    ``y <= pair_ub``; so the sum over all pairs bounds them all. Computed in floats: it is
+    a threshold far from the edge (2^61), not an exact quantity.
+    """
+    for r, name in enumerate(resources):
+        total = float((pair_ub.astype(float) * request[pair_w, r].astype(float)).sum())
+        if total > MAX_FLEET_SUM:
+            raise InputError(
+                f"the workloads' {name} requests, summed over every cluster they may use, exceed what the "
+                f"engine can add up exactly (2^61 units of the requests' common divisor); use coarser "
+                f"{name} requests or fewer replicas",
+                field=f"spec.resources.{name}",
+            )
 
 
 def _co_location(bundle: Bundle, problem: Problem) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
+from engine.limits import echo, max_quantity
+
 __all__ = [
     "QuantityError",
     "format_quantity",
@@ -33,7 +35,9 @@ _DECIMAL = {
     "P": Decimal(10**15),
     "E": Decimal(10**18),
 }
-_PATTERN = re.compile(r"^([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:[eE]([+-]?[0-9]+))?([a-zA-Z]*)$")
+_PATTERN = re.compile(r"([+-]?[0-9]+(?:\.[0-9]*)?|[+-]?\.[0-9]+)(?:[eE]([+-]?[0-9]+))?([a-zA-Z]*)")
+#: longer quantity strings are refused before parsing (Kubernetes' own are a few characters)
+_MAX_LENGTH = 64
 
 
 class QuantityError(ValueError):
@@ -48,33 +52,37 @@ def is_byte_resource(resource: str) -> bool:
 
 
 def _to_decimal(value: object) -> Decimal:
+    expected = f"expected a quantity such as '500m', '2' or '4Gi', got {echo(value)}"
     if isinstance(value, bool):
-        raise QuantityError(f"expected a quantity such as '500m', '2' or '4Gi', got {value!r}")
+        raise QuantityError(expected)
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise QuantityError(expected)
         return Decimal(repr(value))
-    if not isinstance(value, str):
-        raise QuantityError(f"expected a quantity such as '500m', '2' or '4Gi', got {value!r}")
-    text = value.strip()
-    match = _PATTERN.match(text)
+    if not isinstance(value, str) or len(value) > _MAX_LENGTH:
+        raise QuantityError(expected)
+    match = _PATTERN.fullmatch(value.strip())
     if not match:
-        raise QuantityError(f"expected a quantity such as '500m', '2' or '4Gi', got {value!r}")
+        raise QuantityError(expected)
     number, exponent, suffix = match.groups()
     try:
         amount = Decimal(number)
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-        raise QuantityError(f"not a number: {value!r}") from exc
+        raise QuantityError(f"not a number: {echo(value)}") from exc
     if exponent is not None:
         if suffix:
-            raise QuantityError(f"a quantity takes an exponent or a suffix, not both: {value!r}")
+            raise QuantityError(f"a quantity takes an exponent or a suffix, not both: {echo(value)}")
+        if abs(int(exponent)) > 30:
+            raise QuantityError(f"exponent out of range in {echo(value)}")
         amount = amount.scaleb(int(exponent))
     if suffix in _BINARY:
         return amount * _BINARY[suffix]
     if suffix in _DECIMAL:
         return amount * _DECIMAL[suffix]
     raise QuantityError(
-        f"unknown suffix {suffix!r} in {value!r} (use m, k, M, G, T, Ki, Mi, Gi, Ti)"
+        f"unknown suffix {echo(suffix)} in {echo(value)} (use m, k, M, G, T, Ki, Mi, Gi, Ti)"
     )
 
 
@@ -82,19 +90,21 @@ def parse_quantity(resource: str, value: object) -> int:
     """Parse ``value`` for ``resource`` into an integer count of base units.
 
     Raises:
-        QuantityError: malformed, negative, or fractional where the resource
-            is counted (``nvidia.com/gpu: 0.5``).
+        QuantityError: malformed, negative, beyond :func:`engine.limits.max_quantity`,
+            or fractional where the resource is counted (``nvidia.com/gpu: 0.5``).
     """
     amount = _to_decimal(value)
     if amount < 0:
-        raise QuantityError(f"a quantity cannot be negative, got {value!r}")
+        raise QuantityError(f"a quantity cannot be negative, got {echo(value)}")
+    limit, written = max_quantity(resource)
     if resource == "cpu":
-        # Kubernetes rounds cpu up to the millicore.
-        return int((amount * 1000).to_integral_value(rounding=ROUND_CEILING))
-    if is_byte_resource(resource):
+        amount *= 1000  # Kubernetes rounds cpu up to the millicore.
+    if amount > limit:
+        raise QuantityError(f"{echo(value)} is out of range: at most {written}")
+    if resource == "cpu" or is_byte_resource(resource):
         return int(amount.to_integral_value(rounding=ROUND_CEILING))
     if amount != amount.to_integral_value():
-        raise QuantityError(f"{resource} is counted in whole units, got {value!r}")
+        raise QuantityError(f"{resource} is counted in whole units, got {echo(value)}")
     return int(amount)
 
 

@@ -13,9 +13,32 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from engine.limits import (
+    MAX_CLUSTER_COUNT,
+    MAX_GROUPS,
+    MAX_LATENCY_MS,
+    MAX_MOVES,
+    MAX_PRICE,
+    MAX_PRIORITY,
+    MAX_REPLICAS,
+    MAX_SKEW,
+    MAX_TEXT,
+    MAX_WEIGHT,
+    WORKLOAD_TOTAL_FACTOR,
+    echo,
+    max_quantity,
+)
 from engine.quantity import QuantityError, parse_quantity
 
 __all__ = [
@@ -56,8 +79,36 @@ __all__ = [
 
 API_VERSION = "placement.berth.dev/v1alpha1"
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+#: names and namespaces become object names, folder names and label values: DNS-1123 labels.
+#: Patterns are used with ``fullmatch`` after a length check (no backtracking on huge input).
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+
+
+def is_dns_label(value: str) -> bool:
+    """A DNS-1123 label: at most 63 of ``[a-z0-9-]``, alphanumeric at both ends."""
+    return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
+
+
+def is_label_key(value: str) -> bool:
+    """A Kubernetes label key (or resource name): ``[prefix/]name``, as kubectl checks it."""
+    if len(value) > 253 + 1 + 63:
+        return False
+    prefix, sep, name = value.rpartition("/")
+    if sep and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and _LABEL_NAME.fullmatch(name) is not None
+
+
+def _check_label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+        raise ValueError(
+            f"{echo(value)} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
 
 
 def _stringify_label(value: Any) -> Any:
@@ -69,7 +120,14 @@ def _stringify_label(value: Any) -> Any:
     return value
 
 
-LabelValue = Annotated[str, BeforeValidator(_stringify_label)]
+def _check_label_key(value: str) -> str:
+    if not is_label_key(value):
+        raise ValueError(f"{echo(value)} is not a valid label key: [prefix/]name, name at most 63 characters")
+    return value
+
+
+LabelValue = Annotated[str, BeforeValidator(_stringify_label), AfterValidator(_check_label_value)]
+LabelKey = Annotated[str, AfterValidator(_check_label_key)]
 
 
 class _Model(BaseModel):
@@ -78,15 +136,18 @@ class _Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         frozen=False,
+        allow_inf_nan=False,
     )
 
 
 def _check_resources(value: dict[str, Any]) -> dict[str, int]:
     """Parse a ``{resource: quantity}`` map into base units."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of resource names to quantities, got {echo(value)}")
     out: dict[str, int] = {}
     for name, raw in value.items():
-        if not isinstance(name, str) or not _LABEL_KEY.match(name):
-            raise ValueError(f"{name!r} is not a resource name")
+        if not isinstance(name, str) or not is_label_key(name):
+            raise ValueError(f"{echo(name)} is not a resource name")
         try:
             out[name] = parse_quantity(name, raw)
         except QuantityError as exc:
@@ -95,18 +156,23 @@ def _check_resources(value: dict[str, Any]) -> dict[str, int]:
 
 
 def _check_prices(value: dict[str, Any]) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of resource names to prices, got {echo(value)}")
     out: dict[str, float] = {}
     for name, raw in value.items():
-        if isinstance(raw, bool):
-            raise ValueError(f"{name}: expected a price per unit-hour such as '0.04', got {raw!r}")
+        if not isinstance(name, str) or not is_label_key(name):
+            raise ValueError(f"{echo(name)} is not a resource name")
+        expected = f"{name}: expected a price per unit-hour such as '0.04', got {echo(raw)}"
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str) or (
+            isinstance(raw, str) and len(raw) > 64
+        ):
+            raise ValueError(expected)
         try:
             price = float(raw)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{name}: expected a price per unit-hour such as '0.04', got {raw!r}"
-            ) from exc
-        if price < 0 or price != price:
-            raise ValueError(f"{name}: a price must be a non-negative number, got {raw!r}")
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(expected) from exc
+        if not 0 <= price <= MAX_PRICE:  # also refuses nan and inf
+            raise ValueError(f"{name}: a price must be a number from 0 to {MAX_PRICE:g}, got {echo(raw)}")
         out[name] = price
     return out
 
@@ -131,10 +197,10 @@ class Metadata(_Model):
     @field_validator("name", "namespace")
     @classmethod
     def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 253 or not _DNS1123.match(value)):
+        if value is not None and not is_dns_label(value):
             raise ValueError(
-                f"{value!r} is not a valid name: lower-case letters, digits, '-' and '.', "
-                "starting and ending with a letter or digit"
+                f"{echo(value)} is not a valid name: a DNS-1123 label of at most 63 lower-case letters, "
+                "digits and '-', starting and ending with a letter or digit"
             )
         return value
 
@@ -142,8 +208,8 @@ class Metadata(_Model):
     @classmethod
     def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"{key!r} is not a valid label key")
+            if not is_label_key(key):
+                raise ValueError(f"{echo(key)} is not a valid label key")
         return value
 
 
@@ -153,7 +219,7 @@ class Metadata(_Model):
 class SelectorRequirement(_Model):
     """One ``matchExpressions`` entry, with Kubernetes semantics."""
 
-    key: str
+    key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
     values: list[LabelValue] = Field(default_factory=list)
 
@@ -170,12 +236,12 @@ class SelectorRequirement(_Model):
             try:
                 int(self.values[0])
             except ValueError as exc:
-                raise ValueError(f"operator {op} compares integers, got {self.values[0]!r}") from exc
+                raise ValueError(f"operator {op} compares integers, got {echo(self.values[0])}") from exc
         return self
 
 
 class LabelSelector(_Model):
-    match_labels: dict[str, LabelValue] = Field(default_factory=dict)
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     match_expressions: list[SelectorRequirement] = Field(default_factory=list)
 
 
@@ -208,8 +274,8 @@ class PreferredClusterTerm(ClusterAffinity):
 
 
 class Taint(_Model):
-    key: str
-    value: str = ""
+    key: LabelKey
+    value: LabelValue = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
@@ -220,9 +286,9 @@ class Toleration(_Model):
     replicas that run there today, not for new ones (see ``docs/karmada.md``).
     """
 
-    key: str = ""
+    key: Annotated[str, AfterValidator(lambda v: v and _check_label_key(v))] = ""
     operator: Literal["Equal", "Exists"] = "Equal"
-    value: str = ""
+    value: LabelValue = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = ""
     toleration_seconds: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
@@ -250,9 +316,9 @@ TOPOLOGY_LABELS = {
 
 
 class ClusterSpec(_Model):
-    region: str | None = None
-    zone: str | None = None
-    provider: str | None = None
+    region: LabelValue | None = None
+    zone: LabelValue | None = None
+    provider: LabelValue | None = None
     capacity: ResourceMap = Field(default_factory=dict)
     price: PriceMap = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
@@ -298,8 +364,10 @@ class SiteSpec(_Model):
     @classmethod
     def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
         for cluster, ms in value.items():
-            if ms < 0 or ms != ms:
-                raise ValueError(f"latency to {cluster} must be a non-negative number, got {ms}")
+            if not 0 <= ms <= MAX_LATENCY_MS:
+                raise ValueError(
+                    f"latency to {echo(cluster)} must be a number of ms from 0 to {MAX_LATENCY_MS:g}, got {ms}"
+                )
         return value
 
 
@@ -345,14 +413,14 @@ class Tenant(_Model):
 
 class LatencyRequirement(_Model):
     site: str
-    max_ms: float | None = Field(default=None, ge=0)
+    max_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
 
 
 class ReplicaScheduling(_Model):
     replica_scheduling_type: Literal["Divided", "Duplicated"] = "Divided"
     replica_division_preference: Literal["Weighted", "Aggregated"] = "Weighted"
-    min_per_cluster: int = Field(default=1, ge=1)
-    max_per_cluster: int | None = Field(default=None, ge=1)
+    min_per_cluster: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    max_per_cluster: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> ReplicaScheduling:
@@ -365,8 +433,8 @@ class ReplicaScheduling(_Model):
 
 
 class ClusterCount(_Model):
-    min: int = Field(default=1, ge=1)
-    max: int | None = Field(default=None, ge=1)
+    min: int = Field(default=1, ge=1, le=MAX_CLUSTER_COUNT)
+    max: int | None = Field(default=None, ge=1, le=MAX_CLUSTER_COUNT)
 
     @model_validator(mode="after")
     def _ordered(self) -> ClusterCount:
@@ -377,10 +445,10 @@ class ClusterCount(_Model):
 
 class SpreadConstraint(_Model):
     spread_by_field: Literal["region", "zone", "provider", "cluster"] | None = None
-    spread_by_label: str | None = None
-    min_groups: int = Field(default=1, ge=1)
-    max_groups: int | None = Field(default=None, ge=1)
-    max_skew: int | None = Field(default=None, ge=0)
+    spread_by_label: LabelKey | None = None
+    min_groups: int = Field(default=1, ge=1, le=MAX_GROUPS)
+    max_groups: int | None = Field(default=None, ge=1, le=MAX_GROUPS)
+    max_skew: int | None = Field(default=None, ge=0, le=MAX_SKEW)
 
     @model_validator(mode="after")
     def _one_key(self) -> SpreadConstraint:
@@ -481,22 +549,54 @@ class ClusterPlacementPolicy(_Model):
 class WorkloadSource(_Model):
     path: str
 
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, value: str) -> str:
+        # NUL and control characters, or huge paths, make every file call fail later
+        if not value or len(value) > MAX_TEXT or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError(
+                f"expected a folder path of at most {MAX_TEXT} characters without control characters, "
+                f"got {echo(value)}"
+            )
+        if any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in value.split("/")):
+            raise ValueError(f"a folder name in {echo(value)} is longer than 255 bytes")
+        return value
+
 
 class WorkloadSpec(_Model):
-    replicas: int = Field(ge=1)
+    replicas: int = Field(ge=1, le=MAX_REPLICAS)
     resources: ResourceMap = Field(default_factory=dict)
-    priority: int = 0
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     policy: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     source: WorkloadSource | None = None
+
+    @field_validator("resources")
+    @classmethod
+    def _one_pod(cls, value: dict[str, int]) -> dict[str, int]:
+        # Kubernetes counts one pod per replica; any other request would be silently replaced
+        if value.get("pods", 1) != 1:
+            raise ValueError(f"pods: each replica is one pod, so a pods request can only be 1, got {value['pods']}")
+        return value
+
+    @model_validator(mode="after")
+    def _total_in_range(self) -> WorkloadSpec:
+        for name, amount in self.resources.items():
+            limit, written = max_quantity(name)
+            if amount * self.replicas > WORKLOAD_TOTAL_FACTOR * limit:
+                raise ValueError(
+                    f"replicas x resources.{name} is out of range: a workload may request at most "
+                    f"{WORKLOAD_TOTAL_FACTOR} x {written} in total"
+                )
+        return self
 
     @field_validator("replicas", "priority", mode="before")
     @classmethod
     def _strict_int(cls, value: Any) -> Any:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"expected an integer, got {value!r}")
+            raise ValueError(f"expected an integer, got {echo(value)}")
         if isinstance(value, str):
-            raise ValueError(f"expected an integer, got the string {value!r}")
+            raise ValueError(f"expected an integer, got the string {echo(value)}")
         return value
 
 
@@ -515,17 +615,17 @@ class Workload(_Model):
 
 
 class ObjectiveWeights(_Model):
-    cost: float = Field(default=1.0, ge=0)
-    latency: float = Field(default=0.001, ge=0)
-    moves: float = Field(default=0.2, ge=0)
-    clusters: float = Field(default=0.1, ge=0)
-    preference: float = Field(default=0.01, ge=0)
-    prefer_no_schedule: float = Field(default=0.05, ge=0)
+    cost: float = Field(default=1.0, ge=0, le=MAX_WEIGHT)
+    latency: float = Field(default=0.001, ge=0, le=MAX_WEIGHT)
+    moves: float = Field(default=0.2, ge=0, le=MAX_WEIGHT)
+    clusters: float = Field(default=0.1, ge=0, le=MAX_WEIGHT)
+    preference: float = Field(default=0.01, ge=0, le=MAX_WEIGHT)
+    prefer_no_schedule: float = Field(default=0.05, ge=0, le=MAX_WEIGHT)
 
 
 class ObjectiveSpec(_Model):
     weights: ObjectiveWeights = Field(default_factory=ObjectiveWeights)
-    max_moves: int | None = Field(default=None, ge=0)
+    max_moves: int | None = Field(default=None, ge=0, le=MAX_MOVES)
 
 
 class Objective(_Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -58,3 +59,39 @@ def test_write_result_summary_says_what_happened(tmp_path: Path) -> None:
     assert "4 commit(s)" in first.summary() and "edge-a" in first.summary()
     again = write_plan(bundle, make_plan(PLAN_A), repo)
     assert "nothing committed" in again.summary()
+
+
+REC = "kind: ClusterPlacement\nspec: "
+HAND_EDITED = [
+    ("spec-is-a-list", REC + "[a]\n", None, "spec must be a mapping"),
+    ("workloads-not-a-list", REC + "{workloads: 5}\n", None, "spec must be a mapping"),
+    ("entry-not-a-mapping", REC + "{workloads: [web]}\n", None, "spec.workloads[0] needs"),
+    ("replicas-huge", REC + "{workloads: [{workload: a/web, replicas: 100000000000000000000}]}\n",
+     None, "spec.workloads[0] needs"),
+    ("depends-not-a-list", REC + "{workloads: [{workload: a/web, replicas: 1, dependsOn: 5}]}\n",
+     None, "dependsOn must be a list"),
+    ("overlay-replicas-not-a-list",
+     REC + "{workloads: [{workload: a/web, replicas: 1, overlay: web}]}\n",
+     "replicas: {name: web}\n", "replicas must be a list"),
+    ("not-yaml", "kind: [\n", None, "cannot read"),
+]
+
+
+@pytest.mark.parametrize(("record", "kustomization", "fragment"),
+                         [pytest.param(r, k, f, id=n) for n, r, k, f in HAND_EDITED])
+def test_a_hand_edited_repository_is_a_clear_error_naming_the_file(
+    tmp_path: Path, record: str, kustomization: str | None, fragment: str
+) -> None:
+    from adapters.gitops import read_current
+    from engine.errors import GitOpsError
+
+    folder = tmp_path / "clusters" / "edge-1"
+    folder.mkdir(parents=True)
+    (folder / "berth-placement.yaml").write_text(record, encoding="utf-8")
+    if kustomization is not None:
+        (folder / "web").mkdir()
+        (folder / "web" / "kustomization.yaml").write_text(kustomization, encoding="utf-8")
+    with pytest.raises(GitOpsError) as info:
+        read_current(tmp_path)
+    assert fragment in str(info.value)
+    assert str(folder) in str(info.value)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -381,13 +382,15 @@ def test_bad_promql_names_the_query(prom: str) -> None:
     assert "parse error" in message and "spec.queries.requested" in message
 
 
-def test_not_prometheus_is_reported(tmp_path: Path) -> None:
+@contextmanager
+def http_server(answer: Callable[[str], tuple[int, bytes]]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 whose GET answers are ``answer(path)``; yields its URL."""
     import http.server
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = b"<html>hello</html>"
-            self.send_response(503)
+            status, body = answer(self.path)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -399,37 +402,51 @@ def test_not_prometheus_is_reported(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        cfg = source(prometheus={"retries": 2, "backoff": "50ms"})
-        with pytest.raises(LiveSourceError, match=r"got HTTP 503 \(3 attempt\(s\)"):
-            fetch_live(bundle(), f"http://127.0.0.1:{server.server_port}", source=cfg, at=AT)
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_not_prometheus_is_reported(tmp_path: Path) -> None:
+    with http_server(lambda path: (503, b"<html>hello</html>")) as url:
+        cfg = source(prometheus={"retries": 2, "backoff": "50ms"})
+        with pytest.raises(LiveSourceError, match=r"got HTTP 503 \(3 attempt\(s\)"):
+            fetch_live(bundle(), url, source=cfg, at=AT)
 
 
 def test_an_http_server_that_is_not_prometheus(tmp_path: Path) -> None:
-    import http.server
+    def answer(path: str) -> tuple[int, bytes]:
+        return 200, b'{"hello": "world"}' if path.startswith("/json") else b"<html>grafana</html>"
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"<html>grafana</html>"
-            if self.path.startswith("/json"):
-                body = b'{"hello": "world"}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(answer) as url:
         for prefix in ("", "/json"):
             with pytest.raises(LiveSourceError, match="not the Prometheus HTTP API"):
-                fetch_live(bundle(), f"http://127.0.0.1:{server.server_port}{prefix}", at=AT)
-    finally:
-        server.shutdown()
-        server.server_close()
+                fetch_live(bundle(), f"{url}{prefix}", at=AT)
+
+
+@pytest.mark.parametrize(("freshness", "allocatable", "query"), [
+    ("1e300", "4", "freshness"),  # a timestamp no datetime holds
+    (str(AT_S), "1e300", "allocatable"),  # more cpu than the documented range
+    (str(AT_S), "-5", "allocatable"),
+], ids=["timestamp-out-of-range", "capacity-out-of-range", "capacity-negative"])
+def test_a_malformed_answer_is_a_live_source_error_naming_the_query(
+    freshness: str, allocatable: str, query: str
+) -> None:
+    """An HTTP server speaking Prometheus' API with values Berth cannot use: exit 3, naming the query."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    def answer(path: str) -> tuple[int, bytes]:
+        promql = parse_qs(urlsplit(path).query).get("query", [""])[0]
+        result: list[dict[str, Any]] = []
+        if "timestamp(kube_node_status_allocatable)" in promql:
+            result = [{"metric": {"cluster": "edge-1"}, "value": [AT_S, freshness]}]
+        elif promql.startswith("sum by (cluster, resource) (kube_node_status_allocatable"):
+            result = [{"metric": {"cluster": "edge-1", "resource": "cpu"}, "value": [AT_S, allocatable]}]
+        return 200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+
+    with http_server(answer) as url, pytest.raises(LiveSourceError) as info:
+        fetch_live(bundle(), url, at=AT)
+    assert f"query {query!r} gave a value Berth cannot use" in str(info.value)
+    assert info.value.exit_code == 3

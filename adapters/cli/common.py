@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import BerthError, InputError
+from engine.limits import MAX_REPLICAS
 from engine.redact import redact
 
 __all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
@@ -58,6 +59,8 @@ def load_assignment(path: Path) -> dict[str, dict[str, int]]:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON at line {exc.lineno}: {exc.msg}", file=str(path)) from exc
+    except (RecursionError, ValueError) as exc:  # nesting too deep, a 5000-digit number, not UTF-8
+        raise InputError(f"is not a plan file: {str(exc)[:200]}", file=str(path)) from None
     if not isinstance(data, dict) or not isinstance(data.get("placements"), list):
         raise InputError("expected a PlacementPlan with a placements list", file=str(path),
                          field="placements")
@@ -67,10 +70,11 @@ def load_assignment(path: Path) -> dict[str, dict[str, int]]:
             not isinstance(item, dict)
             or not isinstance(item.get("workload"), str)
             or not isinstance(item.get("clusters"), dict)
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in item["clusters"].values())
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_REPLICAS
+                       for n in item["clusters"].values())
         ):
-            raise InputError("expected {workload: str, clusters: {name: int}}", file=str(path),
-                             field=f"placements[{i}]")
+            raise InputError(f"expected {{workload: str, clusters: {{name: int 0..{MAX_REPLICAS}}}}}",
+                             file=str(path), field=f"placements[{i}]")
         out[item["workload"]] = dict(item["clusters"])
     return out
 
@@ -80,7 +84,10 @@ def run_guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except BerthError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", highlight=False)
+        text = str(exc)
+        if len(text) > 2000:  # messages echo values cut to 80 characters; this is only a backstop
+            text = text[:2000] + f"…({len(text)} characters)"
+        err_console.print(f"[bold red]error:[/] {escape(redact(text))}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; nothing was written")

@@ -19,6 +19,7 @@ from adapters.cli.common import atomic_write, console, run_guarded
 from adapters.live import read_live
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
+from engine.limits import echo
 from engine.live import (
     LiveFleet,
     LiveReport,
@@ -149,7 +150,7 @@ def _parse_at(text: str | None) -> datetime | None:
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(f"expected an ISO 8601 time such as 2026-11-26T12:00:00Z, got {text!r}",
+        raise InputError(f"expected an ISO 8601 time such as 2026-11-26T12:00:00Z, got {echo(text)}",
                          field="--at") from exc
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 

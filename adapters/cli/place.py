@@ -13,6 +13,7 @@ from adapters.cli.render import internal_errors, print_plan
 from adapters.gitops.sources import check_bundle_sources
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
+from engine.limits import echo
 from engine.live import find_source
 from engine.plan import Plan
 from engine.planner import place as engine_place
@@ -34,13 +35,13 @@ def parse_weights(bundle: Bundle, items: list[str]) -> ObjectiveWeights | None:
         key, sep, value = item.partition("=")
         if not sep or key not in data:
             raise InputError(
-                f"expected NAME=NUMBER with NAME one of {', '.join(data)}, got {item!r}",
+                f"expected NAME=NUMBER with NAME one of {', '.join(data)}, got {echo(item)}",
                 field="--weight",
             )
         try:
             data[key] = float(value)
         except ValueError as exc:
-            raise InputError(f"{key}: expected a number, got {value!r}", field="--weight") from exc
+            raise InputError(f"{key}: expected a number, got {echo(value)}", field="--weight") from exc
     try:
         return ObjectiveWeights.model_validate(data)
     except ValueError as exc:
@@ -125,7 +126,7 @@ def register(app: typer.Typer) -> None:
 
         def body() -> int:
             if gitops_format not in GITOPS_FORMATS:
-                raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}, got {gitops_format!r}",
+                raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}, got {echo(gitops_format)}",
                                  field="--gitops-format")
             if push and not commit:
                 raise InputError("--push needs --commit", field="--push")

@@ -14,6 +14,7 @@ from rich.table import Table
 from adapters.cli.common import console, run_guarded
 from adapters.gitops import read_records
 from engine.errors import InputError
+from engine.limits import echo
 
 __all__ = ["register", "status", "status_data"]
 
@@ -69,7 +70,7 @@ def status(
 
     def body() -> None:
         if output not in ("table", "json"):
-            raise InputError(f"expected table or json, got {output!r}", field="--output")
+            raise InputError(f"expected table or json, got {echo(output)}", field="--output")
         if not gitops_repo.exists():
             raise InputError("no such folder", file=str(gitops_repo), field="--gitops-repo")
         data = status_data(gitops_repo)

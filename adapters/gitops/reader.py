@@ -22,6 +22,7 @@ import yaml
 
 from adapters.gitops.layout import CLUSTERS_DIR, RECORD_FILE, RECORD_KIND
 from engine.errors import GitOpsError
+from engine.limits import MAX_REPLICAS
 
 __all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records", "recorded_names"]
 
@@ -65,8 +66,8 @@ def cluster_names(repo_dir: Path) -> list[str]:
 def _load(path: Path) -> Any:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise GitOpsError(f"{path}: cannot read: {exc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise GitOpsError(f"{path}: cannot read: {str(exc)[:300]}") from None
 
 
 def _overlay_count(folder: Path, name: str) -> int | None:
@@ -74,10 +75,16 @@ def _overlay_count(folder: Path, name: str) -> int | None:
     doc = _load(folder / "kustomization.yaml")
     if not isinstance(doc, dict):
         return None
-    for entry in doc.get("replicas") or []:
+    entries = doc.get("replicas") or []
+    if not isinstance(entries, list):
+        raise GitOpsError(f"{folder / 'kustomization.yaml'}: replicas must be a list of {{name, count}}")
+    for entry in entries:
         if isinstance(entry, dict) and entry.get("name") == name:
             count = entry.get("count")
             if isinstance(count, int) and not isinstance(count, bool):
+                if not 0 <= count <= MAX_REPLICAS:
+                    raise GitOpsError(f"{folder / 'kustomization.yaml'}: replicas count {count} is outside "
+                                      f"0..{MAX_REPLICAS}")
                 return count
     return None
 
@@ -101,15 +108,27 @@ def read_records(repo_dir: Path, only: Iterable[str] | None = None) -> dict[str,
         if not isinstance(doc, dict) or doc.get("kind") != RECORD_KIND:
             raise GitOpsError(f"{path}: expected a {RECORD_KIND} document")
         spec = doc.get("spec") or {}
+        workloads = (spec.get("workloads") or []) if isinstance(spec, dict) else None
+        if not isinstance(workloads, list):
+            raise GitOpsError(f"{path}: spec must be a mapping with a list spec.workloads")
         record = ClusterRecord(name=name, format=str(spec.get("format") or "unknown"))
-        for i, raw in enumerate(spec.get("workloads") or []):
+        for i, raw in enumerate(workloads):
             key = raw.get("workload") if isinstance(raw, dict) else None
             replicas = raw.get("replicas") if isinstance(raw, dict) else None
-            if not isinstance(key, str) or "/" not in key or not isinstance(replicas, int):
+            if (
+                not isinstance(key, str) or "/" not in key
+                or not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS
+            ):
                 raise GitOpsError(
-                    f"{path}: spec.workloads[{i}] needs 'workload: ns/name' and integer 'replicas'"
+                    f"{path}: spec.workloads[{i}] needs 'workload: ns/name' and integer 'replicas' "
+                    f"(0..{MAX_REPLICAS})"
                 )
+            depends = raw.get("dependsOn") or []
+            if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+                raise GitOpsError(f"{path}: spec.workloads[{i}].dependsOn must be a list of names")
             overlay = raw.get("overlay")
+            if isinstance(overlay, str) and ("\0" in overlay or len(overlay) > 4096):
+                raise GitOpsError(f"{path}: spec.workloads[{i}].overlay is not a folder path")
             running = True
             if isinstance(overlay, str) and overlay:
                 folder = root / name / overlay
@@ -126,7 +145,7 @@ def read_records(repo_dir: Path, only: Iterable[str] | None = None) -> dict[str,
                     overlay=overlay if isinstance(overlay, str) else None,
                     base=raw.get("base") if isinstance(raw.get("base"), str) else None,
                     object=raw.get("object") if isinstance(raw.get("object"), str) else None,
-                    depends_on=tuple(raw.get("dependsOn") or ()),
+                    depends_on=tuple(depends),
                     running=running,
                 )
             )
