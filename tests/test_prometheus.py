@@ -442,7 +442,7 @@ def test_a_malformed_answer_is_a_live_source_error_naming_the_query(
         result: list[dict[str, Any]] = []
         if "timestamp(kube_node_status_allocatable)" in promql:
             result = [{"metric": {"cluster": "edge-1"}, "value": [AT_S, freshness]}]
-        elif promql.startswith("sum by (cluster, resource) (kube_node_status_allocatable"):
+        elif promql.startswith("sum by (cluster, resource)") and "kube_node_status_allocatable" in promql:
             result = [{"metric": {"cluster": "edge-1", "resource": "cpu"}, "value": [AT_S, allocatable]}]
         return 200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
 
