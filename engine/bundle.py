@@ -30,6 +30,7 @@ from engine.resources import (
     CLUSTER_SCOPED,
     Cluster,
     ClusterPlacementPolicy,
+    EntryError,
     Objective,
     PlacementPolicy,
     Site,
@@ -362,8 +363,12 @@ def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
         errors = exc.errors()
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem(s) in this document)" if len(errors) > 1 else ""
+        loc = tuple(first["loc"])
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, EntryError):  # a bad entry of a map: name it (spec.resources.cpu)
+            loc = (*loc, cause.key)
         raise InputError(
-            _explain(first) + more, file=file, document=where, field=_loc(first["loc"]) or None
+            _explain(first) + more, file=file, document=where, field=_loc(loc) or None
         ) from None
 
 

@@ -140,6 +140,14 @@ class _Model(BaseModel):
     )
 
 
+class EntryError(ValueError):
+    """A bad entry of a map field: the loader adds ``key`` to the field it names (``spec.resources.cpu``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def _check_resources(value: dict[str, Any]) -> dict[str, int]:
     """Parse a ``{resource: quantity}`` map into base units."""
     if not isinstance(value, dict):
@@ -151,7 +159,7 @@ def _check_resources(value: dict[str, Any]) -> dict[str, int]:
         try:
             out[name] = parse_quantity(name, raw)
         except QuantityError as exc:
-            raise ValueError(f"{name}: {exc}") from exc
+            raise EntryError(name, str(exc)) from exc
     return out
 
 
@@ -162,17 +170,17 @@ def _check_prices(value: dict[str, Any]) -> dict[str, float]:
     for name, raw in value.items():
         if not isinstance(name, str) or not is_label_key(name):
             raise ValueError(f"{echo(name)} is not a resource name")
-        expected = f"{name}: expected a price per unit-hour such as '0.04', got {echo(raw)}"
+        expected = f"expected a price per unit-hour such as '0.04', got {echo(raw)}"
         if isinstance(raw, bool) or not isinstance(raw, int | float | str) or (
             isinstance(raw, str) and len(raw) > 64
         ):
-            raise ValueError(expected)
+            raise EntryError(name, expected)
         try:
             price = float(raw)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(expected) from exc
+            raise EntryError(name, expected) from exc
         if not 0 <= price <= MAX_PRICE:  # also refuses nan and inf
-            raise ValueError(f"{name}: a price must be a number from 0 to {MAX_PRICE:g}, got {echo(raw)}")
+            raise EntryError(name, f"a price must be a number from 0 to {MAX_PRICE:g}, got {echo(raw)}")
         out[name] = price
     return out
 
