@@ -6,9 +6,14 @@ An Infeasible plan never reaches git (spec 5, 7); outputs are checked before the
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +85,158 @@ def test_infeasible_reoptimize_exits_4_and_commits_nothing(deployed: Path, tmp_p
     assert result.returncode == 4, result.stdout + result.stderr
     assert json.loads(plan_out.read_text())["status"]["solver"] == "Infeasible"
     assert snapshot(deployed) == before
+
+
+# --- helpers for outputs -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, *, size: str = "1m") -> Iterator[Path]:
+    """A small tmpfs at ``path`` (root only): a full or read-only disk that is real."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def read_only(path: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+
+
+def assert_nothing_committed(result: subprocess.CompletedProcess[str], repo: Path, before: tuple[str, str, str],
+                             code: int, *words: str) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr
+    assert snapshot(repo) == before
+
+
+# --- 4. --output -, and paths that are not regular files -----------------------------------
+
+
+def test_output_dash_is_clean_json_on_stdout(tmp_path: Path) -> None:
+    result = berth("place", fleet(tmp_path / "fleet.yaml"), "--output", "-")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["kind"] == "PlacementPlan" and len(plan["placements"]) == 2
+    assert "Placements" in result.stderr  # the tables moved to standard error
+    assert not (tmp_path / "-").exists()
+
+
+def test_output_through_a_symlink_to_a_device_writes_through_and_replaces_nothing(tmp_path: Path) -> None:
+    link = tmp_path / "stdout-like"
+    link.symlink_to("/dev/null")
+    result = berth("place", fleet(tmp_path / "fleet.yaml"), "--output", link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == "/dev/null"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_output_into_a_fifo_writes_through(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link-to-pipe"
+    link.symlink_to(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = berth("place", fleet(tmp_path / "fleet.yaml"), "--output", link)
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(received[0])["kind"] == "PlacementPlan"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+
+
+def test_output_through_a_symlink_to_a_file_replaces_the_file_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "plans" / "real.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "plan.json"
+    link.symlink_to(real)
+    assert berth("place", fleet(tmp_path / "fleet.yaml"), "-o", link).returncode == 0
+    assert link.is_symlink() and json.loads(real.read_text())["kind"] == "PlacementPlan"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["real.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("kind", ["folder", "link-to-folder"])
+def test_output_that_is_a_folder_is_refused_before_anything_is_committed(
+    deployed: Path, tmp_path: Path, kind: str
+) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    target = folder
+    if kind == "link-to-folder":
+        target = tmp_path / "link"
+        target.symlink_to(folder)
+    before = snapshot(deployed)
+    result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed, "--commit",
+                   "--output", target)
+    assert_nothing_committed(result, deployed, before, 2, "--output", "folder")
+    assert list(folder.iterdir()) == [] and (kind == "folder" or target.is_symlink())
+
+
+# --- 3. every output checked before the first write ----------------------------------------
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "proc"])
+def test_unwritable_output_is_exit_2_and_nothing_is_committed(deployed: Path, tmp_path: Path, where: str) -> None:
+    target = tmp_path / "no" / "such" / "plan.json" if where == "missing-folder" else Path("/proc/berth-plan.json")
+    before = snapshot(deployed)
+    result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed, "--commit",
+                   "--output", target)
+    assert_nothing_committed(result, deployed, before, 2, "--output")
+    assert not target.exists() and not (tmp_path / "no").exists()
+
+
+def test_read_only_output_is_exit_2_and_nothing_is_committed(deployed: Path, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro") as ro:
+        read_only(ro)
+        before = snapshot(deployed)
+        result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed, "--commit",
+                       "--output", ro / "plan.json")
+        assert_nothing_committed(result, deployed, before, 2, "--output", "Read-only")
+
+
+def test_full_disk_fails_before_the_commit_and_leaves_the_old_plan_whole(deployed: Path, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", size="64k") as small:
+        old = small / "plan.json"
+        old.write_text('{"old": true}\n')
+        with contextlib.suppress(OSError), open(small / "filler", "wb") as handle:  # fill the disk
+            while True:
+                handle.write(b"x" * 4096)
+                handle.flush()
+        before = snapshot(deployed)
+        result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed, "--commit",
+                       "--output", old)
+        assert_nothing_committed(result, deployed, before, 1, "No space left", "nothing was committed")
+        assert old.read_text() == '{"old": true}\n'
+        assert sorted(p.name for p in small.iterdir()) == ["filler", "plan.json"]
+
+
+def test_read_only_clone_is_exit_3_before_the_solve(tmp_path: Path) -> None:
+    origin = bare_remote(tmp_path / "origin.git")
+    with tmpfs(tmp_path / "mnt", size="8m") as mnt:
+        repo = clone(origin, mnt / "clone")
+        assert berth("place", fleet(tmp_path / "fleet.yaml"), "--gitops-repo", repo, "--commit").returncode == 0
+        read_only(mnt)
+        before = snapshot(repo)
+        out = tmp_path / "plan.json"
+        result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", repo, "--commit",
+                       "--output", out)
+        assert_nothing_committed(result, repo, before, 3, "Read-only")
+        assert not out.exists()
+
+
+def test_current_that_is_not_utf8_is_exit_2_naming_the_file(deployed: Path, tmp_path: Path) -> None:
+    current = tmp_path / "current.json"
+    current.write_bytes(b'{"placements": [{"workload": "shop/web\xff", "clusters": {"a": 1}}]}')
+    before = snapshot(deployed)
+    result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--current", current,
+                   "--gitops-repo", deployed, "--commit")
+    assert_nothing_committed(result, deployed, before, 2, str(current), "UTF-8")

@@ -173,7 +173,7 @@ def test_failure_mid_write_restores_the_clean_head(bundle: Bundle, tmp_path: Pat
     assert git(repo, "rev-parse", "HEAD") == head
     assert _status(repo) == ""
     assert read_current(repo) == PLAN_A
-    assert not (repo / ".git/berth.lock").exists()
+    assert not (repo / ".git/berth-write-in-progress").exists()
 
 
 def test_bad_source_is_an_input_error_and_writes_nothing(tmp_path: Path) -> None:

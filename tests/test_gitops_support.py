@@ -178,6 +178,7 @@ def test_public_names_are_pinned() -> None:
         "CommitInfo",
         "RecordEntry",
         "WriteResult",
+        "open_clone",
         "read_current",
         "read_records",
         "render_cluster",

@@ -1,11 +1,9 @@
-"""What every command shares: error reporting, exit codes, atomic file writes."""
+"""What every command shares: error reporting, exit codes, reading a plan file (writes: :mod:`.outputs`)."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
+from adapters.cli.outputs import atomic_write
 from engine.errors import BerthError, InputError
 from engine.limits import MAX_REPLICAS
 from engine.redact import redact
@@ -35,28 +34,15 @@ class ExitCode(IntEnum):
     INFEASIBLE = 4  #: no plan satisfies the hard constraints; plan file only, nothing committed
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_assignment(path: Path) -> dict[str, dict[str, int]]:
     """The placements of a plan file, as ``{workload: {cluster: replicas}}``."""
     try:
         data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}): expected a PlacementPlan JSON file",
+                         file=str(path)) from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON at line {exc.lineno}: {exc.msg}", file=str(path)) from exc
     except (RecursionError, ValueError) as exc:  # nesting too deep, a 5000-digit number, not UTF-8

@@ -1,23 +1,35 @@
-"""``berth place``: bundle (+ live inputs, + current placement) -> plan (+ GitOps commits)."""
+"""``berth place``: bundle (+ live inputs, + current placement) -> plan (+ GitOps commits).
+
+The order of a run is what makes it safe: check the arguments and every output, load the inputs,
+hold the clone (with ``--push``: at origin's branch), read what runs, solve and verify, stage the
+plan file, commit (and push) only a plan that is not Infeasible, then publish the plan file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.common import ExitCode, atomic_write, console, err_console, load_assignment, run_guarded
+from adapters.cli.common import ExitCode, console, err_console, load_assignment, run_guarded
+from adapters.cli.outputs import Output
 from adapters.cli.render import internal_errors, print_plan
 from adapters.gitops.sources import check_bundle_sources
 from engine.bundle import Bundle, load_bundle
-from engine.errors import InputError
+from engine.errors import InputError, SolveError
 from engine.limits import echo
 from engine.live import find_source
 from engine.plan import Plan
 from engine.planner import place as engine_place
 from engine.resources import ObjectiveWeights
+
+if TYPE_CHECKING:
+    from adapters.gitops import WriteResult
+    from adapters.gitops.repo import GitSession
 
 __all__ = ["register"]
 
@@ -78,26 +90,28 @@ def read_current(current: Path | None, gitops_repo: Path | None) -> dict[str, di
     return None
 
 
-def write_outputs(
-    bundle: Bundle,
-    plan: Plan,
-    *,
-    output: Path | None,
-    gitops_repo: Path | None,
-    gitops_format: str,
-    commit: bool,
-    push: bool,
-) -> None:
-    """Commit to GitOps first (it may fail with exit 3), then write the plan file."""
-    if commit:
-        if gitops_repo is None:
-            raise InputError("--commit needs --gitops-repo DIR", field="--commit")
-        from adapters.gitops import write_plan
+@contextlib.contextmanager
+def clone_for_commit(gitops_repo: Path | None, *, commit: bool, push: bool) -> Iterator[GitSession | None]:
+    """The clone a run commits to, held (locked, recovered, clean, writable and, with ``--push``,
+    at origin's branch) from before the current placement is read until after the commit."""
+    if not commit:
+        yield None
+        return
+    if gitops_repo is None:
+        raise InputError("--commit needs --gitops-repo DIR", field="--commit")
+    from adapters.gitops import open_clone
 
-        result = write_plan(bundle, plan, gitops_repo, fmt=gitops_format, commit=True, push=push)
-        console.print(f"gitops: {result.summary()}")
-    if output is not None:
-        atomic_write(output, plan.to_json() + "\n")
+    with open_clone(gitops_repo, sync_remote="origin" if push else None) as session:
+        yield session
+
+
+def commit_plan(session: GitSession, bundle: Bundle, plan: Plan, *, fmt: str, push: bool) -> WriteResult:
+    """Commit (and push) a plan that is not Infeasible; the caller checked its outputs first."""
+    from adapters.gitops import write_plan
+
+    if plan.status.solver == "Infeasible":
+        raise SolveError("internal error: an Infeasible plan must never be committed")
+    return write_plan(bundle, plan, session.path, fmt=fmt, commit=True, push=push, session=session)
 
 
 def register(app: typer.Typer) -> None:
@@ -106,7 +120,7 @@ def register(app: typer.Typer) -> None:
     @app.command("place")
     def place(
         bundle: Annotated[list[Path], typer.Argument(help="Bundle files or folders.")],
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan JSON here.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan JSON file ('-': stdout).")] = None,
         time_limit: Annotated[float, typer.Option(help="Seconds for the solver.")] = 10.0,
         prometheus: Annotated[str | None, typer.Option(help="Prometheus URL for live capacity and latency.")] = None,
         kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig for live inventory.")] = None,
@@ -133,24 +147,39 @@ def register(app: typer.Typer) -> None:
             if current is not None and gitops_repo is not None and not commit:
                 raise InputError("give --current or --gitops-repo as the current placement, not both",
                                  field="--current")
+            if commit and gitops_repo is None:
+                raise InputError("--commit needs --gitops-repo DIR", field="--commit")
+            out = Output.check(output, "--output")  # before anything else: exit 2, nothing written
+            shown = err_console if out is not None and out.kind == "stdout" else console
             loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                            contexts=context or [])
             if not allow_sources_outside:
                 check_bundle_sources(loaded, bundle)
             weights = parse_weights(loaded, weight or [])
-            now = read_current(current, gitops_repo)
-            plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,
-                                max_moves=max_moves, warnings=warnings)
-            infeasible = plan.status.solver == "Infeasible"
-            # an Infeasible plan is for inspection only: it never reaches git (spec 5, 7)
-            write_outputs(loaded, plan, output=output, gitops_repo=gitops_repo,
-                          gitops_format=gitops_format, commit=commit and not infeasible, push=push)
+            with clone_for_commit(gitops_repo, commit=commit, push=push) as session:
+                now = read_current(current, gitops_repo)
+                plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,
+                                    max_moves=max_moves, warnings=warnings)
+                infeasible = plan.status.solver == "Infeasible"
+                if out is not None:
+                    out.stage(plan.to_json() + "\n")  # a full disk fails here, before git
+                # an Infeasible plan is for inspection only: it never reaches git (spec 5, 7)
+                if session is not None and not infeasible:
+                    try:
+                        result = commit_plan(session, loaded, plan, fmt=gitops_format, push=push)
+                    except BaseException:
+                        if out is not None:
+                            out.discard()
+                        raise
+                    shown.print(f"gitops: {result.summary()}")
+            if out is not None:
+                out.publish()
             if quiet:
                 s = plan.status
-                console.print(f"{s.solver}: {len(plan.placements)} placed, {len(plan.unplaced)} "
-                              f"unplaced, weighted {s.objective.weighted:.4f}")
+                shown.print(f"{s.solver}: {len(plan.placements)} placed, {len(plan.unplaced)} "
+                            f"unplaced, weighted {s.objective.weighted:.4f}")
             else:
-                print_plan(console, loaded, plan, output=str(output) if output else None)
+                print_plan(shown, loaded, plan, output=out.shown if out is not None else None)
             if (loud := internal_errors(plan)) is not None:
                 err_console.print(loud)
             if infeasible:

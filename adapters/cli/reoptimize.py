@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adapters.cli.common import ExitCode, atomic_write, console, err_console, run_guarded
-from adapters.cli.place import GITOPS_FORMATS, INFEASIBLE_MESSAGE, load_inputs, parse_weights
+from adapters.cli.common import ExitCode, console, err_console, run_guarded
+from adapters.cli.outputs import Output
+from adapters.cli.place import (
+    GITOPS_FORMATS,
+    INFEASIBLE_MESSAGE,
+    clone_for_commit,
+    commit_plan,
+    load_inputs,
+    parse_weights,
+)
 from adapters.cli.render import internal_errors
 from adapters.gitops.sources import check_bundle_sources
 from engine.errors import InputError
@@ -36,7 +45,7 @@ def _repo_format(repo: Path) -> str | None:
     return formats.pop() if len(formats) == 1 else None
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary["movesByWorkload"]:
         table = Table(title="Moves by workload", title_justify="left")
         table.add_column("workload")
@@ -70,8 +79,8 @@ def register(app: typer.Typer) -> None:
         commit: Annotated[bool, typer.Option("--commit", help="Commit the new plan (one commit per cluster).")] = False,
         push: Annotated[bool, typer.Option("--push", help="Push the commits to origin.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the diff (the default).")] = False,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a JSON summary here.")] = None,
-        plan_output: Annotated[Path | None, typer.Option("--plan-output", help="Write the plan JSON here.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON summary file ('-': stdout).")] = None,
+        plan_output: Annotated[Path | None, typer.Option("--plan-output", help="Plan JSON file ('-': stdout).")] = None,
         time_limit: Annotated[float, typer.Option(help="Seconds for the solver.")] = 10.0,
         gitops_format: Annotated[str | None, typer.Option(help="Default: the repo's format, else flux.")] = None,
         prometheus: Annotated[str | None, typer.Option(help="Prometheus URL for live capacity.")] = None,
@@ -90,10 +99,16 @@ def register(app: typer.Typer) -> None:
                 raise InputError("--push needs --commit", field="--push")
             if gitops_format is not None and gitops_format not in GITOPS_FORMATS:
                 raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}", field="--gitops-format")
+            summary_out, plan_out = Output.check(output, "--output"), Output.check(plan_output, "--plan-output")
+            outs = [o for o in (summary_out, plan_out) if o is not None]
+            if sum(o.kind == "stdout" for o in outs) > 1:
+                raise InputError("only one of --output and --plan-output can be '-'", field="--plan-output")
+            shown = err_console if any(o.kind == "stdout" for o in outs) else console
             columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-            with Progress(*columns, console=err_console, transient=True) as progress:
+            with Progress(*columns, console=err_console, transient=True) as progress, \
+                    clone_for_commit(gitops_repo, commit=commit, push=push) as session:
                 task = progress.add_task("reading the current placement from git", total=4)
-                from adapters.gitops import read_current, write_plan
+                from adapters.gitops import read_current
 
                 current = read_current(gitops_repo) if gitops_repo.exists() else {}
                 progress.update(task, advance=1, description="loading the bundle and live inputs")
@@ -109,32 +124,42 @@ def register(app: typer.Typer) -> None:
                 summary["committed"] = False
                 summary["warnings"] = list(plan.status.warnings)
                 infeasible = plan.status.solver == "Infeasible"
+                # every output staged in full before git: a full disk fails before a commit
+                if plan_out is not None:
+                    plan_out.stage(plan.to_json() + "\n")
+                if summary_out is not None:
+                    summary_out.stage(json.dumps(summary, indent=2) + "\n")
                 progress.update(task, advance=1, description="committing" if commit else "diff ready")
-                if commit and not infeasible:
-                    fmt = gitops_format or (_repo_format(gitops_repo) if gitops_repo.exists() else None) or "flux"
-                    result = write_plan(loaded, plan, gitops_repo, fmt=fmt, commit=True, push=push)
+                if session is not None and not infeasible:
+                    fmt = gitops_format or _repo_format(gitops_repo) or "flux"
+                    try:
+                        result = commit_plan(session, loaded, plan, fmt=fmt, push=push)
+                    except BaseException:
+                        for o in outs:
+                            o.discard()
+                        raise
                     summary["committed"] = True
                     summary["commits"] = [{"sha": c.sha, "cluster": c.cluster, "subject": c.subject}
                                           for c in result.commits]
                     summary["pushed"] = result.pushed
+                    if summary_out is not None:
+                        summary_out.stage(json.dumps(summary, indent=2) + "\n")
                 progress.update(task, advance=1)
-            if output is not None:
-                atomic_write(output, json.dumps(summary, indent=2) + "\n")
-            if plan_output is not None:
-                atomic_write(plan_output, plan.to_json() + "\n")
-            _print_summary(summary)
+            for o in outs:
+                o.publish()
+            _print_summary(shown, summary)
             for w in summary["warnings"]:
-                console.print(f"[yellow]warning:[/] {w}", highlight=False)
+                shown.print(f"[yellow]warning:[/] {w}", highlight=False)
             if (loud := internal_errors(plan)) is not None:
                 err_console.print(loud)
             if infeasible:
                 err_console.print(INFEASIBLE_MESSAGE + ("nothing was committed" if commit else "nothing to commit"))
                 return ExitCode.INFEASIBLE
             if commit:
-                console.print(f"committed {len(summary.get('commits', []))} commit(s)")
+                shown.print(f"committed {len(summary.get('commits', []))} commit(s)")
             else:
-                console.print("dry run: nothing was committed (use --commit)")
-            return 0
+                shown.print("dry run: nothing was committed (use --commit)")
+            return ExitCode.OK
 
         code = run_guarded(body)
         if code:

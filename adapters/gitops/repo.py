@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from filelock import FileLock, Timeout
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 
 from engine.errors import GitOpsError
@@ -32,6 +35,8 @@ LOCK_NAME = "berth.lock"
 LOCK_WAIT_SECONDS = 30.0
 #: Present while a write is in progress: ``<head sha or empty> <branch>``.
 WRITE_MARKER = "berth-write-in-progress"
+#: The folders Berth owns in a clone (what a restore cleans).
+OWNED = ("clusters", "bases")
 
 
 def sanitize(text: str) -> str:
@@ -69,7 +74,7 @@ class GitSession:
     def __init__(self, path: Path, *, create: bool) -> None:
         self.path = Path(path)
         self.repo = self._open(create)
-        self._lock: Path | None = None
+        self._lock: FileLock | None = None
         try:
             self._take_lock()
             self._configure()
@@ -91,33 +96,27 @@ class GitSession:
                 f"{self.path} is a non-empty folder that is not a git repository; "
                 "give an existing clone or a new path"
             )
-        self.path.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.mkdir(parents=True, exist_ok=True)
             return Repo.init(self.path, initial_branch="main")
         except GitCommandError as exc:
             raise _git_error(f"git init {self.path}", exc) from None
+        except OSError as exc:
+            raise GitOpsError(f"cannot create the repository {self.path}: {exc.strerror or exc}") from None
 
     def _take_lock(self) -> None:
-        lock = Path(self.repo.git_dir) / LOCK_NAME
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if _stale(lock):
-                    lock.unlink(missing_ok=True)
-                    continue
-                if time.monotonic() >= deadline:
-                    raise GitOpsError(
-                        f"another Berth writer holds {lock}; wait for it, or remove the file "
-                        "if no Berth process is running"
-                    ) from None
-                time.sleep(0.1)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            self._lock = lock
-            return
+        """Hold ``.git/berth.lock`` (``flock``: the kernel lets go when the holder dies, even by kill -9)."""
+        lock = FileLock(Path(self.repo.git_dir) / LOCK_NAME, timeout=LOCK_WAIT_SECONDS)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise GitOpsError(
+                f"another Berth writer holds {lock.lock_file} for more than {LOCK_WAIT_SECONDS:g}s; "
+                "try again when it is done"
+            ) from None
+        except OSError as exc:
+            raise GitOpsError(f"cannot lock {lock.lock_file}: {exc.strerror or exc}; nothing was written") from None
+        self._lock = lock
 
     def _configure(self) -> None:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}
@@ -139,7 +138,7 @@ class GitSession:
 
     def close(self) -> None:
         if self._lock is not None:
-            self._lock.unlink(missing_ok=True)
+            self._lock.release()
             self._lock = None
         self.repo.close()
 
@@ -200,6 +199,66 @@ class GitSession:
                 f"{self.path} has uncommitted changes ({shown}); commit or discard them first"
             )
 
+    def require_writable(self, paths: list[str]) -> None:
+        """Refuse a clone Berth cannot write (read-only file system, permissions) before any write."""
+        folders = [self.path, self.git_dir, self.git_dir / "objects"]
+        folders += [self.path / p for p in paths if (self.path / p).is_dir()]
+        for folder in folders:
+            try:
+                fd, probe = tempfile.mkstemp(prefix=".berth-check-", dir=folder)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise GitOpsError(
+                    f"{self.path} is not writable ({folder}: {exc.strerror or exc}); nothing was written"
+                ) from None
+
+    def prepare(self, paths: list[str]) -> None:
+        """Ready for a write of ``paths``: a killed write undone, nothing uncommitted there, writable."""
+        self.recover_interrupted_write()
+        self.require_clean(paths)
+        self.require_writable(paths)
+
+    def sync_with_remote(self, remote: str, branch: str) -> None:
+        """Fast-forward the clone to ``remote``'s ``branch``, so that a plan starts from what it holds.
+
+        A remote without the branch holds nothing yet: the clone stays as it is (its commits are
+        the first to be pushed). The work is marked like a write, so a kill is undone.
+
+        Raises:
+            GitOpsError: the remote cannot be read, or the clone has commits the remote lacks
+                (local work that was never pushed: Berth will not plan over it or drop it).
+        """
+        git = self.repo.git
+        tracking = f"refs/remotes/{remote}/{branch}"
+        try:
+            listed = git.ls_remote(remote, f"refs/heads/{branch}").strip()
+        except GitCommandError as exc:
+            raise _git_error(f"git ls-remote {remote}", exc) from None
+        if not listed:
+            return
+        head = self.head()
+        self.begin_write(head, branch)
+        try:
+            git.fetch("-q", remote, f"+refs/heads/{branch}:{tracking}")
+            remote_head = git.rev_parse(tracking)
+            if head is not None and head != remote_head:
+                ahead = int(git.rev_list("--count", f"{tracking}..HEAD"))
+                if ahead:
+                    raise GitOpsError(
+                        f"{self.path} has {ahead} commit(s) on {branch} that {remote} does not have; "
+                        f"push them or drop them (git reset --hard {remote}/{branch}) first; nothing was written"
+                    )
+            if head != remote_head:
+                git.merge("--ff-only", "-q", tracking)
+        except GitCommandError as exc:
+            self.undo(head, branch)
+            raise _git_error(f"updating {self.path} from {remote}/{branch}", exc) from None
+        except BaseException:
+            self.undo(head, branch)
+            raise
+        self.end_write()
+
     # --- writing ----------------------------------------------------------------
 
     def commit_paths(self, paths: list[str], message: str) -> str | None:
@@ -223,42 +282,84 @@ class GitSession:
             raise _git_error("git commit", exc) from None
 
     def restore(self, head: str | None, branch: str) -> None:
-        """Put the clone back to ``head`` with a clean work tree (after any failure)."""
+        """Put the clone back to ``head`` with a clean work tree (after any failure).
+
+        Raises:
+            GitOpsError: git could not do it (the reason is git's); the caller keeps its marker.
+        """
         git = self.repo.git
-        for marker in ("rebase-merge", "rebase-apply"):
-            if (self.git_dir / marker).exists():
-                with contextlib.suppress(GitCommandError):
-                    git.rebase("--abort")
-        with contextlib.suppress(GitCommandError):
+        try:
+            for marker in ("rebase-merge", "rebase-apply"):
+                if (self.git_dir / marker).exists():
+                    with contextlib.suppress(GitCommandError):
+                        git.rebase("--abort")
+                    shutil.rmtree(self.git_dir / marker, ignore_errors=True)
             if head is not None:
                 git.reset("-q", "--hard", head)
             else:
-                with contextlib.suppress(GitCommandError):
+                with contextlib.suppress(GitCommandError):  # absent when nothing was committed
                     git.update_ref("-d", f"refs/heads/{branch}")
                 git.read_tree("--empty")
-        with contextlib.suppress(GitCommandError):
-            git.clean("-q", "-f", "-d", "--", "clusters", "bases")
+            git.clean("-q", "-f", "-d", "--", *OWNED)
+        except GitCommandError as exc:
+            raise _git_error(f"restoring {self.path} to {head or 'its empty branch'}", exc) from None
+
+    def is_restored(self, head: str | None) -> bool:
+        """Whether the clone is exactly at ``head``: nothing staged, nothing changed or stray in what Berth owns."""
+        if self.head() != head or any((self.git_dir / m).exists() for m in ("rebase-merge", "rebase-apply")):
+            return False
+        out = self.repo.git.status("--porcelain", "--untracked-files=all")
+        return all(line[0] in " ?" and not line[3:].startswith(OWNED) for line in out.splitlines() if line)
+
+    def undo(self, head: str | None, branch: str) -> None:
+        """Restore ``head`` and only then drop the write marker: a marker outlives any failed restore.
+
+        Raises:
+            GitOpsError: the clone could not be verified clean at ``head``; the marker stays, so
+                the next run tries again.
+        """
+        self.restore(head, branch)
+        if not self.is_restored(head):
+            raise GitOpsError(f"{self.path} could not be put back to {head or 'its empty branch'}; "
+                              f"it keeps .git/{WRITE_MARKER} so that the next run tries again")
+        self.end_write()
 
     def begin_write(self, head: str | None, branch: str) -> None:
-        """Note that a write starts from ``head``, so that a crash can be undone."""
-        (self.git_dir / WRITE_MARKER).write_text(f"{head or ''} {branch}\n", encoding="utf-8")
+        """Note that a write starts from ``head``, so that a crash can be undone (the note is atomic)."""
+        marker = self.git_dir / WRITE_MARKER
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(f"{head or ''} {branch} {os.getpid()}\n", encoding="utf-8")
+        os.replace(tmp, marker)
 
     def end_write(self) -> None:
         (self.git_dir / WRITE_MARKER).unlink(missing_ok=True)
 
     def recover_interrupted_write(self) -> bool:
-        """Undo a write that a crash interrupted (its marker is still there).
+        """Undo a write that a kill interrupted (its marker is still there), at any instant.
 
-        Its commits that were not pushed and its half-written files are dropped:
-        the clone goes back to the commit the interrupted write started from.
-        Returns whether there was anything to recover.
+        Holding ``berth.lock`` proves the marker's writer is gone. Git processes it left running in
+        the clone are waited for (up to :data:`LOCK_WAIT_SECONDS`); lock files git left behind
+        (``index.lock``, ``HEAD.lock``, ref locks) are then stale and removed. The clone goes back
+        to the commit the interrupted write started from: its commits that were not pushed and its
+        half-written files are dropped. The marker is removed only once the clone is verified
+        clean. Returns whether there was anything to recover.
+
+        Raises:
+            GitOpsError: the clone could not be recovered (the marker stays).
         """
         marker = self.git_dir / WRITE_MARKER
+        (self.git_dir / (WRITE_MARKER + ".tmp")).unlink(missing_ok=True)
         if not marker.is_file():
             return False
-        head, _, branch = marker.read_text(encoding="utf-8").rstrip("\n").partition(" ")
-        self.restore(head.strip() or None, branch.strip() or self.branch())
-        marker.unlink(missing_ok=True)
+        # "<head or nothing> <branch> <pid>" (older Berth: no pid); an empty head is an unborn branch
+        head, branch = [*marker.read_text(encoding="utf-8").rstrip("\n").split(" "), "", ""][:2]
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while _git_processes_in(self.path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for stale in [self.git_dir / "index.lock", self.git_dir / "HEAD.lock", self.git_dir / "packed-refs.lock",
+                      *(self.git_dir / "refs").rglob("*.lock")]:
+            stale.unlink(missing_ok=True)
+        self.undo(head or None, branch or self.branch())
         return True
 
     # --- pushing ------------------------------------------------------------------
@@ -330,21 +431,20 @@ class GitSession:
         return bool(git.diff("--name-only", base, tracking, "--", *owned).strip())
 
 
-def _stale(lock: Path) -> bool:
-    """A lock whose writer process is gone (or unreadable) is stale."""
-    try:
-        pid = int(lock.read_text().strip() or "0")
-    except (OSError, ValueError):
-        return True
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def _git_processes_in(work_tree: Path) -> list[int]:
+    """Git processes (other than this one's) whose working folder is inside ``work_tree`` (Linux ``/proc``)."""
+    found: list[int] = []
+    root = str(work_tree.resolve())
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(entry.name) == os.getpid() or not (entry / "comm").read_text().startswith("git"):
+                continue
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, ValueError):
+            continue
+        if cwd == root or cwd.startswith(root + "/"):
+            found.append(int(entry.name))
+    return found
 
 
 @contextlib.contextmanager

@@ -16,9 +16,10 @@ clone is reset to the commit it was on, with a clean work tree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from engine.errors import BerthError, GitOpsError, InputError
 from engine.plan import Plan
 from engine.redact import strip_userinfo
 
-__all__ = ["FORMATS", "CommitInfo", "WriteResult", "write_plan"]
+__all__ = ["FORMATS", "CommitInfo", "WriteResult", "open_clone", "write_plan"]
 
 Renderer = Callable[[ClusterState, RenderContext], dict[str, bytes]]
 
@@ -339,6 +340,7 @@ def write_plan(
     branch: str | None = None,
     clusters: Iterable[str] | None = None,
     credentials_secret: str | None = None,
+    session: GitSession | None = None,
 ) -> WriteResult:
     """Materialise ``plan`` in the GitOps repository at ``repo_dir``.
 
@@ -366,6 +368,8 @@ def write_plan(
             credentials; default ``$BERTH_GIT_CREDENTIALS_SECRET``, else
             ``berth-git-credentials`` when the remote URL carries credentials or is
             SSH. Credentials themselves are never written.
+        session: a clone opened with :func:`open_clone` (the caller planned inside it); by
+            default one is opened here.
 
     Returns:
         The commits made and the clusters that changed.
@@ -398,39 +402,88 @@ def write_plan(
         writer.run(state, result)
         return result
 
-    with GitSession(repo_dir, create=True) as session:
-        session.recover_interrupted_write()
-        session.require_clean([CLUSTERS_DIR, BASES_DIR])
-        head = session.head()
-        on_branch = session.branch()
-        if push and session.remote_url(remote) is None:
-            raise GitOpsError(f"{repo_dir} has no remote {remote!r} to push to")
+    if session is not None:
+        return _commit_plan(session, bundle, plan, repo_dir, fmt, push, remote, max_push_attempts,
+                            repo_url, branch, only, secret)
+    with open_clone(repo_dir) as own:
+        return _commit_plan(own, bundle, plan, repo_dir, fmt, push, remote, max_push_attempts, repo_url, branch,
+                            only, secret)
 
-        def ctx_factory() -> RenderContext:
-            raw = repo_url or _raw_remote_url(session, remote) or f"file://{repo_dir.resolve()}"
-            return RenderContext(repo_dir, strip_userinfo(raw), branch or on_branch, secret_for(raw, secret))
 
-        writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session, only)
-        state = writer.desired()  # InputError here: nothing written yet
-        result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
-        session.begin_write(head, on_branch)
+@contextlib.contextmanager
+def open_clone(repo_dir: Path, *, sync_remote: str | None = None) -> Iterator[GitSession]:
+    """The clone at ``repo_dir``, ready for :func:`write_plan` (``session=``), held for one writer.
+
+    It is created when missing, locked, a killed write is undone, nothing uncommitted is under
+    ``clusters/`` or ``bases/``, and it is writable; with ``sync_remote`` it is fast-forwarded
+    to that remote's branch. A caller reads the current placement and plans inside the block,
+    so that nothing changes the clone in between.
+
+    Raises:
+        GitOpsError: any of the above cannot be had; nothing was written.
+    """
+    with GitSession(Path(repo_dir), create=True) as session:
+        session.prepare([CLUSTERS_DIR, BASES_DIR])
+        if sync_remote is not None:
+            if session.remote_url(sync_remote) is None:
+                raise GitOpsError(f"{repo_dir} has no remote {sync_remote!r} to push to")
+            session.sync_with_remote(sync_remote, session.branch())
+        yield session
+
+
+def _commit_plan(
+    session: GitSession,
+    bundle: Bundle,
+    plan: Plan,
+    repo_dir: Path,
+    fmt: str,
+    push: bool,
+    remote: str,
+    max_push_attempts: int,
+    repo_url: str | None,
+    branch: str | None,
+    only: frozenset[str] | None,
+    secret: str | None,
+) -> WriteResult:
+    """Commit (and push) ``plan`` through a prepared ``session``; on any failure, undo it all."""
+    head = session.head()
+    on_branch = session.branch()
+    if push and session.remote_url(remote) is None:
+        raise GitOpsError(f"{repo_dir} has no remote {remote!r} to push to")
+
+    def ctx_factory() -> RenderContext:
+        raw = repo_url or _raw_remote_url(session, remote) or f"file://{repo_dir.resolve()}"
+        return RenderContext(repo_dir, strip_userinfo(raw), branch or on_branch, secret_for(raw, secret))
+
+    writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session, only)
+    state = writer.desired()  # InputError here: nothing written yet
+    result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
+    session.begin_write(head, on_branch)
+    try:
+        writer.run(state, result)
+        if push:
+            _push(session, writer, result, remote, on_branch, max_push_attempts)
+    except BaseException as exc:
         try:
-            writer.run(state, result)
-            if push:
-                _push(session, writer, result, remote, on_branch, max_push_attempts)
-            session.end_write()
-        except BaseException as exc:
-            session.restore(head, on_branch)
-            session.end_write()
-            if isinstance(exc, BerthError):
-                raise
-            if isinstance(exc, GitCommandError):
-                detail = " ".join(str(exc.stderr or exc).split())
-                raise GitOpsError(sanitize(f"git failed: {detail}")) from None
-            if isinstance(exc, OSError):
-                raise GitOpsError(f"writing {repo_dir} failed: {exc}") from None
+            session.undo(head, on_branch)
+        except GitOpsError as failed:
+            raise GitOpsError(f"{_describe(exc, repo_dir)}; then {failed}") from None
+        if isinstance(exc, BerthError):
             raise
-        return result
+        if isinstance(exc, GitCommandError | OSError):
+            raise GitOpsError(_describe(exc, repo_dir)) from None
+        raise
+    session.end_write()
+    return result
+
+
+def _describe(exc: BaseException, repo_dir: Path) -> str:
+    """One line for what failed in a write (git's own words, without credentials)."""
+    if isinstance(exc, GitCommandError):
+        return sanitize("git failed: " + " ".join(str(exc.stderr or exc).split()))
+    if isinstance(exc, OSError):
+        return f"writing {repo_dir} failed: {exc}"
+    return str(exc) or type(exc).__name__
 
 
 def _raw_remote_url(session: GitSession, remote: str) -> str | None:
