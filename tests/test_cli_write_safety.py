@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.gitops import read_current
 from tests.builders import cluster, workload
 from tests.test_gitops_support import bare_remote, clone, git
 
@@ -29,9 +30,9 @@ def berth(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedPro
     return subprocess.run([BERTH, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def fleet(path: Path, *, cpu_a: str = "8", replicas: int = 4) -> Path:
-    """Two clusters (``a`` cheaper) and two workloads of ``shop``."""
-    docs = [cluster("a", capacity={"cpu": cpu_a, "memory": "32Gi"}, price={"cpu": "0.01"}),
+def fleet(path: Path, *, cpu_a: str = "8", replicas: int = 4, price_a: str = "0.01") -> Path:
+    """Two clusters (``a`` cheaper by default) and two workloads of ``shop``."""
+    docs = [cluster("a", capacity={"cpu": cpu_a, "memory": "32Gi"}, price={"cpu": price_a}),
             cluster("b", capacity={"cpu": "8", "memory": "32Gi"}, price={"cpu": "0.05"}),
             workload("web", replicas, namespace="shop"), workload("db", 2, namespace="shop")]
     path.write_text(yaml.safe_dump_all(docs), encoding="utf-8")
@@ -112,8 +113,9 @@ def assert_nothing_committed(result: subprocess.CompletedProcess[str], repo: Pat
                              code: int, *words: str) -> None:
     assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())  # rich wraps long lines
     for word in words:
-        assert word in result.stderr
+        assert word in said
     assert snapshot(repo) == before
 
 
@@ -240,3 +242,59 @@ def test_current_that_is_not_utf8_is_exit_2_naming_the_file(deployed: Path, tmp_
     result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--current", current,
                    "--gitops-repo", deployed, "--commit")
     assert_nothing_committed(result, deployed, before, 2, str(current), "UTF-8")
+
+
+# --- 2. --push plans against what the remote holds -----------------------------------------
+
+
+def placement_on(origin: Path, tmp_path: Path) -> dict[str, dict[str, int]]:
+    """What ``origin``'s main branch says runs (read from a fresh clone)."""
+    fresh = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
+    subprocess.run(["git", "clone", "-q", str(origin), str(fresh)], check=True)
+    return read_current(fresh)
+
+
+def test_push_fetches_first_and_counts_moves_against_the_remote(tmp_path: Path) -> None:
+    origin = bare_remote(tmp_path / "origin.git")
+    stale = clone(origin, tmp_path / "stale")  # cloned while origin was empty, never fetched since
+    ops = clone(origin, tmp_path / "ops", identity="Ops")
+    # what runs was placed when b was the cheaper cluster
+    expensive_a = fleet(tmp_path / "then.yaml", price_a="0.09")
+    assert berth("place", expensive_a, "--gitops-repo", ops, "--commit", "--push", "-q").returncode == 0
+    running = placement_on(origin, tmp_path)
+    assert set(running) == {"shop/web", "shop/db"} and all(set(c) == {"b"} for c in running.values())
+    # now a is cheaper, but --max-moves 0: nothing that runs may move, whatever the stale clone says
+    out = tmp_path / "plan.json"
+    result = berth("place", fleet(tmp_path / "now.yaml"), "--gitops-repo", stale, "--commit", "--push",
+                   "--max-moves", "0", "-o", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["moves"] == [] and plan["status"]["objective"]["moves"] == 0
+    assert placement_on(origin, tmp_path) == running
+    assert git(stale, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
+
+
+def test_push_refuses_a_clone_with_unpushed_commits(deployed: Path, tmp_path: Path) -> None:
+    (deployed / "NOTES.md").write_text("local work\n")
+    git(deployed, "add", "NOTES.md")
+    git(deployed, "commit", "-qm", "local work, never pushed")
+    before, origin_before = snapshot(deployed), git(tmp_path / "origin.git", "rev-parse", "main")
+    result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed,
+                   "--commit", "--push")
+    assert_nothing_committed(result, deployed, before, 3, "1 commit(s)", "origin")
+    assert git(tmp_path / "origin.git", "rev-parse", "main") == origin_before
+
+
+def test_failed_push_leaves_the_clone_clean_at_origins_commit(deployed: Path, tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: no pushes' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    out = tmp_path / "plan.json"
+    result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed,
+                   "--commit", "--push", "-o", out)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "protected branch" in result.stderr and "Traceback" not in result.stderr
+    assert git(deployed, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")
+    assert git(deployed, "status", "--porcelain", "--untracked-files=all") == ""
+    assert not out.exists() and sorted(p.name for p in tmp_path.glob(".plan.json*")) == []
