@@ -105,46 +105,46 @@ def register(app: typer.Typer) -> None:
                 raise InputError("only one of --output and --plan-output can be '-'", field="--plan-output")
             shown = err_console if any(o.kind == "stdout" for o in outs) else console
             columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-            with Progress(*columns, console=err_console, transient=True) as progress, \
-                    clone_for_commit(gitops_repo, commit=commit, push=push) as session:
-                task = progress.add_task("reading the current placement from git", total=4)
-                from adapters.gitops import read_current
-
-                current = read_current(gitops_repo) if gitops_repo.exists() else {}
-                progress.update(task, advance=1, description="loading the bundle and live inputs")
+            with Progress(*columns, console=err_console, transient=True) as progress:
+                task = progress.add_task("loading the bundle and live inputs", total=4)
                 loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                                contexts=context or [])
                 if not allow_sources_outside:
                     check_bundle_sources(loaded, bundle)
                 weights = parse_weights(loaded, weight or [])
-                progress.update(task, advance=1, description=f"solving (up to {time_limit:g}s)")
-                plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,
-                                    max_moves=max_moves, warnings=warnings)
-                summary = diff_summary(loaded, current, plan)
-                summary["committed"] = False
-                summary["warnings"] = list(plan.status.warnings)
-                infeasible = plan.status.solver == "Infeasible"
-                # every output staged in full before git: a full disk fails before a commit
-                if plan_out is not None:
-                    plan_out.stage(plan.to_json() + "\n")
-                if summary_out is not None:
-                    summary_out.stage(json.dumps(summary, indent=2) + "\n")
-                progress.update(task, advance=1, description="committing" if commit else "diff ready")
-                if session is not None and not infeasible:
-                    fmt = gitops_format or _repo_format(gitops_repo) or "flux"
-                    try:
-                        result = commit_plan(session, loaded, plan, fmt=fmt, push=push)
-                    except BaseException:
-                        for o in outs:
-                            o.discard()
-                        raise
-                    summary["committed"] = True
-                    summary["commits"] = [{"sha": c.sha, "cluster": c.cluster, "subject": c.subject}
-                                          for c in result.commits]
-                    summary["pushed"] = result.pushed
+                progress.update(task, advance=1, description="reading the current placement from git")
+                with clone_for_commit(gitops_repo, commit=commit, push=push) as session:
+                    from adapters.gitops import read_current
+
+                    current = read_current(gitops_repo) if gitops_repo.exists() else {}
+                    progress.update(task, advance=1, description=f"solving (up to {time_limit:g}s)")
+                    plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,
+                                        max_moves=max_moves, warnings=warnings)
+                    summary = diff_summary(loaded, current, plan)
+                    summary["committed"] = False
+                    summary["warnings"] = list(plan.status.warnings)
+                    infeasible = plan.status.solver == "Infeasible"
+                    # every output staged in full before git: a full disk fails before a commit
+                    if plan_out is not None:
+                        plan_out.stage(plan.to_json() + "\n")
                     if summary_out is not None:
                         summary_out.stage(json.dumps(summary, indent=2) + "\n")
-                progress.update(task, advance=1)
+                    progress.update(task, advance=1, description="committing" if commit else "diff ready")
+                    if session is not None and not infeasible:
+                        fmt = gitops_format or _repo_format(gitops_repo) or "flux"
+                        try:
+                            result = commit_plan(session, loaded, plan, fmt=fmt, push=push)
+                        except BaseException:
+                            for o in outs:
+                                o.discard()
+                            raise
+                        summary["committed"] = True
+                        summary["commits"] = [{"sha": c.sha, "cluster": c.cluster, "subject": c.subject}
+                                              for c in result.commits]
+                        summary["pushed"] = result.pushed
+                        if summary_out is not None:
+                            summary_out.stage(json.dumps(summary, indent=2) + "\n")
+                    progress.update(task, advance=1)
             for o in outs:
                 o.publish()
             _print_summary(shown, summary)
