@@ -31,6 +31,8 @@ __all__ = ["DEFAULT_AUTHOR", "GitSession", "PushOutcome", "sanitize"]
 
 DEFAULT_AUTHOR = ("Berth", "berth@localhost")
 LOCK_NAME = "berth.lock"
+#: Beside the lock while a Berth holds the clone: its pid (left behind when it is killed).
+HOLDER_NAME = "berth.holder"
 #: How long a writer waits for another writer of the same clone to finish.
 LOCK_WAIT_SECONDS = 30.0
 #: Present while a write is in progress: ``<head sha or empty> <branch>``.
@@ -75,6 +77,7 @@ class GitSession:
         self.path = Path(path)
         self.repo = self._open(create)
         self._lock: FileLock | None = None
+        self.previous_died = False
         try:
             self._take_lock()
             self._configure()
@@ -117,6 +120,17 @@ class GitSession:
         except OSError as exc:
             raise GitOpsError(f"cannot lock {lock.lock_file}: {exc.strerror or exc}; nothing was written") from None
         self._lock = lock
+        # a holder note left behind means the Berth that held the clone before died in it
+        holder = self.git_dir / HOLDER_NAME
+        self.previous_died = _stale(Path(lock.lock_file))
+        tmp = holder.with_name(HOLDER_NAME + ".tmp")
+        try:
+            tmp.write_text(str(os.getpid()), encoding="utf-8")
+            os.replace(tmp, holder)
+        except OSError as exc:
+            lock.release()
+            self._lock = None
+            raise GitOpsError(f"cannot write {holder}: {exc.strerror or exc}; nothing was written") from None
 
     def _configure(self) -> None:
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true"}
@@ -138,6 +152,7 @@ class GitSession:
 
     def close(self) -> None:
         if self._lock is not None:
+            (self.git_dir / HOLDER_NAME).unlink(missing_ok=True)
             self._lock.release()
             self._lock = None
         self.repo.close()
@@ -349,18 +364,23 @@ class GitSession:
         """
         marker = self.git_dir / WRITE_MARKER
         (self.git_dir / (WRITE_MARKER + ".tmp")).unlink(missing_ok=True)
+        if self.previous_died or marker.is_file():
+            self._clear_git_locks()
         if not marker.is_file():
             return False
         # "<head or nothing> <branch> <pid>" (older Berth: no pid); an empty head is an unborn branch
         head, branch = [*marker.read_text(encoding="utf-8").rstrip("\n").split(" "), "", ""][:2]
+        self.undo(head or None, branch or self.branch())
+        return True
+
+    def _clear_git_locks(self) -> None:
+        """After a Berth died in this clone: wait for the git it ran, then drop the locks git left."""
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while _git_processes_in(self.path) and time.monotonic() < deadline:
             time.sleep(0.1)
         for stale in [self.git_dir / "index.lock", self.git_dir / "HEAD.lock", self.git_dir / "packed-refs.lock",
                       *(self.git_dir / "refs").rglob("*.lock")]:
             stale.unlink(missing_ok=True)
-        self.undo(head or None, branch or self.branch())
-        return True
 
     # --- pushing ------------------------------------------------------------------
 
@@ -429,6 +449,27 @@ class GitSession:
         except GitCommandError:
             return True  # unrelated histories: start over on top of the remote
         return bool(git.diff("--name-only", base, tracking, "--", *owned).strip())
+
+
+def _stale(lock: Path) -> bool:
+    """Whether the Berth that held the clone of ``lock`` died holding it (its holder note, beside
+    the lock, names a process that is gone)."""
+    holder = lock.with_name(HOLDER_NAME)
+    try:
+        pid = int(holder.read_text(encoding="utf-8").strip() or "0")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    if pid <= 0 or pid == os.getpid():
+        return pid <= 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _git_processes_in(work_tree: Path) -> list[int]:
