@@ -184,3 +184,27 @@ def test_dry_runs_and_reads_do_not_wait_for_a_commit(tmp_path: Path) -> None:
             worker.join(timeout=120)
         assert results["commit"] == 201
         assert [p["workload"] for p in client.get("/v1/placements", headers=bearer(ADMIN)).json()] == ["retail/web"]
+
+
+def test_an_orphan_is_never_removed_silently(tmp_path: Path) -> None:
+    """The state file is lost: git's workload has no definition. It is reported and kept; a change to
+    its cluster is refused (409) instead of rewriting the folder without it."""
+    repo, config = _service(tmp_path)
+    with serve(config) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post("/v1/placements", json={"documents": [workload("web", "retail", replicas=2)]},
+                           headers=bearer(RETAIL)).status_code == 201
+    (tmp_path / "state" / "accepted.yaml").unlink()
+    from adapters.gitops import read_current
+
+    before = read_current(repo)
+    head = _git(repo, "rev-parse", "HEAD")
+    with serve(config) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.get("/readyz").json()["orphans"] == 1
+        r = client.post("/v1/placements", json={"documents": [workload("api", "retail")]}, headers=bearer(RETAIL))
+        if r.status_code == 409:
+            assert "orphan" in r.json()["detail"]
+            assert _git(repo, "rev-parse", "HEAD") == head
+        else:  # placed on a cluster the orphan does not use
+            assert r.status_code == 201, r.text
+            assert not set(r.json()["plan"]["placements"][0]["clusters"]) & set(before["retail/web"])
+    assert read_current(repo)["retail/web"] == before["retail/web"]
