@@ -102,7 +102,12 @@ def _readings(baseline: Result, s: Result, d: Result) -> list[tuple[str, str]]:
         who = (f"; {len(newly)} workload(s) become unplaced: "
                f"{_names([u['workload'] for u in newly])} (highest priority {top})") if newly else ""
         out.append(("loss", f"Demand left unplaced: {s['unplacedReplicas']} replicas ({more:+d}){who}."))
-    elif more < 0:
+    if d.get("newlyNotApplied"):
+        kept = d["newlyNotApplied"]
+        out.append(("loss", f"{len(kept)} running workload(s) keep their current replicas because the change does "
+                            f"not fit ({sum(u['replicas'] for u in kept)} replicas short, counted as unplaced): "
+                            f"{_names([u['workload'] for u in kept])}."))
+    if more < 0:
         out.append(("gain", f"{-more} more replicas placed than in the baseline"
                             + (f": {_names([u['workload'] for u in d['newlyPlaced']])}." if d["newlyPlaced"] else ".")))
     cost = d["cost"]
@@ -263,6 +268,12 @@ def _unplaced_rows(items: list[Result]) -> list[list[str]]:
     return [[u["workload"], str(u["priority"]), str(u["replicas"]), u["reason"], u["message"]] for u in items]
 
 
+def _kept(d: Result) -> list[Result]:
+    """Running workloads whose change does not fit, as rows of the unplaced table (their shortfall)."""
+    return [{**u, "workload": f"{u['workload']} (keeps {u['keptReplicas']}, wants {u['wantedReplicas']})",
+             "reason": f"ChangeNotApplied: {u['reason']}"} for u in d.get("newlyNotApplied", [])]
+
+
 def _region_tables(baseline: Result, results: list[Result]) -> list[dict[str, Any]]:
     entries = [("baseline", baseline), *[(r["name"], r["summary"]) for r in results if "summary" in r]]
     regions = sorted({g for _, s in entries for g in s["regionUtilisation"]})
@@ -320,7 +331,7 @@ def write_report(folder: Path, baseline: Result, results: list[Result], *, title
         scenarios.append({
             "name": r["name"], "anchor": _slug(r["name"]), "notes": s.get("notes", []),
             "readings": _readings(baseline, s, d), "capacity": _capacity_rows(baseline, s),
-            "priorities": _priority_rows(baseline, s), "newly_unplaced": _unplaced_rows(d["newlyUnplaced"]),
+            "priorities": _priority_rows(baseline, s), "newly_unplaced": _unplaced_rows(d["newlyUnplaced"] + _kept(d)),
             "newly_placed": _unplaced_rows(d["newlyPlaced"]), "figure": figure.name,
         })
     sweep_views = []

@@ -538,6 +538,24 @@ def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
         unplaced_by_reason[code] = unplaced_by_reason.get(code, 0) + n
         unplaced_list.append({"workload": u.workload, "priority": prio.get(u.workload, 0), "replicas": n,
                               "reason": code, "message": u.reasons[0].message if u.reasons else ""})
+    # a running workload whose change does not fit keeps its current replicas (spec 4): the replicas
+    # it wants beyond those are demand left unplaced too
+    copies_of = {pl.workload: len(pl.clusters) for pl in plan.placements}
+    duplicated = {w.key for w in bundle.workloads if (pol := bundle.policy_for(w)) is not None
+                  and pol.spec.replica_scheduling.replica_scheduling_type == "Duplicated"}
+    not_applied: list[dict[str, Any]] = []
+    for na in getattr(plan, "not_applied", []):
+        short = max(0, na.wanted_replicas - na.kept_replicas)
+        if na.workload in duplicated:
+            short *= max(1, copies_of.get(na.workload, 1))
+        key = str(prio.get(na.workload, 0))
+        if short:
+            unplaced_by_priority[key] = unplaced_by_priority.get(key, 0) + short
+            unplaced_by_reason["ChangeNotApplied"] = unplaced_by_reason.get("ChangeNotApplied", 0) + short
+        why = na.reasons[1] if len(na.reasons) > 1 else na.reasons[0]
+        not_applied.append({"workload": na.workload, "priority": prio.get(na.workload, 0), "replicas": short,
+                            "keptReplicas": na.kept_replicas, "wantedReplicas": na.wanted_replicas,
+                            "reason": why.code, "message": why.message})
     placed_by_priority: dict[str, int] = {}
     for pl in plan.placements:
         key = str(prio.get(pl.workload, 0))
@@ -568,6 +586,7 @@ def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
         "unplacedReplicasByPriority": by_priority(unplaced_by_priority),
         "unplacedReplicasByReason": dict(sorted(unplaced_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "unplacedList": unplaced_list,
+        "notAppliedList": not_applied,
         "cost": o.cost,
         "costUnit": "per hour",
         "latency": o.latency,
@@ -639,4 +658,6 @@ def compare(baseline: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     now = {u["workload"] for u in result.get("unplacedList", [])}
     delta["newlyUnplaced"] = [u for u in result.get("unplacedList", []) if u["workload"] not in was]
     delta["newlyPlaced"] = [u for u in baseline.get("unplacedList", []) if u["workload"] not in now]
+    kept_before = {u["workload"] for u in baseline.get("notAppliedList", [])}
+    delta["newlyNotApplied"] = [u for u in result.get("notAppliedList", []) if u["workload"] not in kept_before]
     return delta

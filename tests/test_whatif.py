@@ -202,3 +202,19 @@ def test_report_html_is_autoescaped(tmp_path: Path) -> None:
     html = (tmp_path / "report.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" in (tmp_path / "report.md").read_text()
+
+
+def test_demand_that_does_not_fit_a_running_workload_is_counted_unplaced() -> None:
+    """Spec 4 keeps a running workload at its current replicas; the replicas it wants beyond are unplaced demand."""
+    from engine.planner import place
+    from engine.scenario import solve_scenario
+
+    bundle = load_documents(FLEET)
+    base = place(bundle, time_limit=5)
+    grow = Scenario.model_validate(_scenario("grow", {"edits": [
+        {"scaleDemand": {"workloads": {"names": ["shop/web"]}, "factor": 5}}]}))  # 20 x 1 cpu > 16 cpu
+    s = solve_scenario(bundle, grow, current=base.assignment(), time_limit=5)
+    assert [(u["workload"], u["keptReplicas"], u["wantedReplicas"]) for u in s["notAppliedList"]] == [
+        ("shop/web", 4, 20)]
+    assert s["placedReplicas"] + s["unplacedReplicas"] == 20 + 3 + 2  # web as asked, api, batch
+    assert s["unplacedReplicasByReason"].get("ChangeNotApplied") == 16
