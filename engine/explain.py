@@ -74,6 +74,27 @@ def _plain(sub: Problem) -> bool:
     )
 
 
+def _division_short(p: Problem, w: int, sl: slice) -> Reason | None:
+    """Why a fixed ``weightPreference`` division does not fit the empty fleet, or ``None`` when it does."""
+    target = p.division_target[w]
+    replicas = int(p.replicas[w])
+    if not target.any():
+        return Reason(code="InsufficientCapacity", message=(
+            f"weightPreference dynamicWeight AvailableReplicas: the eligible clusters can take fewer than "
+            f"its {replicas} replica(s)"))
+    room = np.zeros(p.num_clusters, dtype=np.int64)
+    room[p.pair_c[sl]] = p.pair_ub[sl]
+    short = np.nonzero((room < target) | ((target > 0) & (target < p.min_per[w])))[0]
+    if not len(short):
+        return None
+    detail = ", ".join(f"{p.cluster_names[c]} {int(target[c])} (room for {int(room[c])})"
+                       for c in short[:_MAX_NAMES].tolist())
+    return Reason(code="InsufficientCapacity", message=(
+        f"weightPreference fixes {replicas} replica(s) per cluster and some clusters cannot take their "
+        f"share: {detail} (per-cluster bounds {int(p.min_per[w])}..{int(p.max_per[w])})"),
+        clusters=_names(p, short)[:_MAX_NAMES])
+
+
 def _copies(problem: Problem, w: int) -> int:
     if not problem.duplicated[w]:
         return 1
@@ -176,6 +197,10 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     sl = p.pairs_of(w)
     pair_clusters = p.pair_c[sl]
     elig_idx = np.nonzero(eligible)[0]
+    if w in p.division_target:
+        division = _division_short(p, w, sl)
+        if division is not None:
+            return [division]
     if p.duplicated[w] and not (p.min_per[w] <= p.replicas[w] <= p.max_per[w]):
         return [Reason(code="InsufficientCapacity", message=(
             f"Duplicated copies of {int(p.replicas[w])} replica(s) do not fit "

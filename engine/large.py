@@ -237,12 +237,18 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
     by_groups = bool(p.broadcast[w]) and bool(broadcast_groups(p, w))
     if p.broadcast[w] and not by_groups and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
         return False
+    count_min, count_max = int(p.count_min[w]), int(p.count_max[w])
+    if len(p.fixed_division) and p.fixed_division[w]:
+        # weightPreference: each pair's upper bound is its share of the fixed division, taken whole
+        ys = p.pair_ub[lo_p:hi_p].astype(np.int64)
+        if not ok.all() or (room < ys).any() or int(ys.sum()) != replicas:
+            return False
+        return _check_and_take(p, w, state, pcs, ys, count_min, count_max)
     cand = np.nonzero(ok)[0]
     order = cand[np.argsort(score[lo_p:hi_p][cand], kind="stable")]
     rules = p.group_spread[int(p.group[w])]
     if rules:
         order = _group_order(order, rules[0].group_of[pcs], rules[0].min_groups, rules[0].max_groups)
-    count_min, count_max = int(p.count_min[w]), int(p.count_max[w])
     if by_groups:
         chosen = _broadcast_groups(p, w, pcs, ok, score[lo_p:hi_p])
         if chosen is None:
@@ -264,13 +270,19 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
             ys = _fill(order, room, replicas, int(p.min_per[w]), share, count_max)
         if not len(ys):
             return False
+    return _check_and_take(p, w, state, pcs, ys, count_min, count_max)
+
+
+def _check_and_take(p: Problem, w: int, state: Residual, pcs: np.ndarray, ys: np.ndarray,
+                    count_min: int, count_max: int) -> bool:
+    """Take ``ys`` for ``w`` when cluster count, spread and quota allow it."""
     n_used = int((ys > 0).sum())
     if not p.broadcast[w] and not (count_min <= n_used <= count_max):
         return False
     if not _spread_ok(p, w, pcs, ys):
         return False
     t = int(p.tenant[w])
-    if t >= 0 and (int(ys.sum()) * req > state.quota[t]).any():
+    if t >= 0 and (int(ys.sum()) * p.request[w] > state.quota[t]).any():
         return False
     state.take(p, w, ys)
     return True

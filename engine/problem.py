@@ -25,7 +25,7 @@ from engine.bundle import Bundle
 from engine.errors import InputError
 from engine.limits import MAX_FLEET_SUM
 from engine.quantity import natural_per_base
-from engine.resources import ObjectiveWeights, PlacementPolicySpec, Tenant, Workload
+from engine.resources import ObjectiveWeights, PlacementPolicySpec, ReplicaScheduling, Tenant, Workload
 from policies.base import CompileContext
 
 __all__ = ["UNLIMITED", "Problem", "SpreadRule", "broadcast_groups", "build_problem", "eligible_clusters"]
@@ -113,6 +113,10 @@ class Problem:
     context: CompileContext | None = None
     #: (group, cluster) -> tolerationSeconds of a NoExecute taint tolerated only for that long
     toleration_seconds: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: (W,) a weightPreference fixes the workload's division: its pairs' upper bounds are the counts
+    fixed_division: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: workload -> (C,) replicas its weightPreference gives each cluster (for explanations)
+    division_target: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_current(self) -> bool:
@@ -349,6 +353,13 @@ def build_problem(
         kept_w, kept_c, kept_n = kept_w[ok], kept_c[ok], kept_n[ok]
         possible[kept_w, kept_c] = True
         eligible_count += np.bincount(kept_w, minlength=n_w).astype(np.int64)
+    # weightPreference: the division over the eligible clusters is fixed; only its clusters keep pairs
+    division = _divisions(rs, eligible, replicas, cluster_names, ctx.cluster_labels, request_base, capacity_base)
+    for w, target in division.items():
+        possible[w] &= target > 0
+    if len(kept_w) and division:
+        on = possible[kept_w, kept_c]  # a kept pair outside a division is gone
+        kept_w, kept_c, kept_n = kept_w[on], kept_c[on], kept_n[on]
     pair_w, pair_c = np.nonzero(possible)
     pair_w = pair_w.astype(np.int32)
     pair_c = pair_c.astype(np.int32)
@@ -365,6 +376,11 @@ def build_problem(
         # y[w, c] <= current[w, c] on a kept pair (Duplicated: current >= replicas, checked above)
         at = np.searchsorted(pair_w.astype(np.int64) * n_c + pair_c, kept_w.astype(np.int64) * n_c + kept_c)
         pair_ub[at] = np.minimum(pair_ub[at], kept_n)
+    fixed_division = np.zeros(n_w, dtype=bool)
+    for w, target in division.items():
+        fixed_division[w] = True
+        at = slice(*np.searchsorted(pair_w, [w, w + 1]))
+        pair_ub[at] = np.minimum(pair_ub[at], target[pair_c[at]])
     _check_sums(request, pair_w, pair_ub, resources)
 
     price = np.zeros((n_c, n_r), dtype=float)
@@ -421,6 +437,8 @@ def build_problem(
         max_moves=max_moves,
         weights=weights,
         context=ctx,
+        fixed_division=fixed_division,
+        division_target=division,
     )
     _co_location(bundle, problem)
     _current(problem, current or {})
@@ -445,6 +463,20 @@ def _check_sums(request: np.ndarray, pair_w: np.ndarray, pair_ub: np.ndarray, re
                 f"{name} requests or fewer replicas",
                 field=f"spec.resources.{name}",
             )
+
+
+def _divisions(rs: list[ReplicaScheduling], eligible: np.ndarray, replicas: np.ndarray, cluster_names: list[str],
+               cluster_labels: list[dict[str, str]], request_base: np.ndarray,
+               capacity_base: np.ndarray) -> dict[int, np.ndarray]:
+    """Workload -> (C,) replicas its ``weightPreference`` fixes per cluster (engine.division)."""
+    from engine.division import division_of
+
+    out: dict[int, np.ndarray] = {}
+    for w, sched in enumerate(rs):
+        if sched.weight_preference is not None:
+            out[w] = division_of(sched.weight_preference, int(replicas[w]), np.nonzero(eligible[w])[0],
+                                 cluster_names, cluster_labels, request_base[w], capacity_base)
+    return out
 
 
 def _co_location(bundle: Bundle, problem: Problem) -> None:
@@ -638,6 +670,7 @@ def restrict(
         context=p.context,
         current_total=cur_total,
         current_gone=cur_gone,
+        fixed_division=p.fixed_division[keep_idx] if len(p.fixed_division) else np.zeros(len(keep_idx), bool),
     )
 
 

@@ -68,10 +68,12 @@ __all__ = [
     "Site",
     "SiteSpec",
     "SpreadConstraint",
+    "StaticClusterWeight",
     "Taint",
     "Tenant",
     "TenantSpec",
     "Toleration",
+    "WeightPreference",
     "Workload",
     "WorkloadSource",
     "WorkloadSpec",
@@ -424,14 +426,47 @@ class LatencyRequirement(_Model):
     max_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
 
 
+class StaticClusterWeight(_Model):
+    """One ``staticWeightList`` entry: the clusters ``targetCluster`` matches get ``weight``."""
+
+    target_cluster: ClusterAffinity
+    weight: int = Field(ge=1, le=2**31 - 1)
+
+    _strict_weight = field_validator("weight", mode="before")(lambda cls, v: _whole_number(v))
+
+
+class WeightPreference(_Model):
+    """Karmada's ``weightPreference``: a fixed division of a Divided workload (docs/karmada.md)."""
+
+    static_weight_list: list[StaticClusterWeight] | None = None
+    dynamic_weight: Literal["AvailableReplicas"] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> WeightPreference:
+        if (self.static_weight_list is None) == (self.dynamic_weight is None):
+            raise ValueError("give exactly one of staticWeightList and dynamicWeight")
+        if self.static_weight_list is not None and not self.static_weight_list:
+            raise ValueError("staticWeightList needs at least one entry")
+        return self
+
+
 class ReplicaScheduling(_Model):
     replica_scheduling_type: Literal["Divided", "Duplicated"] = "Divided"
     replica_division_preference: Literal["Weighted", "Aggregated"] = "Weighted"
     min_per_cluster: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     max_per_cluster: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    weight_preference: WeightPreference | None = None
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> ReplicaScheduling:
+        if self.weight_preference is not None and (
+            self.replica_scheduling_type != "Divided" or self.replica_division_preference != "Weighted"
+        ):
+            raise ValueError(
+                "weightPreference divides the replicas of replicaSchedulingType Divided with "
+                f"replicaDivisionPreference Weighted, got {self.replica_scheduling_type} / "
+                f"{self.replica_division_preference}"
+            )
         if self.max_per_cluster is not None and self.max_per_cluster < self.min_per_cluster:
             raise ValueError(
                 f"maxPerCluster ({self.max_per_cluster}) is below minPerCluster "
@@ -520,6 +555,11 @@ class PlacementPolicySpec(_Model):
     def _one_affinity_form(self) -> PlacementPolicySpec:
         if self.cluster_affinity is not None and self.cluster_affinities is not None:
             raise ValueError("give clusterAffinity or clusterAffinities, not both")
+        if self.cluster_affinities is not None and self.replica_scheduling.weight_preference is not None:
+            raise ValueError(
+                "weightPreference fixes one division over the eligible clusters; it cannot be combined "
+                "with clusterAffinities tiers (use clusterAffinity)"
+            )
         if self.cluster_affinities is not None:
             if not self.cluster_affinities:
                 raise ValueError("clusterAffinities needs at least one tier")

@@ -53,6 +53,7 @@ from engine.resources import (
     SelectorRequirement,
     Taint,
     Toleration,
+    WeightPreference,
     Workload,
 )
 
@@ -86,6 +87,7 @@ VIOLATION_CODES = (
     "Capacity",
     "Quota",
     # 5.-6.
+    "WeightedDivision",
     "PerClusterBounds",
     "ClusterCount",
     "Broadcast",
@@ -525,6 +527,15 @@ def _check_workload(
         for code, message in ck.ineligible(w, cluster, placed=row[cname]):
             ck.add(code, key, cname, f"cluster {cname} {message}")
 
+    # weightPreference (docs/karmada.md, "Weighted division"): the counts per cluster are fixed
+    if rs is not None and rs.weight_preference is not None:
+        want = _weighted_division(ck, w, rs.weight_preference)
+        if row != want:
+            shown = ", ".join(f"{c}={n}" for c, n in sorted(want.items())) or "none: it cannot be placed"
+            got = ", ".join(f"{c}={n}" for c, n in sorted(row.items()))
+            ck.add("WeightedDivision", key, None, f"weightPreference divides {replicas} replica(s) as {shown}; "
+                   f"the plan has {got}")
+
     # 5. per-cluster bounds
     lo = rs.min_per_cluster if rs else 1
     hi = rs.max_per_cluster if rs else None
@@ -633,6 +644,38 @@ def _check_kept(
             if placed[key] != now:
                 ck.add("NotApplied", key, None,
                        f"kept where it runs, so the plan must place it as today ({now}), not {placed[key]}")
+
+
+def _weighted_division(ck: _Checker, w: Workload, pref: WeightPreference) -> dict[str, int]:
+    """The division ``pref`` fixes, from docs/karmada.md: over the clusters eligible for new
+    replicas, ``floor(replicas * weight / total)`` each, then the remainder one at a time to the
+    heaviest clusters first, ties by name; ``{}`` when the clusters cannot take the replicas."""
+    names = sorted(ck.broadcast_eligible(w))
+    weight: dict[str, int] = {}
+    for name in names:
+        cluster = ck.clusters[name]
+        if pref.static_weight_list is not None:
+            weight[name] = next(
+                (e.weight for e in pref.static_weight_list if affinity_matches(e.target_cluster, cluster)), 0
+            )
+        else:
+            capacity = cluster.spec.capacity
+            limits = [capacity.get(r, 0) // n for r, n in w.spec.resources.items() if n > 0 and r != "pods"]
+            if "pods" in capacity:
+                limits.append(capacity["pods"])
+            weight[name] = max(min(limits), 0) if limits else 2**31 - 1
+    if pref.static_weight_list is not None and not any(weight.values()):
+        weight = dict.fromkeys(names, 1)
+    total = sum(weight.values())
+    replicas = ck.replicas(w)  # keptReplicas for a notApplied workload (spec 4)
+    if total == 0 or (pref.dynamic_weight is not None and total < replicas):
+        return {}
+    share = {name: replicas * wt // total for name, wt in weight.items()}
+    heaviest = sorted((n for n in names if weight[n] > 0), key=lambda n: (-weight[n], n))
+    left = replicas - sum(share.values())
+    for i, name in enumerate(heaviest):
+        share[name] += left // len(heaviest) + (1 if i < left % len(heaviest) else 0)
+    return {name: n for name, n in share.items() if n > 0}
 
 
 def _check_capacity(ck: _Checker, y: dict[str, dict[str, int]]) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from engine.errors import InputError
@@ -295,19 +296,293 @@ spec: {replicas: 1, resources: {cpu: "1"}}
 """
 
 
-def test_cli_selects_policies_from_a_bundle_file(tmp_path: Path) -> None:
+def _place_file(tmp_path: Path, text: str) -> tuple[Path, dict[str, Any]]:
+    """Write a YAML bundle, run ``berth place`` and ``berth verify`` on it; the bundle path and the plan."""
     bundle = tmp_path / "bundle.yaml"
-    bundle.write_text(SELECTION_YAML)
+    bundle.write_text(text)
     out = tmp_path / "plan.json"
     result = _run("place", str(bundle), "--output", str(out))
     assert result.returncode == 0, result.stderr
-    plan = json.loads(out.read_text())
+    assert _run("verify", str(bundle), str(out)).returncode == 0
+    return bundle, json.loads(out.read_text())
+
+
+def test_cli_selects_policies_from_a_bundle_file(tmp_path: Path) -> None:
+    _, plan = _place_file(tmp_path, SELECTION_YAML)
     assert {p["workload"]: p["clusters"] for p in plan["placements"]} == {
         "retail/pos": {"edge-1": 2}, "retail/reports": {"cloud-1": 1}}
-    assert _run("verify", str(bundle), str(out)).returncode == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text(SELECTION_YAML.replace("kind: Workload}]", "kind: Deployment}]"))
     refused = _run("place", str(bad), "--output", str(tmp_path / "never.json"))
     assert refused.returncode == 2
     assert "ClusterPlacementPolicy fleet-default" in refused.stderr and "resourceSelectors[0].kind" in refused.stderr
     assert not (tmp_path / "never.json").exists()
+
+
+# --- 2. replicaScheduling.weightPreference ----------------------------------------------------
+
+
+def _static(*entries: tuple[dict[str, Any], int], **extra: Any) -> dict[str, Any]:
+    return {"weightPreference": {"staticWeightList": [{"targetCluster": t, "weight": n} for t, n in entries]},
+            **extra}
+
+
+DYNAMIC = {"weightPreference": {"dynamicWeight": "AvailableReplicas"}}
+EDGE, CLOUD = {"tier": "edge"}, {"tier": "cloud"}
+
+
+def _names(*names: str) -> dict[str, Any]:
+    return {"clusterNames": list(names)}
+
+
+WEIGHTED: list[tuple[str, list[dict[str, Any]], dict[str, Any], int, dict[str, int]]] = [
+    ("static-2-to-1-remainder-to-heaviest", [_c("a"), _c("b"), _c("c")],
+     {"replicaScheduling": _static((_names("a"), 2), (_names("b"), 1))}, 7, {"a": 5, "b": 2}),
+    ("static-equal-ties-by-name", [_c("c"), _c("b"), _c("a")],
+     {"replicaScheduling": _static((_names("a", "b", "c"), 1))}, 5, {"a": 2, "b": 2, "c": 1}),
+    ("static-label-selector", [_c("e1", labels=EDGE), _c("e2", labels=EDGE), _c("k1", labels=CLOUD)],
+     {"replicaScheduling": _static(({"labelSelector": {"matchLabels": EDGE}}, 3),
+                                   ({"labelSelector": {"matchLabels": CLOUD}}, 2))}, 8,
+     {"e1": 3, "e2": 3, "k1": 2}),
+    ("static-first-matching-entry", [_c("a"), _c("b")],
+     {"replicaScheduling": _static((_names("a"), 1), (_names("a", "b"), 3))}, 4, {"a": 1, "b": 3}),
+    ("static-no-match-means-equal", [_c("a"), _c("b")],
+     {"replicaScheduling": _static((_names("zzz"), 5))}, 4, {"a": 2, "b": 2}),
+    ("static-over-eligible-clusters-only", [_c("a"), _c("b"), _c("c")],
+     {"clusterAffinity": {"exclude": ["b"]}, "replicaScheduling": _static((_names("a", "b", "c"), 1))}, 4,
+     {"a": 2, "c": 2}),
+    ("static-beats-cost", [_c("dear", price={"cpu": "9"}), _c("cheap", price={"cpu": "0"})],
+     {"replicaScheduling": _static((_names("dear", "cheap"), 1))}, 4, {"dear": 2, "cheap": 2}),
+    ("static-field-selector", [_c("p1", region="eu"), _c("u1", region="us")],
+     {"replicaScheduling": _static(({"fieldSelector": {"matchExpressions": [
+         {"key": "region", "operator": "In", "values": ["eu"]}]}}, 1), (_names("u1"), 4))}, 10,
+     {"p1": 2, "u1": 8}),
+    ("dynamic-by-free-cpu", [_c("a", "6"), _c("b", "3"), _c("c", "1")], {"replicaScheduling": DYNAMIC}, 5,
+     {"a": 4, "b": 1}),
+    ("dynamic-pods-limit", [cluster("a", capacity={"cpu": "64", "pods": 2}), cluster("b", capacity={"cpu": "4"})],
+     {"replicaScheduling": DYNAMIC}, 3, {"a": 1, "b": 2}),
+    ("dynamic-unlisted-resource-is-zero", [cluster("gpu", capacity={"cpu": "8", "nvidia.com/gpu": 4}), _c("plain")],
+     {"replicaScheduling": DYNAMIC}, 2, {"gpu": 2}),
+    ("dynamic-remainder-to-roomiest", [_c("a", "2"), _c("b", "2"), _c("c", "4")], {"replicaScheduling": DYNAMIC}, 3,
+     {"a": 1, "c": 2}),
+]
+
+
+@pytest.mark.parametrize(("fleet", "spec", "replicas", "expected"),
+                         [pytest.param(f, s, r, e, id=n) for n, f, s, r, e in WEIGHTED])
+def test_weighted_division_is_exact(fleet: list[dict[str, Any]], spec: dict[str, Any], replicas: int,
+                                    expected: dict[str, int]) -> None:
+    resources = {"cpu": "1", "nvidia.com/gpu": 1} if any(c["metadata"]["name"] == "gpu" for c in fleet) else None
+    plan = solve(*fleet, policy("p", **spec), workload("web", replicas, policy="p", resources=resources))
+    assert plan.status.solver == "Optimal"
+    assert where(plan, "web") == expected
+
+
+def test_division_that_does_not_fit_leaves_the_workload_unplaced() -> None:
+    spec = {"replicaScheduling": _static((_names("small"), 1), (_names("big"), 1))}
+    plan = solve(_c("small", "2"), _c("big", "64"), policy("p", **spec), workload("web", 8, policy="p"))
+    assert where(plan, "web") == {} and reasons(plan, "web") == ["InsufficientCapacity"]
+    assert "small 4 (room for 2)" in messages(plan, "web")
+    capped = {"replicaScheduling": _static((_names("a", "b"), 1), maxPerCluster=3)}
+    plan = solve(_c("a"), _c("b"), policy("p", **capped), workload("web", 8, policy="p"))
+    assert where(plan, "web") == {} and "a 4 (room for 3)" in messages(plan, "web")
+    plan = solve(_c("a", "2"), _c("b", "1"), policy("p", replicaScheduling=DYNAMIC), workload("web", 4, policy="p"))
+    assert where(plan, "web") == {} and "AvailableReplicas" in messages(plan, "web")
+
+
+def test_division_is_not_redone_around_higher_priorities() -> None:
+    # the division uses each cluster's capacity; what a higher priority takes first is not re-divided
+    docs = [_c("a", "4"), _c("b", "4"), policy("p", replicaScheduling=_static((_names("a", "b"), 1))),
+            policy("vip", clusterAffinity=_names("a")),
+            workload("web", 4, policy="p"), workload("first", 3, policy="vip", priority=10)]
+    plan = solve(*docs)
+    assert where(plan, "first") == {"a": 3}
+    assert where(plan, "web") == {} and reasons(plan, "web") == ["OutPrioritized"]
+
+
+def test_verifier_checks_the_division() -> None:
+    bundle = bundle_of(_c("a"), _c("b"), _c("c"),
+                       policy("p", replicaScheduling=_static((_names("a"), 2), (_names("b"), 1))),
+                       workload("web", 7, policy="p"))
+    for wrong in ({"a": 4, "b": 3}, {"a": 5, "c": 2}, {"a": 7}):
+        plan = {"placements": [{"workload": "default/web", "clusters": wrong}], "unplaced": []}
+        found = verify(bundle, plan)
+        assert "WeightedDivision" in codes(found) and "a=5, b=2" in str(found)
+    right = {"placements": [{"workload": "default/web", "clusters": {"a": 5, "b": 2}}], "unplaced": []}
+    assert not verify(bundle, right)
+    short = bundle_of(_c("a", "1"), policy("p", replicaScheduling=DYNAMIC), workload("web", 2, policy="p"))
+    over = {"placements": [{"workload": "default/web", "clusters": {"a": 2}}], "unplaced": []}
+    assert "WeightedDivision" in codes(verify(short, over))
+
+
+BAD_WEIGHTS = [
+    ("both-rules", {"weightPreference": {"dynamicWeight": "AvailableReplicas", "staticWeightList": [
+        {"targetCluster": _names("a"), "weight": 1}]}}, "exactly one of staticWeightList and dynamicWeight"),
+    ("no-rule", {"weightPreference": {}}, "exactly one of staticWeightList and dynamicWeight"),
+    ("empty-list", {"weightPreference": {"staticWeightList": []}}, "at least one entry"),
+    ("zero-weight", _static((_names("a"), 0)), "greater than or equal to 1"),
+    ("string-weight", _static((_names("a"), "2")), "expected an integer"),  # type: ignore[arg-type]
+    ("unknown-dynamic", {"weightPreference": {"dynamicWeight": "Cheapest"}}, "AvailableReplicas"),
+    ("duplicated", {**DYNAMIC, "replicaSchedulingType": "Duplicated"}, "replicaSchedulingType Divided"),
+    ("aggregated", {**DYNAMIC, "replicaDivisionPreference": "Aggregated"}, "replicaDivisionPreference Weighted"),
+    ("target-typo", {"weightPreference": {"staticWeightList": [{"targetCluster": {"names": ["a"]}, "weight": 1}]}},
+     "not a known field"),
+]
+
+
+@pytest.mark.parametrize(("scheduling", "expected"), [pytest.param(s, e, id=n) for n, s, e in BAD_WEIGHTS])
+def test_bad_weight_preference_is_an_input_error(scheduling: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InputError) as err:
+        bundle_of(_c("a"), policy("p", replicaScheduling=scheduling), workload("web", 2, policy="p"))
+    assert "PlacementPolicy default/p" in str(err.value) and "spec.replicaScheduling" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_weights_and_tiers_are_an_input_error() -> None:
+    with pytest.raises(InputError, match="clusterAffinities"):
+        bundle_of(_c("a"), policy("p", replicaScheduling=DYNAMIC,
+                                  clusterAffinities=[{"affinityName": "x", "clusterNames": ["a"]}]))
+
+
+# --- 2. the division holds in every strategy -------------------------------------------------
+
+
+def _fleet_with_divisions(n_clusters: int = 12, n_plain: int = 30) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = [_c(f"c{i:02d}", str(8 + i), labels=EDGE if i % 2 else CLOUD,
+                                     price={"cpu": str(0.01 * (i % 5))}) for i in range(n_clusters)]
+    docs.append(policy("static", replicaScheduling=_static(({"labelSelector": {"matchLabels": EDGE}}, 3),
+                                                            ({"labelSelector": {"matchLabels": CLOUD}}, 1))))
+    docs.append(policy("dynamic", replicaScheduling=DYNAMIC))
+    docs += [workload("split", 17, policy="static", cpu="250m"), workload("follow", 23, policy="dynamic", cpu="100m")]
+    docs += [workload(f"plain-{i}", 2 + i % 4, cpu="500m") for i in range(n_plain)]
+    return docs
+
+
+def _expected_divisions(docs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The division each weighted workload must get, by the verifier's own reading of docs/karmada.md."""
+    from engine.verify import _Checker, _weighted_division
+
+    bundle = bundle_of(*docs)
+    ck = _Checker(bundle)
+    out = {}
+    for w in bundle.workloads:
+        spec = ck.spec(w)
+        if spec is not None and spec.replica_scheduling.weight_preference is not None:
+            out[w.key] = _weighted_division(ck, w, spec.replica_scheduling.weight_preference)
+    return out
+
+
+def test_division_holds_on_the_large_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.solve
+    from engine.planner import place
+
+    calls: list[int] = []
+    real = engine.solve.solve_large
+
+    def spy(problem, **kw):  # type: ignore[no-untyped-def]
+        calls.append(problem.num_pairs)
+        return real(problem, **kw)
+
+    monkeypatch.setattr(engine.solve, "LARGE_PAIRS", 10)
+    monkeypatch.setattr(engine.solve, "solve_large", spy)
+    docs = _fleet_with_divisions()
+    plan = place(bundle_of(*docs), time_limit=4.0)
+    assert calls and plan.status.solver == "Feasible"
+    for key, want in _expected_divisions(docs).items():
+        assert want and plan.assignment()[key] == want
+
+
+def test_division_survives_refine_and_incremental() -> None:
+    from engine.incremental import place_incremental
+    from engine.large import solve_large
+    from engine.problem import build_problem
+    from engine.refine import refine_cost
+
+    docs = _fleet_with_divisions()
+    problem = build_problem(bundle_of(*docs))
+    want = _expected_divisions(docs)
+    y = solve_large(problem, time_limit=2.0).y
+
+    def division(y_: Any, key: str) -> dict[str, int]:
+        w = problem.workload_keys.index(key)
+        sl = problem.pairs_of(w)
+        return {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c[sl], y_[sl], strict=True) if n}
+
+    refined = refine_cost(problem, y, time_limit=2.0)
+    for key in want:
+        assert division(y, key) == want[key] and division(refined, key) == want[key]
+    new = np.array([k in want for k in problem.workload_keys])
+    committed = np.where(new[problem.pair_w], 0, refined)
+    sol = place_incremental(problem, committed, new)
+    for key in want:
+        assert division(sol.y, key) == want[key]
+
+
+def test_division_holds_on_the_pinned_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.pinned
+    from engine.planner import place
+
+    calls: list[bool] = []
+    real = engine.pinned.solve_pinned
+
+    def spy(problem, **kw):  # type: ignore[no-untyped-def]
+        result = real(problem, **kw)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(engine.pinned, "solve_pinned", spy)
+    docs = [_c("a"), _c("b"), _c("c"),
+            policy("p", replicaScheduling=_static((_names("a"), 2), (_names("b"), 1))),
+            workload("old", 3, cpu="500m"), workload("web", 7, policy="p")]
+    plan = place(bundle_of(*docs), current={"default/old": {"c": 3}}, max_moves=0)
+    assert calls == [True] and plan.status.solver == "Optimal"
+    assert plan.assignment() == {"default/old": {"c": 3}, "default/web": {"a": 5, "b": 2}}
+    # what runs against the division cannot stay without moving: with maxMoves 0 there is no plan
+    late = place(bundle_of(*docs), current={"default/old": {"c": 3}, "default/web": {"a": 4, "b": 3}},
+                 max_moves=0)
+    assert late.status.solver == "Infeasible"
+    moved = place(bundle_of(*docs), current={"default/web": {"a": 4, "b": 3}})
+    assert moved.assignment()["default/web"] == {"a": 5, "b": 2} and moved.status.objective.moves == 1
+
+
+WEIGHTED_YAML = """\
+apiVersion: placement.berth.dev/v1alpha1
+kind: Cluster
+metadata: {name: edge-1, labels: {tier: edge}}
+spec: {capacity: {cpu: "16"}}
+---
+apiVersion: placement.berth.dev/v1alpha1
+kind: Cluster
+metadata: {name: cloud-1, labels: {tier: cloud}}
+spec: {capacity: {cpu: "16"}}
+---
+apiVersion: placement.berth.dev/v1alpha1
+kind: PlacementPolicy
+metadata: {name: weighted, namespace: shop}
+spec:
+  resourceSelectors: [{name: web}]
+  replicaScheduling:
+    replicaSchedulingType: Divided
+    replicaDivisionPreference: Weighted
+    weightPreference:
+      staticWeightList:
+        - targetCluster: {labelSelector: {matchLabels: {tier: edge}}}
+          weight: 3
+        - targetCluster: {clusterNames: [cloud-1]}
+          weight: 1
+---
+apiVersion: placement.berth.dev/v1alpha1
+kind: Workload
+metadata: {name: web, namespace: shop}
+spec: {replicas: 10, resources: {cpu: "1"}}
+"""
+
+
+def test_cli_places_and_verifies_a_static_weight_list(tmp_path: Path) -> None:
+    bundle, plan = _place_file(tmp_path, WEIGHTED_YAML)
+    assert plan["placements"] == [{"workload": "shop/web", "clusters": {"edge-1": 8, "cloud-1": 2}}]
+    plan["placements"][0]["clusters"] = {"edge-1": 7, "cloud-1": 3}
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(plan))
+    checked = _run("verify", str(bundle), str(tampered))
+    assert checked.returncode == 1 and "WeightedDivision" in checked.stdout
