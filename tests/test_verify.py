@@ -267,7 +267,8 @@ def test_each_constraint(
 
 
 def test_cases_cover_every_code() -> None:
-    covered = {c for _, _, c, _ in CASES} | {"MovesBudget"}
+    # WeightedDivision has its own table in tests/test_karmada.py (test_verifier_checks_the_division)
+    covered = {c for _, _, c, _ in CASES} | {"MovesBudget", "WeightedDivision"}
     assert covered == set(VIOLATION_CODES)
 
 
