@@ -586,3 +586,14 @@ def test_cli_places_and_verifies_a_static_weight_list(tmp_path: Path) -> None:
     tampered.write_text(json.dumps(plan))
     checked = _run("verify", str(bundle), str(tampered))
     assert checked.returncode == 1 and "WeightedDivision" in checked.stdout
+
+
+@pytest.mark.parametrize(("tolerations", "kept"), [
+    pytest.param([TIMED], 2, id="timed: running replicas stay"),
+    pytest.param([], 0, id="untolerated NoExecute evicts"),
+])
+def test_timed_toleration_keeps_running_replicas(tolerations: list[dict[str, Any]], kept: int) -> None:
+    docs = [_c("tainted", price={"cpu": "0"}, taints=NOEXEC), _c("other", price={"cpu": "1"}),
+            policy("p", tolerations=tolerations), workload("web", 3, policy="p")]
+    plan = solve(*docs, current={"default/web": {"tainted": 2, "other": 1}})
+    assert where(plan, "web").get("tainted", 0) == kept and sum(where(plan, "web").values()) == 3
