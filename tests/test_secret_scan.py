@@ -57,6 +57,7 @@ def leaks(text: str) -> list[str]:
 def test_cli_commands_write_and_print_no_secret(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "input")
     bare, repo = credentialed_clone(tmp_path, "deploy")
+    git(repo, "config", f"url.{bare.as_uri()}.insteadOf", remote_url(tmp_path))  # --push fetches first
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "COLUMNS": "200"}
@@ -77,6 +78,7 @@ def test_cli_commands_write_and_print_no_secret(tmp_path: Path) -> None:
         printed.append(proc.stdout + proc.stderr)
     # a push that fails against a URL that carries credentials
     git(repo, "config", "--unset", f"url.{bare.as_uri()}.pushInsteadOf")
+    git(repo, "config", "--unset", f"url.{bare.as_uri()}.insteadOf")
     git(repo, "remote", "set-url", "origin", f"http://{USER}:{PASSWORD}@127.0.0.1:{free_port()}/deploy.git")
     proc = subprocess.run([BERTH, "reoptimize", str(bundle), "--gitops-repo", str(repo), "--max-moves", "0",
                            "--commit", "--push"], capture_output=True, text=True, timeout=300, env=env)
