@@ -453,6 +453,18 @@ def check_references(bundle: Bundle) -> None:
                         bundle, "PlacementPolicy", key, f"spec.{field_name}.workloads[{i}]",
                         f"no Workload named {echo(name)} in namespace {echo(ns)}",
                     )
+        both = set(spec.affinity.workloads if spec.affinity else []) & set(
+            spec.anti_affinity.workloads if spec.anti_affinity else [])
+        if both:
+            name = sorted(both)[0]
+            i = spec.anti_affinity.workloads.index(name)  # type: ignore[union-attr]
+            origin = bundle.origin("PlacementPolicy", key)
+            raise InputError(
+                f"{echo(name)} is in both affinity (run beside it) and antiAffinity (never share a cluster)",
+                file=origin.file, document=_where("PlacementPolicy", key, origin),
+                field=f"spec.antiAffinity.workloads[{i}]",
+            )
+    _check_mutual_affinity(bundle)
     for workload in bundle.workloads:
         ns, key = workload.metadata.namespace, workload.key
         if workload.spec.policy is not None and (ns, workload.spec.policy) not in policies:
@@ -467,6 +479,36 @@ def check_references(bundle: Bundle) -> None:
                     f"no Workload named {echo(dep)} in namespace {echo(ns)}",
                 )
     _check_cycles(bundle)
+
+
+def _check_mutual_affinity(bundle: Bundle) -> None:
+    """Affinity of ``w`` to ``v`` contradicts anti-affinity between them, which is symmetric."""
+    by_key = {w.key: w for w in bundle.workloads}
+    anti: set[tuple[str, str]] = set()
+    for w in bundle.workloads:
+        policy = bundle.policy_for(w)
+        term = policy.spec.anti_affinity if policy is not None else None
+        for name in term.workloads if term else []:
+            v = f"{w.metadata.namespace}/{name}"
+            if v != w.key:
+                anti.add((w.key, v))
+                anti.add((v, w.key))
+    if not anti:
+        return
+    for w in bundle.workloads:
+        policy = bundle.policy_for(w)
+        term = policy.spec.affinity if policy is not None else None
+        for i, name in enumerate(term.workloads if term else []):
+            v = f"{w.metadata.namespace}/{name}"
+            if (w.key, v) in anti and v in by_key and policy is not None:
+                kind = str(policy.kind)
+                pkey = _name_key(policy)
+                origin = bundle.origin(kind, pkey)
+                raise InputError(
+                    f"{w.key} must run beside {v} (affinity), but the policy of {v} keeps it away "
+                    "(antiAffinity is symmetric): no cluster can hold both",
+                    file=origin.file, document=_where(kind, pkey, origin), field=f"spec.affinity.workloads[{i}]",
+                )
 
 
 def _check_cluster_policy(bundle: Bundle, policy: ClusterPlacementPolicy, site_names: set[str]) -> None:

@@ -228,7 +228,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
                 scale = int(p.resource_scale[r])
                 return [Reason(code="QuotaExceeded", message=(
                     f"tenant {p.tenant_names[t]} has a {name} quota of "
-                    f"{format_quantity(name, limit * scale)}; the workload alone needs "
+                    f"{format_quantity(name, _quota_base(p, t, r))}; the workload alone needs "
                     f"{format_quantity(name, need * scale)}"))]
 
     full = p.capacity
@@ -238,6 +238,11 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
             parts = []
             for rule in rules:
                 groups = sorted({rule.group_names[g] for g in rule.group_of[pair_clusters] if g >= 0})
+                if not p.duplicated[w] and int(p.replicas[w]) < rule.min_groups:
+                    # each used group holds at least one replica: too few replicas, not too few clusters
+                    parts.append(f"{rule.key} needs {rule.min_groups} group(s) but the workload has only "
+                                 f"{int(p.replicas[w])} replica(s)")
+                    continue
                 parts.append(
                     f"{rule.key} needs {rule.min_groups}"
                     + (f"..{rule.max_groups}" if rule.max_groups else "")
@@ -289,10 +294,13 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
         name = p.resource_names[r]
         scale = int(p.resource_scale[r])
         return [Reason(code="QuotaExceeded", message=(
-            f"tenant {p.tenant_names[t]} {name} quota {format_quantity(name, limit * scale)}: "
+            f"tenant {p.tenant_names[t]} {name} quota {format_quantity(name, _quota_base(p, t, r))}: "
             f"{format_quantity(name, used_q * scale)} in use by placed workloads; "
             f"{format_quantity(name, need * scale)} needed"))]
     if not _fits(p, w, until, capacity=resid_all):
+        budget = _moves_budget_blocks(p, w, y, full, used_all, until)
+        if budget is not None:
+            return [budget]
         return [Reason(code="InsufficientCapacity",
                        message=_shortfall(p, w, _base_free(p, used_all), eligible,
                                           " after placing workloads of equal priority"),
@@ -323,6 +331,36 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
             "raise --time-limit"))]
     return [Reason(code="InsufficientCapacity", message=(
         "it fits alone but not together with the workloads it must be placed with"))]
+
+
+def _quota_base(p: Problem, t: int, r: int) -> int:
+    """Tenant ``t``'s quota of resource ``r`` as written (solver units round it down to the gcd)."""
+    name = p.resource_names[r]
+    tenant = p.context.tenants.get(p.tenant_names[t]) if p.context is not None else None
+    if tenant is not None and name in tenant.spec.quota:
+        return int(tenant.spec.quota[name])
+    return int(p.quota[t, r]) * int(p.resource_scale[r])
+
+
+def _moves_budget_blocks(p: Problem, w: int, y: np.ndarray, full: np.ndarray, used_all: np.ndarray,
+                         until: float) -> Reason | None:
+    """``MovesBudget`` when replicas kept where they run (the budget is spent) hold the room ``w`` needs."""
+    if p.max_moves is None or not len(p.current_w):
+        return None
+    idx = p.pair_index(p.current_w, p.current_c)
+    on = idx >= 0
+    now = np.where(on, y[np.maximum(idx, 0)], 0)
+    moved = int(p.fixed_moves + np.maximum(p.current_n - now, 0).sum())
+    if moved < p.max_moves:
+        return None
+    kept = np.zeros_like(y)
+    kept[idx[on]] = np.minimum(y[idx[on]], p.current_n[on])
+    without_kept = used_all - usage(p, kept)
+    if not _fits(p, w, until, capacity=np.where(full == UNLIMITED, UNLIMITED, full - without_kept)):
+        return None  # even with running replicas moved away it would not fit: capacity, not the budget
+    return Reason(code="MovesBudget", message=(
+        f"it fits if running replicas move aside, but the plan already moves {moved} replica(s), "
+        f"the whole budget of maxMoves {p.max_moves}"))
 
 
 def _quota_left(p: Problem, y: np.ndarray, who: np.ndarray) -> np.ndarray:

@@ -67,6 +67,15 @@ def evaluate(problem: Problem, y: np.ndarray) -> ObjectiveValues:
     )
 
 
+def _forced_moves(p: Problem) -> int:
+    """Running replicas that cannot stay where they run: their pair is gone or holds fewer."""
+    if not len(p.current_w):
+        return int(p.fixed_moves)
+    idx = p.pair_index(p.current_w, p.current_c)
+    room = np.where(idx >= 0, p.pair_ub[np.maximum(idx, 0)], 0)
+    return int(p.fixed_moves + np.maximum(p.current_n - room, 0).sum())
+
+
 def plan_from_solution(
     problem: Problem,
     solution: Solution,
@@ -76,6 +85,7 @@ def plan_from_solution(
     now: datetime | None = None,
     warnings: list[str] | None = None,
     not_applied: list[NotApplied] | None = None,
+    explain_seconds: float = 20.0,
 ) -> Plan:
     """Turn a solution into the plan of spec section 5, with explanations.
 
@@ -99,15 +109,16 @@ def plan_from_solution(
     unplaced: list[Unplaced] = []
     if solution.status == "Infeasible":
         budget = p.max_moves
+        forced = _forced_moves(p)
+        why = (f"at least {forced} replica(s) must leave the clusters they run on (the cluster left the "
+               "fleet, or they are no longer eligible or do not fit there)" if forced else
+               "every plan that satisfies the hard constraints moves more replicas")
         for w in range(p.num_workloads):
             unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=[Reason(
-                code="MovesBudget",
-                message=(f"no plan keeps within maxMoves {budget}: at least {p.fixed_moves} "
-                         "replica(s) must move because their workload or cluster is gone or "
-                         "no longer eligible"),
+                code="MovesBudget", message=f"no plan keeps within maxMoves {budget}: {why}",
             )]))
     else:
-        for w, reasons in sorted(explain_unplaced(p, y, solution.status).items()):
+        for w, reasons in sorted(explain_unplaced(p, y, solution.status, time_limit=explain_seconds).items()):
             unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=reasons))
     assignment = {pl.workload: pl.clusters for pl in placements}
     moves = diff_moves(current or {}, assignment) if current else []
@@ -164,6 +175,11 @@ def _hint_from_current(p: Problem) -> np.ndarray | None:
     return y
 
 
+def explain_seconds(time_limit: float) -> float:
+    """Exact "would it fit" solves for explanations: 20% of the time limit, 1 to 10 s (then arithmetic)."""
+    return max(1.0, min(10.0, 0.2 * time_limit))
+
+
 def place(
     bundle: Bundle,
     *,
@@ -196,7 +212,7 @@ def place(
     solution = prove_weighted(problem, solution, time_limit=bound_seconds(time_limit))
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,
-        warnings=warnings, not_applied=not_applied,
+        warnings=warnings, not_applied=not_applied, explain_seconds=explain_seconds(time_limit),
     )
     if verify and plan.status.solver in ("Optimal", "Feasible"):
         plan = _verified(bundle, problem, solution, plan, current=current, now=now, warnings=warnings)

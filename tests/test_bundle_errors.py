@@ -114,6 +114,16 @@ CASES = [
      InputError, ["Workload default/w", "expands to more than 200000 values"]),
     ("pods-request", wl("{replicas: 2, resources: {pods: 5}}"),
      InputError, ["field spec.resources", "each replica is one pod, so a pods request can only be 1, got 5"]),
+    ("affinity-and-anti-affinity",
+     doc("PlacementPolicy", "metadata: {name: p}\nspec: {affinity: {workloads: [w]}, antiAffinity: {workloads: [w]}}\n")
+     + "---\n" + wl("{replicas: 1}"),
+     InputError, ["PlacementPolicy default/p", "field spec.antiAffinity.workloads[0]", "in both affinity"]),
+    ("affinity-against-partner-anti-affinity",
+     doc("PlacementPolicy", "metadata: {name: near}\nspec: {affinity: {workloads: [w]}}\n") + "---\n"
+     + doc("PlacementPolicy", "metadata: {name: apart}\nspec: {antiAffinity: {workloads: [v]}}\n") + "---\n"
+     + wl("{replicas: 1, policy: apart}") + "---\n"
+     + doc("Workload", "metadata: {name: v}\nspec: {replicas: 1, policy: near}\n"),
+     InputError, ["PlacementPolicy default/near", "field spec.affinity.workloads[0]", "antiAffinity is symmetric"]),
     ("non-string-key", doc("Cluster", "metadata: {name: c2, labels: {1: a}}\nspec: {}\n"),
      InputError, ["Cluster c2", "field metadata.labels", "expected a string key, got 1"]),
 ]
