@@ -345,8 +345,8 @@ def _quota_base(p: Problem, t: int, r: int) -> int:
 def _moves_budget_blocks(p: Problem, w: int, y: np.ndarray, full: np.ndarray, used_all: np.ndarray,
                          until: float) -> Reason | None:
     """``MovesBudget`` when replicas kept where they run (the budget is spent) hold the room ``w`` needs."""
-    if p.max_moves is None or not len(p.current_w):
-        return None
+    if not p.max_moves or not len(p.current_w):
+        return None  # maxMoves 0 is the service's frozen placement: capacity, not a budget, is what it lacks
     idx = p.pair_index(p.current_w, p.current_c)
     on = idx >= 0
     now = np.where(on, y[np.maximum(idx, 0)], 0)
