@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from engine.plan import Reason
-from engine.problem import UNLIMITED, Problem, restrict, usage
+from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters, restrict, usage
 from engine.quantity import format_quantity
 from policies.registry import plugin_by_name
 
@@ -98,6 +98,10 @@ def _division_short(p: Problem, w: int, sl: slice) -> Reason | None:
 def _copies(problem: Problem, w: int) -> int:
     if not problem.duplicated[w]:
         return 1
+    tiers = broadcast_tiers(problem, w) if problem.broadcast[w] else None
+    if tiers is not None:
+        elig = eligible_clusters(problem, w)
+        return int(np.unique(tiers[elig], return_counts=True)[1].min()) if len(elig) else 0  # the smallest tier
     if problem.broadcast[w]:
         return int(problem.eligible_count[w])
     return int(problem.count_min[w])
@@ -208,7 +212,22 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     if not p.duplicated[w] and p.min_per[w] > p.replicas[w]:
         return [Reason(code="InsufficientCapacity", message=(
             f"minPerCluster {int(p.min_per[w])} exceeds its {int(p.replicas[w])} replica(s)"))]
-    if p.broadcast[w] and len(pair_clusters) < len(elig_idx):
+    tiers = broadcast_tiers(p, w) if not broadcast_groups(p, w) else None
+    if tiers is not None:
+        # spec 2.6: the eligible clusters of one tier, the first that can take every copy
+        names = [t.affinity_name for t in p.group_specs[int(p.group[w])].cluster_affinities or []]
+        full = {t: np.setdiff1d(elig_idx[tiers[elig_idx] == t], pair_clusters)
+                for t in np.unique(tiers[elig_idx]).tolist()}
+        if all(len(m) for m in full.values()):
+            return [Reason(
+                code="InsufficientCapacity",
+                message=("Duplicated to the eligible clusters of one tier, but no tier can hold a copy of "
+                         f"{int(p.replicas[w])} replica(s) on each: "
+                         + "; ".join(f"{names[t]}: {len(m)} of {int((tiers[elig_idx] == t).sum())} full"
+                                     for t, m in full.items())),
+                clusters=_names(p, np.concatenate(list(full.values())))[:_MAX_NAMES],
+            )]
+    elif p.broadcast[w] and len(pair_clusters) < len(elig_idx):
         missing = np.setdiff1d(elig_idx, pair_clusters)
         return [Reason(
             code="InsufficientCapacity",

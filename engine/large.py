@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.lp import pair_weights
-from engine.problem import UNLIMITED, Problem, broadcast_groups, eligible_clusters
+from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters
 from engine.refine import flexible_workloads, refine_cost
 
 __all__ = ["Residual", "hardest_first", "pair_score", "place_one", "solve_large"]
@@ -204,6 +204,20 @@ def _broadcast_groups(p: Problem, w: int, pcs: np.ndarray, ok: np.ndarray, score
     return np.isin(pair_group, good[: rule.max_groups]) & ok
 
 
+def _broadcast_tier(p: Problem, w: int, pcs: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
+    """Pairs of a broadcast with several ``clusterAffinities`` tiers: every eligible cluster of the
+    first tier whose eligible clusters all take a copy (spec 2.6, as Karmada), or ``None``."""
+    tiers = broadcast_tiers(p, w)
+    assert tiers is not None
+    elig = eligible_clusters(p, w)
+    fine = np.zeros(p.num_clusters, dtype=bool)
+    fine[pcs[ok]] = True
+    for t in np.unique(tiers[elig]).tolist():
+        if fine[elig[tiers[elig] == t]].all():
+            return (tiers[pcs] == t) & ok
+    return None
+
+
 def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
     """Place every replica of workload ``w`` against ``state`` or nothing; ``True`` when placed.
 
@@ -235,7 +249,10 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
         for v in arr_b[arr_a == w].tolist():
             ok &= ~np.isin(pcs, state.clusters_of(v, p))
     by_groups = bool(p.broadcast[w]) and bool(broadcast_groups(p, w))
-    if p.broadcast[w] and not by_groups and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
+    by_tier = bool(p.broadcast[w]) and broadcast_tiers(p, w) is not None
+    if by_tier and by_groups:
+        return False  # both a spread maxGroups and tiers: left to the exact model
+    if p.broadcast[w] and not by_groups and not by_tier and (not ok.all() or hi_p - lo_p < int(p.eligible_count[w])):
         return False
     count_min, count_max = int(p.count_min[w]), int(p.count_max[w])
     if len(p.fixed_division) and p.fixed_division[w]:
@@ -249,8 +266,8 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
     rules = p.group_spread[int(p.group[w])]
     if rules:
         order = _group_order(order, rules[0].group_of[pcs], rules[0].min_groups, rules[0].max_groups)
-    if by_groups:
-        chosen = _broadcast_groups(p, w, pcs, ok, score[lo_p:hi_p])
+    if by_groups or by_tier:
+        chosen = _broadcast_tier(p, w, pcs, ok) if by_tier else _broadcast_groups(p, w, pcs, ok, score[lo_p:hi_p])
         if chosen is None:
             return False
         ys = np.where(chosen, replicas, 0).astype(np.int64)

@@ -28,7 +28,9 @@ from engine.quantity import natural_per_base
 from engine.resources import ObjectiveWeights, PlacementPolicySpec, ReplicaScheduling, Tenant, Workload
 from policies.base import CompileContext
 
-__all__ = ["UNLIMITED", "Problem", "SpreadRule", "broadcast_groups", "build_problem", "eligible_clusters"]
+__all__ = [
+    "UNLIMITED", "Problem", "SpreadRule", "broadcast_groups", "broadcast_tiers", "build_problem", "eligible_clusters",
+]
 
 #: Capacity or quota value meaning "no limit" (e.g. ``pods`` when a cluster does not list it).
 UNLIMITED = -1
@@ -117,6 +119,8 @@ class Problem:
     fixed_division: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: workload -> (C,) replicas its weightPreference gives each cluster (for explanations)
     division_target: dict[int, np.ndarray] = field(default_factory=dict)
+    #: (G, C) tier index of each cluster under ``clusterAffinities`` (first tier it passes; empty: none)
+    group_tier: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
 
     @property
     def has_current(self) -> bool:
@@ -671,6 +675,7 @@ def restrict(
         current_total=cur_total,
         current_gone=cur_gone,
         fixed_division=p.fixed_division[keep_idx] if len(p.fixed_division) else np.zeros(len(keep_idx), bool),
+        group_tier=p.group_tier,
     )
 
 
@@ -685,6 +690,14 @@ def broadcast_groups(p: Problem, w: int) -> list[SpreadRule]:
     cluster of the groups chosen (spec 2.6, as Karmada), not on every eligible cluster."""
     return [r for r in p.group_spread[int(p.group[w])] if r.max_groups is not None]
 
+
+def broadcast_tiers(p: Problem, w: int) -> np.ndarray | None:
+    """(C,) tier index of each cluster for a broadcast workload with several ``clusterAffinities``
+    tiers, else ``None``: its copies go on the eligible clusters of one tier (spec 2.6, as Karmada)."""
+    g = int(p.group[w])
+    if not p.broadcast[w] or not len(p.group_tier) or len(p.group_specs[g].cluster_affinities or []) < 2:
+        return None
+    return p.group_tier[g]
 
 
 def usage(problem: Problem, y: np.ndarray, workloads: np.ndarray | None = None) -> np.ndarray:

@@ -389,6 +389,11 @@ class _Checker:
             return getattr(c.spec, key_field)
         return c.effective_labels().get(key_label or "")
 
+    @staticmethod
+    def tier_of(tiers: list[Any], cluster: Cluster) -> int | None:
+        """Index of the first tier of ``clusterAffinities`` that ``cluster`` passes (``None``: none)."""
+        return next((i for i, t in enumerate(tiers) if affinity_matches(t, cluster)), None)
+
     def broadcast_eligible(self, w: Workload) -> set[str]:
         spec = self.spec(w)
         out = set()
@@ -559,9 +564,17 @@ def _check_workload(
                       for c in row if c in ck.clusters}
             eligible = {c for c in eligible
                         if ck.spread_value(s.spread_by_field, s.spread_by_label, ck.clusters[c]) in chosen}
+        # with several clusterAffinities tiers: every eligible cluster of one tier, none elsewhere (spec 2.6)
+        tiers = spec.cluster_affinities if spec and spec.cluster_affinities and len(spec.cluster_affinities) > 1 else []
+        if tiers and row:
+            used_tiers = sorted({ck.tier_of(tiers, ck.clusters[c]) for c in row if c in ck.clusters} - {None})
+            if len(used_tiers) > 1:
+                names = ", ".join(tiers[t].affinity_name for t in used_tiers)
+                ck.add("Broadcast", key, None, f"Duplicated broadcast spans tiers {names}; its copies use one tier")
+            eligible = {c for c in eligible if ck.tier_of(tiers, ck.clusters[c]) in used_tiers[:1]}
         missing = sorted(eligible - set(row))
         if missing:
-            scope = " of the groups chosen" if limited else ""
+            scope = " of the groups chosen" if limited else " of the tier chosen" if tiers else ""
             ck.add(
                 "Broadcast",
                 key,

@@ -47,3 +47,4 @@ class ClusterAffinityPlugin(Plugin):
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
         tiers = _tiers(ctx)
         problem.pair_tier = tiers[problem.group[problem.pair_w], problem.pair_c]
+        problem.group_tier = tiers

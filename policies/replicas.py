@@ -6,7 +6,8 @@
   ``clusters`` field every eligible cluster is chosen (broadcast, like
   Karmada and EMCO ``allOf``), so one eligible cluster without room leaves the
   workload unplaced; with a spread ``maxGroups``, every eligible cluster of the
-  groups chosen (spec 2.6).
+  groups chosen, and with several ``clusterAffinities`` tiers every eligible
+  cluster of one tier (spec 2.6).
 * ``clusters: {min, max}`` bounds the clusters with at least one replica.
 * ``Aggregated`` division pays ``clusters`` per cluster used.
 """
@@ -16,29 +17,36 @@ from __future__ import annotations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.problem import broadcast_groups, eligible_clusters
+from engine.problem import broadcast_groups, broadcast_tiers, eligible_clusters
 from policies.base import ModelContext, Plugin
 
 __all__ = ["ReplicaSchedulingPlugin"]
 
 
 def _broadcast_by_groups(m: ModelContext, w: int, pairs: list[int], used: list) -> None:  # type: ignore[type-arg]
-    """used[c] <=> placed and the group of c is chosen, for every rule with maxGroups; a group
-    holding an eligible cluster without a pair (no room for a copy) cannot be chosen."""
+    """used[c] <=> placed and every choice of c is made: its group for each spread rule with
+    maxGroups, and its tier with several clusterAffinities (exactly one tier when placed). A group
+    or tier holding an eligible cluster without a pair (no room for a copy) cannot be chosen."""
     p = m.problem
-    rules = broadcast_groups(p, w)
+    parts = [rule.group_of for rule in broadcast_groups(p, w)]
+    tiers = broadcast_tiers(p, w)
+    if tiers is not None:
+        parts.append(tiers)
     placed = m.placed[w]
+    elig = eligible_clusters(p, w)
     pair_of = {int(p.pair_c[i]): (i, u) for i, u in zip(pairs, used, strict=True)}
     chosen: list[dict[int, cp_model.IntVar]] = []
-    for k, rule in enumerate(rules):
+    for k, part in enumerate(parts):
         per: dict[int, cp_model.IntVar] = {}
-        for gid in np.unique(rule.group_of[eligible_clusters(p, w)]).tolist():
+        for gid in np.unique(part[elig]).tolist():
             b = m.model.new_bool_var(f"bcast_w{w}_r{k}_g{gid}")
             m.model.add_implication(b, placed)
             per[int(gid)] = b
         chosen.append(per)
-    for c in eligible_clusters(p, w).tolist():
-        bs = [chosen[k][int(rule.group_of[c])] for k, rule in enumerate(rules)]
+    if tiers is not None:
+        m.model.add(cp_model.LinearExpr.sum(list(chosen[-1].values())) == placed)
+    for c in elig.tolist():
+        bs = [chosen[k][int(part[c])] for k, part in enumerate(parts)]
         if c not in pair_of:
             # no room for a copy here: not every group of this cluster may be chosen
             m.model.add(cp_model.LinearExpr.sum(bs) <= len(bs) - 1)
@@ -76,7 +84,7 @@ class ReplicaSchedulingPlugin(Plugin):
                     m.model.add(m.y[i] >= lo * u)
                     m.model.add(m.y[i] <= int(p.pair_ub[i]) * u)
             total_used = cp_model.LinearExpr.sum(used)
-            if p.broadcast[w] and broadcast_groups(p, w):
+            if p.broadcast[w] and (broadcast_groups(p, w) or broadcast_tiers(p, w) is not None):
                 _broadcast_by_groups(m, w, list(pairs), used)
                 continue
             if p.broadcast[w]:
