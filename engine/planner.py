@@ -71,8 +71,10 @@ def _forced_moves(p: Problem) -> int:
     """Running replicas that cannot stay where they run: their pair is gone or holds fewer."""
     if not len(p.current_w):
         return int(p.fixed_moves)
-    idx = p.pair_index(p.current_w, p.current_c)
-    room = np.where(idx >= 0, p.pair_ub[np.maximum(idx, 0)], 0)
+    room = np.zeros(len(p.current_n), dtype=np.int64)
+    if p.num_pairs:  # no eligible pair at all: nothing can stay
+        idx = p.pair_index(p.current_w, p.current_c)
+        room = np.where(idx >= 0, p.pair_ub[np.maximum(idx, 0)], 0)
     return int(p.fixed_moves + np.maximum(p.current_n - room, 0).sum())
 
 
