@@ -95,10 +95,14 @@ def fleets(draw: st.DrawFn, max_clusters: int = 4, max_workloads: int = 4, max_r
             if draw(st.booleans()):
                 sc["maxSkew"] = draw(st.integers(0, 1))
             pspec["spreadConstraints"] = [sc]
-        if same_ns and draw(st.integers(0, 4)) == 0:
-            pspec["affinity"] = {"workloads": [draw(st.sampled_from(same_ns))]}
-        if same_ns and draw(st.integers(0, 4)) == 0:
-            pspec["antiAffinity"] = {"workloads": [draw(st.sampled_from(same_ns))]}
+        # affinity only between even-numbered workloads, anti-affinity only in pairs with an odd one:
+        # no pair gets both (a contradiction is an input error, tested in test_bundle_errors)
+        near = [n for n in same_ns if i % 2 == 0 and int(n[1:]) % 2 == 0]
+        apart = [n for n in same_ns if i % 2 == 1 or int(n[1:]) % 2 == 1]
+        if near and draw(st.integers(0, 4)) == 0:
+            pspec["affinity"] = {"workloads": [draw(st.sampled_from(near))]}
+        if apart and draw(st.integers(0, 4)) == 0:
+            pspec["antiAffinity"] = {"workloads": [draw(st.sampled_from(apart))]}
         if draw(st.integers(0, 3)) == 0:
             pspec["preferredClusters"] = [{"weight": 60, "labelSelector": {"matchLabels": {"tier": "b"}}}]
         extra: dict[str, Any] = {}
