@@ -491,6 +491,7 @@ def verify(
     for key, row in y.items():
         _check_workload(ck, ck.workloads[key], row, y)
     _check_capacity(ck, y)
+    _check_first_tier(ck, y)
     _check_quota(ck, y)
     _check_anti_affinity(ck, y)
     _check_moves(ck, y, current, max_moves)
@@ -746,6 +747,59 @@ def _check_quota(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
                     f"tenant {tname}: {resource} {_fmt(resource, used[resource])} placed > "
                     f"quota {_fmt(resource, quota[resource])}",
                 )
+
+
+def _check_first_tier(ck: _Checker, y: dict[str, dict[str, int]]) -> None:
+    """2.6: a Duplicated broadcast with several ``clusterAffinities`` tiers uses a later tier only
+    when no earlier one can take every copy: each earlier tier must hold an eligible cluster where a
+    copy does not fit beside the other workloads' replicas of this plan, or where an anti-affine
+    workload runs, or where a workload it is affine to does not run."""
+    for key, row in sorted(y.items()):
+        w = ck.workloads[key]
+        spec = ck.spec(w)
+        if spec is None or spec.clusters is not None or len(spec.cluster_affinities or []) < 2:
+            continue
+        rs = spec.replica_scheduling
+        if not rs or rs.replica_scheduling_type != "Duplicated":
+            continue
+        tiers = spec.cluster_affinities or []
+        used = [t for t in (ck.tier_of(tiers, ck.clusters[c]) for c in row if c in ck.clusters) if t is not None]
+        if not used:
+            continue
+        ns = w.metadata.namespace
+        anti = {f"{ns}/{o}" for o in (spec.anti_affinity.workloads if spec.anti_affinity else [])}
+        anti |= {k for k, v in ck.workloads.items() if k != key and (s := ck.spec(v)) and s.anti_affinity
+                 and w.metadata.name in s.anti_affinity.workloads and v.metadata.namespace == ns}
+        affine = {f"{ns}/{o}" for o in (spec.affinity.workloads if spec.affinity else [])}
+        eligible = ck.broadcast_eligible(w)
+        copies = ck.replicas(w)
+        for earlier in range(min(used)):
+            members = sorted(c for c in eligible if ck.tier_of(tiers, ck.clusters[c]) == earlier)
+            if not members or any(_copy_cannot_go(ck, y, key, c, copies, anti, affine) for c in members):
+                continue
+            ck.add("Broadcast", key, None,
+                   f"Duplicated broadcast uses tier {tiers[min(used)].affinity_name} while the earlier tier "
+                   f"{tiers[earlier].affinity_name} can take a copy on each of its eligible clusters "
+                   f"({', '.join(members)})")
+
+
+def _copy_cannot_go(
+    ck: _Checker, y: dict[str, dict[str, int]], key: str, cname: str, copies: int, anti: set[str], affine: set[str]
+) -> bool:
+    """Whether one copy of ``key`` would break capacity, anti-affinity or affinity on ``cname``."""
+    if any(cname in y.get(o, {}) for o in anti) or any(cname not in y.get(a, {}) for a in affine):
+        return True
+    w = ck.workloads[key]
+    capacity = ck.clusters[cname].spec.capacity
+    for resource in {*w.spec.resources, "pods"}:
+        need = copies * _per_replica(w, resource)
+        if need <= 0 or (resource == "pods" and "pods" not in capacity):
+            continue
+        others = sum(n * _per_replica(ck.workloads[k], resource)
+                     for k, row in y.items() if k != key for c, n in row.items() if c == cname)
+        if others + need > capacity.get(resource, 0):
+            return True
+    return False
 
 
 def _check_anti_affinity(ck: _Checker, y: dict[str, dict[str, int]]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.problem import broadcast_groups, broadcast_tiers, eligible_clusters
+from engine.problem import UNLIMITED, broadcast_groups, broadcast_tiers, eligible_clusters
 from policies.base import ModelContext, Plugin
 
 __all__ = ["ReplicaSchedulingPlugin"]
@@ -56,6 +56,84 @@ def _broadcast_by_groups(m: ModelContext, w: int, pairs: list[int], used: list) 
             m.model.add_implication(u, b)
         # every group chosen -> a copy here
         m.model.add(u >= cp_model.LinearExpr.sum(bs) - (len(bs) - 1))
+    if tiers is not None:
+        _first_tier_that_can(m, w, elig, tiers, chosen[-1], pair_of)
+
+
+def _first_tier_that_can(
+    m: ModelContext, w: int, elig: np.ndarray, tiers: np.ndarray, chosen: dict[int, cp_model.IntVar],
+    pair_of: dict[int, tuple[int, object]],
+) -> None:
+    """A later tier only when no earlier one can take every copy (spec 2.6): choosing tier ``t``
+    requires, in each earlier tier, an eligible cluster that cannot hold a copy in this plan
+    (no pair at all, or what the other workloads use there leaves less than a copy of some
+    resource, or an anti-affine workload runs there)."""
+    p = m.problem
+    replicas = int(p.replicas[w])
+    # cluster -> literal "cannot take a copy"; None: never; True: always
+    unable: dict[int, cp_model.IntVar | bool | None] = {}
+
+    def cannot(c: int) -> cp_model.IntVar | bool | None:
+        if c in unable:
+            return unable[c]
+        pairs_c = np.nonzero(p.pair_c == c)[0]
+        others = pairs_c[p.pair_w[pairs_c] != w]
+        reasons: list[cp_model.IntVar] = []
+        for r in range(len(p.resource_names)):
+            need = replicas * int(p.request[w, r])
+            limit = int(p.capacity[c, r])
+            if need <= 0 or limit == UNLIMITED:
+                continue
+            coeff = p.request[p.pair_w[others], r]
+            keep = coeff > 0
+            if not keep.any():
+                continue
+            f = m.model.new_bool_var(f"tierfull_w{w}_c{c}_r{r}")
+            # f -> the others leave less than one copy of r here
+            m.model.add(
+                cp_model.LinearExpr.weighted_sum([m.y[i] for i in others[keep]], coeff[keep].tolist())
+                >= limit - need + 1
+            ).only_enforce_if(f)
+            reasons.append(f)
+        anti = np.concatenate([p.anti_b[p.anti_a == w], p.anti_a[p.anti_b == w]])
+        for v in np.unique(anti).tolist():
+            idx = int(p.pair_index(np.array([v]), np.array([c]))[0])
+            if idx < 0:
+                continue
+            a = m.model.new_bool_var(f"tieranti_w{w}_v{v}_c{c}")
+            m.model.add(m.y[idx] >= 1).only_enforce_if(a)  # a -> the anti-affine workload runs on c
+            reasons.append(a)
+        for u in np.unique(p.affinity_to[p.affinity_from == w]).tolist():
+            idx = int(p.pair_index(np.array([u]), np.array([c]))[0])
+            if idx < 0:
+                unable[c] = True  # the affine workload can never run here: neither can a copy
+                return True
+            z = m.model.new_bool_var(f"tieraff_w{w}_u{u}_c{c}")
+            m.model.add(m.y[idx] == 0).only_enforce_if(z)  # z -> the affine workload is not on c
+            reasons.append(z)
+        if not reasons:
+            unable[c] = None
+            return None
+        full = m.model.new_bool_var(f"tierunable_w{w}_c{c}")
+        m.model.add_bool_or(reasons).only_enforce_if(full)
+        unable[c] = full
+        return full
+
+    for t, b in chosen.items():
+        for earlier in sorted(set(tiers[elig].tolist())):
+            if earlier >= t:
+                break
+            members = [int(c) for c in elig[tiers[elig] == earlier].tolist()]
+            if any(c not in pair_of for c in members):
+                continue  # a cluster of that tier can never hold a copy: it cannot take them all
+            found = [cannot(c) for c in members]
+            if any(lit is True for lit in found):
+                continue
+            literals = [lit for lit in found if lit is not None and lit is not True]
+            if not literals:
+                m.model.add(b == 0)  # that tier can always take every copy
+                continue
+            m.model.add_bool_or(literals).only_enforce_if(b)
 
 
 class ReplicaSchedulingPlugin(Plugin):

@@ -62,8 +62,11 @@ def test_the_verifier_rejects_copies_across_tiers() -> None:
     every = verify(bundle, _plan({"e1": 2, "e2": 2, "c1": 2, "c2": 2}))
     assert [v.code for v in every] == ["Broadcast"] and "edge, cloud" in every[0].message
     assert [v.code for v in verify(bundle, _plan({"e1": 2, "c1": 2}))] == ["Broadcast", "Broadcast"]
-    assert [v.code for v in verify(bundle, _plan({"c1": 2}))] == ["Broadcast"]  # c2 of the tier missing
-    assert verify(bundle, _plan({"c1": 2, "c2": 2})) == []  # one whole tier (which one is section 3's business)
+    # c2 of the tier missing, and the edge tier could take every copy
+    assert [v.code for v in verify(bundle, _plan({"c1": 2}))] == ["Broadcast", "Broadcast"]
+    # one whole tier, but a later one while the first can take every copy (spec 2.6)
+    assert [v.code for v in verify(bundle, _plan({"c1": 2, "c2": 2}))] == ["Broadcast"]
+    assert verify(bundle, _plan({"e1": 2, "e2": 2})) == []
 
 
 def test_the_large_path_tries_tiers_in_order() -> None:
@@ -81,3 +84,32 @@ def test_cli_places_and_verifies_one_tier(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["placements"] == [{"workload": "default/agent", "clusters": {"c1": 2, "c2": 2}}]
     assert run("verify", str(bundle), str(out)).returncode == 0
+
+
+def test_a_bigger_later_tier_is_not_taken_while_the_first_can_take_every_copy() -> None:
+    """Counting each copy, three cloud copies would beat two edge copies at the priority level;
+    spec 2.6 still puts them on the first tier, because it can take them all."""
+    docs = [*_docs(), cluster("c3", labels=CLOUD, capacity={"cpu": "4"})]
+    plan = place(bundle_of(*docs))
+    assert plan.assignment() == {"default/agent": {"e1": 2, "e2": 2}}
+    assert verify(bundle_of(*docs), plan) == []
+
+
+def test_a_later_tier_when_another_workload_fills_the_first() -> None:
+    """The first tier cannot take every copy once a higher-priority workload fills one of its clusters."""
+    docs = [*_docs(), cluster("c3", labels=CLOUD, capacity={"cpu": "4"}),
+            policy("only-e2", clusterAffinity={"clusterNames": ["e2"]}),
+            workload("big", 1, cpu="3", policy="only-e2", priority=100)]
+    plan = place(bundle_of(*docs))
+    assert plan.assignment() == {"default/big": {"e2": 1}, "default/agent": {"c1": 2, "c2": 2, "c3": 2}}
+    assert verify(bundle_of(*docs), plan) == []
+
+
+def test_the_verifier_rejects_a_later_tier_while_the_first_can_take_every_copy() -> None:
+    docs = [*_docs(), cluster("c3", labels=CLOUD, capacity={"cpu": "4"})]
+    violations = verify(bundle_of(*docs), _plan({"c1": 2, "c2": 2, "c3": 2}))
+    assert [v.code for v in violations] == ["Broadcast"]
+    assert "earlier tier edge" in violations[0].message
+    # with e2 full, the cloud tier is right
+    full = [*_docs(edge_2="1"), cluster("c3", labels=CLOUD, capacity={"cpu": "4"})]
+    assert verify(bundle_of(*full), _plan({"c1": 2, "c2": 2, "c3": 2})) == []
