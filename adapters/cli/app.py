@@ -50,6 +50,7 @@ COMMAND_MODULES = (
     "adapters.cli.serve",
     "adapters.cli.reoptimize",
     "adapters.cli.whatif",
+    "adapters.cli.history",
 )
 
 for _name in COMMAND_MODULES:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,10 @@ from engine.redact import strip_userinfo
 __all__ = ["FORMATS", "CommitInfo", "WriteResult", "open_clone", "write_plan"]
 
 Renderer = Callable[[ClusterState, RenderContext], dict[str, bytes]]
+
+#: further ``(key, value)`` trailers for every commit written in this context (a rollback names
+#: the plan it restores with ``Berth-Rollback-To``); set by ``adapters.gitops.history``
+EXTRA_TRAILERS: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("berth_extra_trailers", default=())
 
 #: ``--gitops-format`` value -> renderer of one cluster folder.
 FORMATS: dict[str, Renderer] = {
@@ -179,6 +184,7 @@ def _trailers(state: DesiredState, cluster: str | None) -> str:
     lines = [f"Berth-Plan: {state.plan_id}", f"Berth-Input-Digest: {state.input_digest}"]
     if cluster is not None:
         lines.append(f"Berth-Cluster: {cluster}")
+    lines += [f"{key}: {value}" for key, value in EXTRA_TRAILERS.get()]
     return "\n".join(lines)
 
 
