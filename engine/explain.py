@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from engine.moves import moves_per_workload
 from engine.plan import Reason
 from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters, restrict, usage
 from engine.quantity import format_quantity
@@ -368,8 +369,7 @@ def _moves_budget_blocks(p: Problem, w: int, y: np.ndarray, full: np.ndarray, us
         return None  # maxMoves 0 is the service's frozen placement: capacity, not a budget, is what it lacks
     idx = p.pair_index(p.current_w, p.current_c)
     on = idx >= 0
-    now = np.where(on, y[np.maximum(idx, 0)], 0)
-    moved = int(p.fixed_moves + np.maximum(p.current_n - now, 0).sum())
+    moved = int(moves_per_workload(p, y).sum())  # spec 3.3: a scale-down is not a move
     if moved < p.max_moves:
         return None
     kept = np.zeros_like(y)

@@ -40,3 +40,42 @@ def test_spread_with_fewer_replicas_than_groups_says_so() -> None:
     [(code, message)] = _reasons(docs)
     assert code == "SpreadUnsatisfiable"
     assert "needs 3 group(s) but the workload has only 2 replica(s)" in message
+
+
+def _workload(name: str, replicas: int, cpu: str) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "Workload", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "resources": {"cpu": cpu}}}
+
+
+def test_infeasible_counts_the_replicas_that_must_leave() -> None:
+    # w0 ran on c1, which left the fleet: with maxMoves 0 no plan exists, and 2 replicas must move
+    docs = [_cluster("c2", "a"), _workload("w0", 2, "1")]
+    plan = place(load_documents(docs), current={"default/w0": {"c1": 2}}, max_moves=0, time_limit=5)
+    assert plan.status.solver == "Infeasible"
+    [reason] = plan.unplaced[0].reasons
+    assert reason.code == "MovesBudget"
+    assert "at least 2 replica(s) must leave" in reason.message and "maxMoves 0" in reason.message
+
+
+def test_moves_budget_is_the_reason_when_the_spent_budget_blocks() -> None:
+    # e must leave the departed c0 (1 move: the whole budget) and fills c2; b fits only if a moves aside
+    docs = [_cluster("c1", "a", cpu="2"), _cluster("c2", "b", cpu="2"),
+            _workload("a", 2, "1"), _workload("d", 1, "1"), _workload("e", 1, "1"), _workload("b", 1, "2")]
+    current = {"default/a": {"c1": 2}, "default/d": {"c2": 1}, "default/e": {"c0": 1}}
+    plan = place(load_documents(docs), current=current, max_moves=1, time_limit=5)
+    assert plan.status.solver != "Infeasible"
+    assert [u.workload for u in plan.unplaced] == ["default/b"]
+    [reason] = plan.unplaced[0].reasons
+    assert reason.code == "MovesBudget", reason
+    assert "maxMoves 1" in reason.message
+
+
+def test_infeasible_counts_replicas_evicted_by_a_noexecute_taint() -> None:
+    # c1 stays in the fleet but now evicts w0 (NoExecute): its 2 replicas must leave, not "0"
+    tainted = _cluster("c1", "a")
+    tainted["spec"]["taints"] = [{"key": "maintenance", "value": "true", "effect": "NoExecute"}]
+    docs = [tainted, _cluster("c2", "b"), _workload("w0", 2, "1")]
+    plan = place(load_documents(docs), current={"default/w0": {"c1": 2}}, max_moves=0, time_limit=5)
+    assert plan.status.solver == "Infeasible"
+    [reason] = plan.unplaced[0].reasons
+    assert "at least 2 replica(s) must leave" in reason.message
