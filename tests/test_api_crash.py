@@ -120,29 +120,32 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
         server = ServerProcess(config, tmp_path / "serve.log", env={"BERTH_TEST_KILL_DIR": str(kill_dir)})
         (kill_dir / "countdown").unlink(missing_ok=True)
         (kill_dir / "killed-by").unlink(missing_ok=True)
-        server.start()
-        if round_no:
-            _check(repo, state_file, _committed(server), acked)
-        (kill_dir / "pgid").write_text(str(server.pgid))
-        stop = threading.Event()
-        if round_no % 2 == 0:  # from inside git: the n-th commit hook kills the server
-            (kill_dir / "countdown").write_text(str(rng.randint(1, 9)))
-            timer = None
-        else:  # from outside, at a random moment
-            timer = threading.Timer(rng.uniform(0.2, 3.0), server.kill)
-            timer.start()
-        loader = threading.Thread(target=_load, args=(server, round_no, acked, stop, unexpected))
-        loader.start()
-        deadline = time.monotonic() + 60
-        while server.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        if server.alive():  # the countdown outlived the load: kill now
+        try:  # the server is killed even when a check fails: no orphan outlives the test
+            server.start()
+            if round_no:
+                _check(repo, state_file, _committed(server), acked)
+            (kill_dir / "pgid").write_text(str(server.pgid))
+            stop = threading.Event()
+            if round_no % 2 == 0:  # from inside git: the n-th commit hook kills the server
+                (kill_dir / "countdown").write_text(str(rng.randint(1, 9)))
+                timer = None
+            else:  # from outside, at a random moment
+                timer = threading.Timer(rng.uniform(0.2, 3.0), server.kill)
+                timer.start()
+            loader = threading.Thread(target=_load, args=(server, round_no, acked, stop, unexpected))
+            loader.start()
+            deadline = time.monotonic() + 60
+            while server.alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stop.set()
+            if server.alive():  # the countdown outlived the load: kill now
+                server.kill()
             server.kill()
-        server.kill()
-        loader.join(timeout=120)
-        if timer is not None:
-            timer.cancel()
+            loader.join(timeout=120)
+            if timer is not None:
+                timer.cancel()
+        finally:
+            server.kill()
         by = kill_dir / "killed-by"
         kills.append(by.read_text().strip() if by.exists() else "timer")
     assert {"pre-commit", "post-commit", "post-receive"} & set(kills), kills  # some came from inside git
