@@ -580,4 +580,5 @@ def load_documents(docs: Any, *, source: str | None = None) -> Bundle:
     return parse_documents([(source, i, raw) for i, raw in enumerate(items)])
 
 
-import engine.live  # noqa: E402, F401  (registers MetricsSource)
+import engine.live  # noqa: E402  (registers MetricsSource)
+import engine.overrides  # noqa: E402, F401  (registers OverridePolicy)

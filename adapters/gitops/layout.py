@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from adapters.gitops.overrides import OverrideTarget, override_ops
 from adapters.gitops.sources import KUSTOMIZATION_FILES, escaping_entries
 from engine.bundle import Bundle
 from engine.errors import InputError
@@ -118,6 +119,7 @@ class PlacedWorkload:
     main_kind: str  # Deployment or StatefulSet named like the workload
     depends_on: tuple[str, ...] = ()  # keys of workloads on this cluster it waits for
     depth: int = 0  # dependency depth on this cluster (0 = depends on nothing here)
+    overrides: tuple[dict[str, Any], ...] = ()  # RFC 6902 operations of its OverridePolicies here
 
     @property
     def overlay(self) -> str | None:
@@ -235,8 +237,8 @@ def _source_folder(bundle: Bundle, workload: Workload) -> Path:
     return path
 
 
-def _main_kind(source: Path, name: str) -> str:
-    """Deployment or StatefulSet: whichever object of ``source`` is named like the workload."""
+def _main_object(source: Path, name: str) -> OverrideTarget | None:
+    """The Deployment or StatefulSet of ``source`` named like the workload, as written in its files."""
     for file in sorted(source.rglob("*.y*ml")):
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
@@ -249,8 +251,8 @@ def _main_kind(source: Path, name: str) -> str:
                 and isinstance(doc.get("metadata"), dict)
                 and doc["metadata"].get("name") == name
             ):
-                return str(doc["kind"])
-    return "Deployment"
+                return OverrideTarget(str(doc["kind"]), name, doc, file.relative_to(source).as_posix())
+    return None
 
 
 def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
@@ -277,13 +279,16 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
 
     bases: dict[str, Path] = {}
     kinds: dict[str, str] = {}
+    overrides: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for key in sorted(assignment):
         w = by_key[key]
         if w.spec.source is None:
             continue
         source = _source_folder(bundle, w)
         bases[f"{BASES_DIR}/{w.metadata.namespace}/{w.metadata.name}"] = source
-        kinds[key] = _main_kind(source, w.metadata.name)
+        target = _main_object(source, w.metadata.name)
+        kinds[key] = target.kind if target else "Deployment"
+        overrides[key] = override_ops(bundle, w, target, bundle.clusters)
 
     all_clusters = {c.metadata.name for c in bundle.clusters} | set(clusters)
     for per_cluster in assignment.values():
@@ -313,6 +318,7 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
                     main_kind=kinds.get(key, "Deployment"),
                     depends_on=tuple(deps.get(key, ())),
                     depth=depth.get(key, 0),
+                    overrides=tuple(overrides.get(key, {}).get(cluster, ())),
                 )
             )
         states[cluster] = state
@@ -391,6 +397,12 @@ def overlay_files(
                 {"pairs": {"app.kubernetes.io/managed-by": "berth"}, "includeTemplates": True}
             ],
         }
+        if w.overrides:  # OverridePolicy rules for this cluster (docs/overrides.md), before Berth's own
+            doc["patches"] = [{
+                "target": {"kind": w.main_kind, "name": w.name},
+                # JSON, so that no string is read back as another type (kustomize reads ``y`` as true)
+                "patch": json.dumps(list(w.overrides), indent=1) + "\n",
+            }]
         extra = (annotations or {}).get(w.key)
         if extra:
             patch = {
@@ -398,9 +410,9 @@ def overlay_files(
                 "kind": "Any",
                 "metadata": {"name": "any", "annotations": dict(sorted(extra.items()))},
             }
-            doc["patches"] = [
+            doc.setdefault("patches", []).append(
                 {"target": {"name": ".*"}, "patch": yaml.safe_dump(patch, sort_keys=False)}
-            ]
+            )
         out[f"{w.overlay}/kustomization.yaml"] = dump_yaml(doc)
     return out
 
