@@ -187,6 +187,18 @@ def _check_prices(value: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _check_dns_label(value: str, what: str) -> str:
+    if not is_dns_label(value):
+        raise ValueError(f"{what} {echo(value)} is not a valid name: a DNS-1123 label")
+    return value
+
+
+def _check_subdomain(value: str, what: str) -> str:
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
+        raise ValueError(f"{what} {echo(value)} is not a valid object name (a DNS-1123 subdomain)")
+    return value
+
+
 def _whole_number(value: Any) -> Any:
     """Refuse what pydantic would coerce into an int: booleans, strings, fractions."""
     if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
@@ -392,9 +404,38 @@ class Site(_Model):
         return self.metadata.name
 
 
+def _check_quantities(value: Any) -> dict[str, str]:
+    """A ``{resource: quantity}`` map kept as written (LimitRange), each quantity checked."""
+    _check_resources(value)
+    return {name: str(raw) for name, raw in value.items()}
+
+
+QuantityMap = Annotated[dict[str, str], BeforeValidator(_check_quantities)]
+
+
+class LimitRangeItem(_Model):
+    """One ``spec.limits`` entry of a Kubernetes LimitRange."""
+
+    type: Literal["Container", "Pod", "PersistentVolumeClaim"]
+    default: QuantityMap | None = None
+    default_request: QuantityMap | None = None
+    max: QuantityMap | None = None
+    min: QuantityMap | None = None
+    max_limit_request_ratio: QuantityMap | None = None
+
+
+class LimitRangeSpec(_Model):
+    limits: list[LimitRangeItem] = Field(min_length=1)
+
+
 class TenantSpec(_Model):
     cluster_selector: ClusterAffinity | None = None
     quota: ResourceMap = Field(default_factory=dict)
+    # isolation in every cluster the tenant uses (docs/tenancy.md)
+    headroom: ResourceMap = Field(default_factory=dict)
+    limit_range: LimitRangeSpec | None = None
+    groups: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(default_factory=list)
+    cluster_role: Annotated[str, AfterValidator(lambda v: _check_subdomain(v, "clusterRole"))] = "edit"
 
     @field_validator("cluster_selector", mode="before")
     @classmethod
@@ -611,6 +652,13 @@ class WorkloadSource(_Model):
         return value
 
 
+class WorkloadExports(_Model):
+    """The Service of the workload's base that clients on other clusters reach (docs/connectivity.md)."""
+
+    service: Annotated[str, AfterValidator(lambda v: _check_dns_label(v, "service"))]
+    via: Literal["mcs", "istio"] = "mcs"
+
+
 class WorkloadSpec(_Model):
     replicas: int = Field(ge=1, le=MAX_REPLICAS)
     resources: ResourceMap = Field(default_factory=dict)
@@ -618,6 +666,7 @@ class WorkloadSpec(_Model):
     policy: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     source: WorkloadSource | None = None
+    exports: WorkloadExports | None = None
 
     @field_validator("resources")
     @classmethod

@@ -75,7 +75,8 @@ def render(cluster: ClusterState, ctx: RenderContext) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     files |= overlay_files(cluster, annotations=waves)
     files |= namespaces_file(
-        cluster, annotations={SYNC_WAVE: "-1", "argocd.argoproj.io/sync-options": "Prune=false"}
+        cluster, annotations={SYNC_WAVE: "-1", "argocd.argoproj.io/sync-options": "Prune=false"},
+        shared_annotations={SYNC_WAVE: "-1"},
     )
     files |= record_file(cluster, "argocd")
     files["argocd-application.yaml"] = dump_yaml(application(cluster, ctx))

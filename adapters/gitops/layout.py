@@ -23,17 +23,20 @@ Nothing here touches git; :mod:`adapters.gitops.writer` does.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from adapters.gitops.connectivity import Export, ServicePort, connectivity_objects
 from adapters.gitops.overrides import OverrideTarget, override_ops
 from adapters.gitops.sources import KUSTOMIZATION_FILES, escaping_entries
+from adapters.gitops.tenancy import tenancy_objects
 from engine.bundle import Bundle
 from engine.errors import InputError
 from engine.plan import Plan
@@ -133,6 +136,8 @@ class ClusterState:
 
     name: str
     workloads: list[PlacedWorkload] = field(default_factory=list)
+    kept_namespaces: set[str] = field(default_factory=set)  # declared before: never dropped by a drain
+    shared: list[dict[str, Any]] = field(default_factory=list)  # tenancy and connectivity objects
 
     @property
     def folder(self) -> str:
@@ -143,7 +148,8 @@ class ClusterState:
         return sorted((w for w in self.workloads if w.base), key=lambda w: (w.depth, w.key))
 
     def namespaces(self) -> list[str]:
-        return sorted({w.namespace for w in self.workloads if w.base})
+        """Namespaces of the synced workloads, and every namespace declared here before."""
+        return sorted({w.namespace for w in self.workloads if w.base} | self.kept_namespaces)
 
     def assignment(self) -> dict[str, int]:
         return {w.key: w.replicas for w in self.workloads}
@@ -237,26 +243,31 @@ def _source_folder(bundle: Bundle, workload: Workload) -> Path:
     return path
 
 
-def _main_object(source: Path, name: str) -> OverrideTarget | None:
-    """The Deployment or StatefulSet of ``source`` named like the workload, as written in its files."""
+def _base_documents(source: Path) -> Iterator[tuple[dict[str, Any], Path]]:
+    """Every mapping document of the YAML files of a base, with its file (unreadable files skipped)."""
     for file in sorted(source.rglob("*.y*ml")):
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         for doc in docs:
-            if (
-                isinstance(doc, dict)
-                and doc.get("kind") in WORKLOAD_KINDS
-                and isinstance(doc.get("metadata"), dict)
-                and doc["metadata"].get("name") == name
-            ):
-                return OverrideTarget(str(doc["kind"]), name, doc, file.relative_to(source).as_posix())
+            if isinstance(doc, dict):
+                yield doc, file
+
+
+def _main_object(source: Path, name: str) -> OverrideTarget | None:
+    """The Deployment or StatefulSet of ``source`` named like the workload, as written in its files."""
+    for doc, file in _base_documents(source):
+        if doc.get("kind") in WORKLOAD_KINDS and isinstance(doc.get("metadata"), dict) \
+                and doc["metadata"].get("name") == name:
+            return OverrideTarget(str(doc["kind"]), name, doc, file.relative_to(source).as_posix())
     return None
 
 
 def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
-                  known_names: dict[str, str] | None = None) -> DesiredState:
+                  known_names: dict[str, str] | None = None,
+                  kept_namespaces: Mapping[str, set[str]] | None = None,
+                  whole: Plan | None = None) -> DesiredState:
     """What every cluster folder should hold for ``plan``.
 
     Args:
@@ -265,6 +276,10 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
         clusters: further cluster names that must get a folder (for example those
             already in the repository), so that replicas moved off them are removed.
         known_names: object names the repository records (``ns/name`` -> name); kept.
+        kept_namespaces: per cluster, namespaces its folder declares today; kept (a drain
+            never deletes a namespace).
+        whole: the whole fleet's plan when ``plan`` holds only the workloads of some clusters
+            (connectivity depends on where clients and servers run everywhere).
 
     Raises:
         InputError: the plan places a workload the bundle does not declare, or a
@@ -280,6 +295,7 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
     bases: dict[str, Path] = {}
     kinds: dict[str, str] = {}
     overrides: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    exports: list[Export] = []
     for key in sorted(assignment):
         w = by_key[key]
         if w.spec.source is None:
@@ -289,6 +305,9 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
         target = _main_object(source, w.metadata.name)
         kinds[key] = target.kind if target else "Deployment"
         overrides[key] = override_ops(bundle, w, target, bundle.clusters)
+        if w.spec.exports is not None:
+            exports.append(_export(bundle, w, source))
+    shared = _shared_objects(bundle, assignment if whole is None else _clean(whole.assignment()), exports)
 
     all_clusters = {c.metadata.name for c in bundle.clusters} | set(clusters)
     for per_cluster in assignment.values():
@@ -299,7 +318,7 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
         here = {k for k, per in assignment.items() if cluster in per and by_key[k].spec.source}
         deps = _closure(by_key, here)
         depth = _depths(deps)
-        state = ClusterState(cluster)
+        state = ClusterState(cluster, kept_namespaces=set((kept_namespaces or {}).get(cluster, ())))
         for key in sorted(k for k, per in assignment.items() if cluster in per):
             w = by_key[key]
             has_source = w.spec.source is not None
@@ -321,10 +340,54 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
                     overrides=tuple(overrides.get(key, {}).get(cluster, ())),
                 )
             )
+        state.shared = shared(state)
         states[cluster] = state
     return DesiredState(
         clusters=states, bases=bases, plan_id=plan_id(plan), input_digest=plan.metadata.input_digest
     )
+
+
+def _export(bundle: Bundle, w: Workload, source: Path) -> Export:
+    """The Service ``spec.exports.service`` names in ``w``'s base, with its ports.
+
+    Raises:
+        InputError: the base has no Service of that name, or it has no ports.
+    """
+    assert w.spec.exports is not None
+    name = w.spec.exports.service
+    origin = bundle.origin("Workload", w.key)
+    for doc, _file in _base_documents(source):
+        meta = doc.get("metadata")
+        if doc.get("kind") == "Service" and isinstance(meta, dict) and meta.get("name") == name:
+            ports = doc.get("spec", {}).get("ports") or []
+            parsed = tuple(
+                ServicePort(name=str(p.get("name") or f"port-{p['port']}"), port=int(p["port"]),
+                            protocol=str(p.get("protocol", "TCP")), app_protocol=p.get("appProtocol"))
+                for p in ports if isinstance(p, dict) and isinstance(p.get("port"), int)
+            )
+            if parsed:
+                return Export(w, name, w.spec.exports.via, parsed)
+            break
+    raise InputError(f"the base {w.spec.source.path if w.spec.source else ''!s} has no Service {name!r} with ports "
+                     "to export", file=origin.file, document=f"Workload {w.key}", field="spec.exports.service")
+
+
+def _shared_objects(bundle: Bundle, assignment: dict[str, dict[str, int]],
+                    exports: list[Export]) -> Callable[[ClusterState], list[dict[str, Any]]]:
+    """What ``namespaces.yaml`` holds beside the Namespaces: tenancy, then connectivity objects."""
+    tenants = {t.metadata.name: t for t in bundle.tenants}
+    requests = {w.key: w.spec.resources for w in bundle.workloads}
+    links = connectivity_objects(bundle, exports, assignment)
+
+    def of(state: ClusterState) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        placed = [(w.namespace, w.replicas, requests.get(w.key, {})) for w in state.workloads]
+        for ns in sorted(set(state.namespaces()) | {n for n, _, _ in placed}):
+            if ns in tenants:
+                out += tenancy_objects(ns, tenants[ns], [(r, req) for n, r, req in placed if n == ns])
+        return out + links.get(state.name, [])
+
+    return of
 
 
 def _closure(by_key: dict[str, Workload], here: set[str]) -> dict[str, list[str]]:
@@ -418,11 +481,14 @@ def overlay_files(
 
 
 def namespaces_file(
-    cluster: ClusterState, *, annotations: dict[str, str] | None = None
+    cluster: ClusterState, *, annotations: dict[str, str] | None = None,
+    shared_annotations: dict[str, str] | None = None,
 ) -> dict[str, bytes]:
-    """``namespaces.yaml``: the namespaces of the synced workloads, never pruned by default."""
+    """``namespaces.yaml``: the namespaces (never pruned: ``annotations``), then each tenant's
+    ResourceQuota, LimitRange and RoleBinding and the multi-cluster service objects (with
+    ``shared_annotations``; pruned when no longer listed)."""
     names = cluster.namespaces()
-    if not names:
+    if not names and not cluster.shared:
         return {}
     docs = [
         {
@@ -436,6 +502,11 @@ def namespaces_file(
         }
         for ns in names
     ]
+    for obj in cluster.shared:
+        obj = copy.deepcopy(obj)
+        if shared_annotations:
+            obj["metadata"]["annotations"] = {**obj["metadata"].get("annotations", {}), **shared_annotations}
+        docs.append(obj)
     return {NAMESPACES_FILE: dump_yaml(*docs)}
 
 

@@ -24,7 +24,8 @@ from adapters.gitops.layout import CLUSTERS_DIR, RECORD_FILE, RECORD_KIND
 from engine.errors import GitOpsError
 from engine.limits import MAX_REPLICAS
 
-__all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records", "recorded_names"]
+__all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records", "recorded_names",
+           "recorded_namespaces"]
 
 #: libyaml's safe loader when PyYAML has it: a record lists every workload of its cluster
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -172,4 +173,24 @@ def recorded_names(repo_dir: Path) -> dict[str, str]:
         for entry in record.workloads:
             if entry.object:
                 out.setdefault(entry.workload, entry.object)
+    return out
+
+
+def recorded_namespaces(repo_dir: Path) -> dict[str, set[str]]:
+    """``{cluster: namespaces}`` its ``namespaces.yaml`` declares: a writer keeps them (a drain never
+    deletes a namespace, docs/tenancy.md). A file that cannot be read declares none."""
+    root = Path(repo_dir) / CLUSTERS_DIR
+    out: dict[str, set[str]] = {}
+    for cluster in cluster_names(repo_dir):
+        path = root / cluster / "namespaces.yaml"
+        if not path.is_file():
+            continue
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError):
+            continue
+        names = {d["metadata"]["name"] for d in docs if isinstance(d, dict) and d.get("kind") == "Namespace"
+                 and isinstance(d.get("metadata"), dict) and isinstance(d["metadata"].get("name"), str)}
+        if names:
+            out[cluster] = names
     return out

@@ -38,7 +38,7 @@ from adapters.gitops.layout import (
     desired_state,
     plan_id,
 )
-from adapters.gitops.reader import cluster_names, read_records, recorded_names
+from adapters.gitops.reader import cluster_names, read_records, recorded_names, recorded_namespaces
 from adapters.gitops.repo import GitSession, sanitize
 from engine.bundle import Bundle
 from engine.errors import BerthError, GitOpsError, InputError
@@ -247,13 +247,14 @@ class _Writer:
     def desired(self) -> DesiredState:
         if self.only is None:
             return desired_state(self.bundle, self.plan, cluster_names(self.repo_dir),
-                                 recorded_names(self.repo_dir))
+                                 recorded_names(self.repo_dir), recorded_namespaces(self.repo_dir))
         # Only these folders change: render the workloads that run there (their whole
         # spread, so each folder is complete) and keep every other folder as it is.
         only = self.only
         touching = self.plan.model_copy()
         touching.placements = [p for p in self.plan.placements if only & p.clusters.keys()]
-        state = desired_state(self.bundle, touching, only, recorded_names(self.repo_dir))
+        state = desired_state(self.bundle, touching, only, recorded_names(self.repo_dir),
+                              recorded_namespaces(self.repo_dir), whole=self.plan)
         state.clusters = {name: c for name, c in state.clusters.items() if name in only}
         state.plan_id = plan_id(self.plan)
         return state
