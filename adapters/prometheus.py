@@ -51,7 +51,7 @@ from engine.live import (
 )
 from engine.quantity import is_byte_resource
 
-__all__ = ["KNOWN_RESOURCES", "fetch_live", "redact_url", "resource_name_map"]
+__all__ = ["KNOWN_RESOURCES", "READY_QUERIES", "fetch_live", "fetch_ready", "redact_url", "resource_name_map"]
 
 #: Real names of resources that kube-state-metrics reports in sanitised form.
 KNOWN_RESOURCES = (
@@ -565,3 +565,69 @@ class _Reader:
             observed = seen.get(key) or (self.at if key in p95 else None)
             fleet.latency[key] = LatencyLive(ms=p95.get(key), observed_at=observed)
         fleet.latency_read = True
+
+
+#: kube-state-metrics readiness of a workload object, per kind: (query name, PromQL, object label)
+READY_QUERIES = {
+    "Deployment": ("deploymentReady", "kube_deployment_status_replicas_available", "deployment"),
+    "StatefulSet": ("statefulsetReady", "kube_statefulset_status_replicas_ready", "statefulset"),
+}
+
+
+def fetch_ready(
+    bundle: Bundle,
+    url: str | None,
+    *,
+    source: MetricsSource | None = None,
+    at: datetime | None = None,
+) -> dict[tuple[str, str, str, str], int]:
+    """Ready replicas of every Deployment and StatefulSet, per cluster, at ``at`` (``berth rollout``).
+
+    The same two shapes as :func:`fetch_live`: a global layer whose series carry the
+    MetricsSource's cluster label, and clusters with their own Prometheus
+    (``spec.prometheus.clusters``), whose series all belong to them. A cluster whose own
+    Prometheus cannot be reached reports nothing (its workloads count as not ready).
+
+    Returns:
+        ``{(cluster, kind, namespace, name): ready replicas}``.
+
+    Raises:
+        LiveSourceError: no URL, or the global layer failed or answered an error.
+    """
+    source = source or find_source(bundle) or MetricsSource.default()
+    spec = source.spec
+    url = url or spec.prometheus.url
+    own = spec.prometheus.clusters
+    if not url and not own:
+        raise LiveSourceError("no Prometheus URL: give --prometheus URL or spec.prometheus.url in a MetricsSource")
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    label = spec.label("cluster")
+    out: dict[tuple[str, str, str, str], int] = {}
+
+    def read(client: _Client, cluster: str | None) -> None:
+        for kind, (name, metric, object_label) in READY_QUERIES.items():
+            promql = f"max by ({label}, namespace, {object_label}) ({metric})"
+            for sample in client.query(name, promql, at):
+                owner = cluster if cluster is not None else sample["metric"].get(label)
+                ns, obj, value = sample["metric"].get("namespace"), sample["metric"].get(object_label), _value(sample)
+                if owner is None or ns is None or obj is None or value is None or (cluster is None and owner in own):
+                    continue
+                out[(owner, kind, ns, obj)] = max(0, int(value))
+
+    deadline = time.monotonic() + parse_duration(spec.prometheus.total_timeout).total_seconds()
+    if url:
+        client = _Client(url, source, deadline=deadline)
+        try:
+            read(client, None)
+        finally:
+            client.close()
+    for cluster, settings in sorted(own.items()):
+        client = _Client(settings.url, source, deadline=deadline, http=settings,
+                         field=f"spec.prometheus.clusters.{cluster}")
+        try:
+            read(client, cluster)
+        except _Unreachable:
+            continue
+        finally:
+            client.close()
+    return out

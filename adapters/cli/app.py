@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "adapters.cli.reoptimize",
     "adapters.cli.whatif",
     "adapters.cli.history",
+    "adapters.cli.rollout",
 )
 
 for _name in COMMAND_MODULES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +17,8 @@ from engine.errors import BerthError, InputError
 from engine.limits import MAX_REPLICAS
 from engine.redact import redact
 
-__all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "run_guarded"]
+__all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "report_violations",
+           "run_guarded"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -63,6 +64,13 @@ def load_assignment(path: Path) -> dict[str, dict[str, int]]:
                              file=str(path), field=f"placements[{i}]")
         out[item["workload"]] = dict(item["clusters"])
     return out
+
+
+def report_violations(violations: Sequence[Any], refused: str) -> None:
+    """Each verifier violation on stderr, then ``refused`` (the command's one-line verdict)."""
+    for v in violations:
+        err_console.print(f"[red]{v.code}[/] {escape(str(v))}", highlight=False)
+    err_console.print(refused)
 
 
 def run_guarded(action: Callable[[], T]) -> T:

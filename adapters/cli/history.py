@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from adapters.cli.common import ExitCode, console, err_console, run_guarded
+from adapters.cli.common import ExitCode, console, report_violations, run_guarded
 from adapters.gitops.history import Target, read_history, resolve_target, rollback_trailers
 from engine.bundle import Bundle
 from engine.errors import InputError
@@ -167,10 +167,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"rollback to {escape(target.label)} (commit {target.commit[:12]})")
             violations = verify(loaded, plan, current=now if max_moves is not None else None, max_moves=max_moves)
             if violations:
-                for v in violations:
-                    err_console.print(f"[red]{v.code}[/] {escape(str(v))}", highlight=False)
-                err_console.print(f"rollback refused: {len(violations)} violation(s) against today's fleet; "
-                                  "nothing was committed")
+                report_violations(violations, f"rollback refused: {len(violations)} violation(s) against today's "
+                                  "fleet; nothing was committed")
                 return ExitCode.FAILED
             for u in plan.unplaced:
                 console.print(f"[yellow]note[/]: {escape(u.workload)} is not placed by the target: it will be removed")

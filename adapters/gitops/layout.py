@@ -53,6 +53,7 @@ __all__ = [
     "PlacedWorkload",
     "desired_state",
     "dump_yaml",
+    "main_kinds",
     "object_name",
     "overlay_files",
     "plan_id",
@@ -345,6 +346,18 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
     return DesiredState(
         clusters=states, bases=bases, plan_id=plan_id(plan), input_digest=plan.metadata.input_digest
     )
+
+
+def main_kinds(bundle: Bundle, keys: Iterable[str]) -> dict[str, str]:
+    """Deployment or StatefulSet, per workload key: the kind of its object in its base (no base:
+    Deployment). Raises InputError when a ``source.path`` is not a kustomize folder."""
+    by_key = {w.key: w for w in bundle.workloads}
+    out: dict[str, str] = {}
+    for key in keys:
+        w = by_key.get(key)
+        target = _main_object(_source_folder(bundle, w), w.metadata.name) if w and w.spec.source else None
+        out[key] = target.kind if target else "Deployment"
+    return out
 
 
 def _export(bundle: Bundle, w: Workload, source: Path) -> Export:
