@@ -61,10 +61,11 @@ def test_objects_follow_the_placement_when_it_moves(tmp_path: Path) -> None:
     assert all(_links(repo, c) == {} for c in ("cloud-1", "edge-a", "edge-b"))
 
 
-def test_istio_service_entries_instead(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_istio_service_entries_instead(tmp_path: Path, fmt: str) -> None:
     bundle = load_bundle([_bundle(tmp_path, cache_via="istio")])
     repo = tmp_path / "deploy"
-    write_plan(bundle, make_plan(PLAN_A), repo, fmt="argocd", commit=False)
+    write_plan(bundle, make_plan(PLAN_A), repo, fmt=fmt, commit=False)
     edge_b = _links(repo, "edge-b")
     assert set(edge_b) == {("ServiceEntry", "cache")}
     entry = edge_b[("ServiceEntry", "cache")]
