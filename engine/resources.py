@@ -677,6 +677,12 @@ class WorkloadSpec(_Model):
         return value
 
     @model_validator(mode="after")
+    def _exports_need_a_base(self) -> WorkloadSpec:
+        if self.exports is not None and self.source is None:
+            raise ValueError("exports names a Service of the workload's base: give spec.source too")
+        return self
+
+    @model_validator(mode="after")
     def _total_in_range(self) -> WorkloadSpec:
         for name, amount in self.resources.items():
             limit, written = max_quantity(name)

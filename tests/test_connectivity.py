@@ -84,3 +84,13 @@ def test_a_service_the_base_lacks_is_an_input_error(tmp_path: Path) -> None:
         write_plan(load_bundle([path]), make_plan(PLAN_A), tmp_path / "deploy", commit=False)
     assert caught.value.field == "spec.exports.service" and caught.value.file == str(path)
     assert "kafka-broker" in str(caught.value)
+
+
+def test_exports_without_a_base_is_an_input_error(tmp_path: Path) -> None:
+    path = _bundle(tmp_path)
+    path.write_text(path.read_text().replace("spec: {replicas: 2, resources: {cpu: \"2\"}}",
+                                             "spec: {replicas: 2, resources: {cpu: \"2\"}, exports: {service: batch}}"))
+    with pytest.raises(InputError) as caught:
+        load_bundle([path])
+    assert caught.value.document is not None and "retail/batch" in caught.value.document
+    assert "give spec.source too" in str(caught.value)
