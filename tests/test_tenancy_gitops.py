@@ -131,3 +131,14 @@ def test_the_example_isolates_its_tenant_and_connects_kafka(tmp_path: Path) -> N
     (quota,) = _of(edge, "ResourceQuota", "retail")
     # cache 1 x (500m, 1Gi) and web 2 x (500m, 512Mi) there, plus the headroom (1 cpu, 2Gi, 2 pods)
     assert quota["spec"]["hard"] == {"requests.cpu": "2500m", "requests.memory": "4Gi", "pods": "5"}
+
+
+def test_a_cluster_running_only_workloads_without_source_still_gets_the_namespace_and_quota(tmp_path: Path) -> None:
+    bundle = load_bundle([_bundle(tmp_path)])
+    repo = tmp_path / "deploy"
+    plan = {"retail/kafka": {"cloud-1": 3}, "retail/batch": {"edge-b": 2}, "telco/web": {"edge-a": 2}}
+    write_plan(bundle, make_plan(plan), repo, fmt="flux", commit=False)
+    objects = render_cluster(repo, "edge-b")
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"] == ["retail"]
+    (quota,) = _of(objects, "ResourceQuota", "retail")
+    assert quota["spec"]["hard"] == {"requests.cpu": "5", "requests.memory": "1Gi", "pods": "2"}

@@ -314,12 +314,16 @@ def desired_state(bundle: Bundle, plan: Plan, clusters: Iterable[str] = (),
     for per_cluster in assignment.values():
         all_clusters |= set(per_cluster)
 
+    tenant_names = {t.metadata.name for t in bundle.tenants}
     states: dict[str, ClusterState] = {}
     for cluster in sorted(all_clusters):
         here = {k for k, per in assignment.items() if cluster in per and by_key[k].spec.source}
         deps = _closure(by_key, here)
         depth = _depths(deps)
         state = ClusterState(cluster, kept_namespaces=set((kept_namespaces or {}).get(cluster, ())))
+        # a tenant's namespace carries its quota even where only workloads without a source run
+        state.kept_namespaces |= {str(by_key[k].metadata.namespace) for k, per in assignment.items()
+                                  if cluster in per and by_key[k].metadata.namespace in tenant_names}
         for key in sorted(k for k, per in assignment.items() if cluster in per):
             w = by_key[key]
             has_source = w.spec.source is not None
