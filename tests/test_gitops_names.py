@@ -96,7 +96,7 @@ def test_arc_names_are_valid_and_injective(tmp_path: Path) -> None:
     keys = ["alpha/b-web", "alpha-b/web", f"{long_ns}/{'w' * 40}", f"{long_ns}/{'w' * 39}x"]
     bundle = bundle_with(tmp_path, keys)
     repo = tmp_path / "deploy"
-    write_plan(bundle, make_plan({k: {"edge": 1} for k in keys}), repo, fmt="arc")
+    write_plan(bundle, make_plan({k: {"edge": 1} for k in keys}), repo, fmt="arc", repo_url="https://git.example.com/deploy.git")
     config = json.loads((repo / "clusters/edge/arc-flux-configuration.json").read_text())
     names = [n for n in config["properties"]["kustomizations"] if n != "namespaces"]
     assert len(set(names)) == len(keys)
@@ -105,6 +105,6 @@ def test_arc_names_are_valid_and_injective(tmp_path: Path) -> None:
         assert len(name) <= ARC_NAME_MAX and ARC_NAME.match(name), name
     assert all(re.fullmatch(rf"{long_ns}\.w+-[0-9a-f]{{8}}", n) for n in names if n.startswith(long_ns))
     # stable: writing again with one workload fewer keeps the others' names
-    write_plan(bundle, make_plan({k: {"edge": 1} for k in keys[1:]}), repo, fmt="arc")
+    write_plan(bundle, make_plan({k: {"edge": 1} for k in keys[1:]}), repo, fmt="arc", repo_url="https://git.example.com/deploy.git")
     again = json.loads((repo / "clusters/edge/arc-flux-configuration.json").read_text())
     assert set(again["properties"]["kustomizations"]) == {"namespaces", *names} - {"alpha.b-web"}

@@ -22,6 +22,7 @@ from tests.test_gitops_support import (
     replicas_of,
 )
 
+REPO_URL = "https://git.example.com/deploy.git"
 EXPECTED_FLUX_SPEC = {"interval", "prune", "wait", "sourceRef", "path", "timeout"}
 
 
@@ -46,7 +47,7 @@ def test_every_cluster_renders_to_the_planned_replicas(
     bundle: Bundle, tmp_path: Path, fmt: str, assignment: dict[str, dict[str, int]]
 ) -> None:
     repo = tmp_path / "deploy"
-    write_plan(bundle, make_plan(assignment), repo, fmt=fmt)
+    write_plan(bundle, make_plan(assignment), repo, fmt=fmt, repo_url=REPO_URL)
     expected = _per_cluster(assignment)
     for cluster in CLUSTERS:
         objects = render_cluster(repo, cluster)
@@ -125,26 +126,83 @@ def test_dependency_through_an_absent_workload_is_kept_transitively(
     assert objs["retail.web"]["spec"]["dependsOn"] == [{"name": "retail.kafka"}]
 
 
-def test_argocd_sync_waves_follow_dependency_depth(bundle: Bundle, tmp_path: Path) -> None:
+def test_argocd_sync_waves_follow_dependency_depth_within_each_chain(bundle: Bundle, tmp_path: Path) -> None:
     repo = tmp_path / "deploy"
-    plan = make_plan({**PLAN_A, "retail/web": {"cloud-1": 4}})
+    plan = make_plan({**PLAN_A, "retail/web": {"cloud-1": 4}, "telco/web": {"cloud-1": 2}})
     write_plan(bundle, plan, repo, fmt="argocd")
-    objects = build(repo / "clusters" / "cloud-1")
-    waves = {
-        (o["kind"], o["metadata"]["name"]): o["metadata"]["annotations"][
-            "argocd.argoproj.io/sync-wave"
-        ]
-        for o in objects
-    }
-    assert waves[("Namespace", "retail")] == "-1"
-    assert waves[("StatefulSet", "kafka")] == "0"
-    assert waves[("Deployment", "cache")] == waves[("Service", "cache")] == "1"
-    assert waves[("Deployment", "web")] == "2"
-    app = yaml.safe_load((repo / "clusters/cloud-1/argocd-application.yaml").read_text())
-    assert app["kind"] == "Application"
-    assert app["spec"]["source"]["path"] == "clusters/cloud-1"
-    assert app["spec"]["destination"]["name"] == "cloud-1"
-    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    cluster = repo / "clusters" / "cloud-1"
+    apps = {a["metadata"]["name"]: a for a in yaml.safe_load_all((cluster / "argocd-application.yaml").read_text())}
+    # the cluster folder (namespaces) and one Application per dependency chain: kafka <- cache <- web is
+    # one chain, telco/web (unrelated) another, so it never waits for kafka's wave
+    assert sorted(apps) == ["berth-cloud-1", "berth-cloud-1.retail.kafka", "berth-cloud-1.telco.web"]
+    assert apps["berth-cloud-1"]["spec"]["source"]["path"] == "clusters/cloud-1"
+    assert apps["berth-cloud-1"]["spec"]["destination"]["name"] == "cloud-1"
+    for app in apps.values():
+        assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True, "allowEmpty": True}
+    namespaces = build(cluster)
+    assert {(o["kind"], o["metadata"]["name"]) for o in namespaces} == {("Namespace", "retail"), ("Namespace", "telco")}
+    for ns in namespaces:
+        assert ns["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+        assert ns["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "-1"
+
+    def waves(app: str) -> dict[tuple[str, str], str]:
+        objects = build(repo / apps[app]["spec"]["source"]["path"])
+        return {(o["kind"], o["metadata"]["name"]): o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+                for o in objects}
+
+    retail = waves("berth-cloud-1.retail.kafka")
+    assert retail[("StatefulSet", "kafka")] == "0"
+    assert retail[("Deployment", "cache")] == retail[("Service", "cache")] == "1"
+    assert retail[("Deployment", "web")] == "2"
+    assert waves("berth-cloud-1.telco.web") == {("Deployment", "web"): "0", ("Service", "web"): "0"}
+    assert apps["berth-cloud-1.telco.web"]["spec"]["destination"] == {"name": "cloud-1", "namespace": "telco"}
+
+
+def test_argocd_applicationset_outside_cluster_folders_yields_the_same_applications(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    repo = tmp_path / "deploy"
+    write_plan(bundle, make_plan(PLAN_A), repo, fmt="argocd", repo_url=REPO_URL)
+    sets = {s["metadata"]["name"]: s for s in yaml.safe_load_all((repo / "argocd/applicationset.yaml").read_text())}
+    assert sorted(sets) == ["berth-chains", "berth-clusters"]
+    # expand each git directory generator over the repository as Argo CD would (path, basename, segments)
+    made: dict[str, dict[str, Any]] = {}
+    for appset in sets.values():
+        (gen,) = appset["spec"]["generators"]
+        assert gen["git"]["repoURL"] == REPO_URL
+        for folder in sorted(repo.glob(gen["git"]["directories"][0]["path"])):
+            if not folder.is_dir():
+                continue
+            rel = folder.relative_to(repo).as_posix()
+            made.update(_expand(appset["spec"]["template"], rel))
+    for cluster in CLUSTERS:
+        for app in yaml.safe_load_all((repo / "clusters" / cluster / "argocd-application.yaml").read_text()):
+            name = app["metadata"]["name"]
+            assert name in made, name
+            assert made[name]["spec"] == app["spec"], name
+    assert len(made) == sum(
+        len(list(yaml.safe_load_all((repo / "clusters" / c / "argocd-application.yaml").read_text())))
+        for c in CLUSTERS)
+
+
+def _expand(template: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
+    """The ApplicationSet goTemplate fields Berth uses, filled in for one generated folder."""
+    segments = path.split("/")
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, str):
+            value = value.replace("{{.path.path}}", path).replace("{{.path.basename}}", segments[-1])
+            for i, seg in enumerate(segments):
+                value = value.replace(f"{{{{index .path.segments {i}}}}}", seg)
+            assert "{{" not in value, value
+        return value
+
+    app = fill(template)
+    return {app["metadata"]["name"]: app}
 
 
 def test_configsync_depends_on_names_objects_of_the_same_cluster(
@@ -177,7 +235,7 @@ def test_configsync_depends_on_names_objects_of_the_same_cluster(
 
 def test_arc_configuration_json_and_command_agree(bundle: Bundle, tmp_path: Path) -> None:
     repo = tmp_path / "deploy"
-    write_plan(bundle, make_plan(PLAN_A), repo, fmt="arc")
+    write_plan(bundle, make_plan(PLAN_A), repo, fmt="arc", repo_url=REPO_URL)
     config = json.loads((repo / "clusters/cloud-1/arc-flux-configuration.json").read_text())
     props = config["properties"]
     assert props["sourceKind"] == "GitRepository"

@@ -8,8 +8,12 @@ holds the overlays and a ``kustomization.yaml`` listing only the namespaces;
 equivalent ``az k8s-configuration flux create`` command. Both define one
 kustomization ``namespaces`` (the cluster folder) and one per placed workload
 (its overlay) that depends on ``namespaces`` and on the workloads it
-``dependsOn`` on that cluster. Re-run the command (``flux update``) whenever a
-commit changes the file: Arc does not read it from git.
+``dependsOn`` on that cluster. Re-run the script whenever a commit changes the file: Arc does
+not read it from git; the script deletes the kustomizations the JSON no longer lists, since
+``flux update`` alone never removes one.
+
+Azure clones the repository itself, so the URL must be one it can reach (``https://``,
+``http://``, ``ssh://`` or ``git@``): :func:`check_url` refuses this format without one.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from adapters.gitops.layout import (
 )
 from engine.errors import InputError
 
-__all__ = ["CONFIG_NAME", "az_command", "check_names", "flux_configuration", "kustomization_name", "render"]
+__all__ = ["CONFIG_NAME", "az_command", "check_names", "check_url", "flux_configuration", "kustomization_name",
+           "render"]
 
 CONFIG_NAME = "berth"
 ROOT_NAME = "namespaces"
@@ -75,6 +80,23 @@ def check_names(cluster: ClusterState) -> dict[str, PlacedWorkload]:
                              field="metadata.name")
         out[name] = w
     return out
+
+
+#: ``az k8s-configuration flux`` accepts these repository URLs (azure-cli-extensions validators).
+ARC_URL = re.compile(r"^(((http|https|ssh)://)|(git@))")
+
+
+def check_url(url: str | None) -> None:
+    """Refuse a repository URL Azure cannot clone (none, or ``file://`` for a clone without a remote).
+
+    Raises:
+        InputError: exit 2; nothing is written.
+    """
+    if not url or not ARC_URL.match(url):
+        shown = f" ({url})" if url else ""
+        raise InputError(f"the Azure Arc format needs the URL of a git remote Azure can clone (https://, ssh:// "
+                         f"or git@); this clone has none{shown}: add an 'origin' remote or pass repo_url",
+                         field="--gitops-format")
 
 
 def flux_configuration(cluster: ClusterState, ctx: RenderContext) -> dict[str, Any]:
@@ -122,34 +144,64 @@ def flux_configuration(cluster: ClusterState, ctx: RenderContext) -> dict[str, A
 
 
 def az_command(cluster: ClusterState, ctx: RenderContext) -> str:
-    """The ``az k8s-configuration flux create`` command equivalent to the JSON body."""
+    """A script that makes the cluster's Arc Flux configuration exactly the JSON body.
+
+    ``az k8s-configuration flux update`` only adds and changes kustomizations (a partial update), so
+    on a cluster that has the configuration the script first deletes every kustomization the body
+    no longer lists, then updates; on a new cluster it creates. Each ``--kustomization`` carries
+    the same path, intervals (sync, timeout, retry) and ``dependsOn`` as the JSON.
+    """
     props = flux_configuration(cluster, ctx)["properties"]
-    lines = [
-        "az k8s-configuration flux create",
-        '--resource-group "${RESOURCE_GROUP:?set RESOURCE_GROUP}"',
-        f'--cluster-name "${{CLUSTER_NAME:-{cluster.name}}}"',
-        '--cluster-type "${CLUSTER_TYPE:-connectedClusters}"',
+    target = [
+        '--resource-group "$RESOURCE_GROUP"',
+        '--cluster-name "$CLUSTER_NAME"',
+        '--cluster-type "$CLUSTER_TYPE"',
         f"--name {CONFIG_NAME}",
-        "--namespace flux-system",
-        "--scope cluster",
+    ]
+    created = ["--namespace flux-system", "--scope cluster"]  # fixed at creation: update takes neither
+    source = [
         f"--url {shlex.quote(ctx.repo_url)}",
         f"--branch {shlex.quote(ctx.branch)}",
     ]
     if ctx.secret:
-        lines.append(f"--local-auth-ref {shlex.quote(ctx.secret)}")
+        source.append(f"--local-auth-ref {shlex.quote(ctx.secret)}")
+    kustomizations = []
     for name, k in props["kustomizations"].items():
         parts = [f"name={name}", f"path={k['path']}", "prune=true"]
         parts.append(f"sync_interval={k['syncIntervalInSeconds']}s")
         parts.append(f"timeout={k['timeoutInSeconds']}s")
+        parts.append(f"retry_interval={k['retryIntervalInSeconds']}s")
         if k["dependsOn"]:
             parts.append("dependsOn=" + json.dumps(k["dependsOn"], separators=(",", ":")))
-        lines.append("--kustomization " + " ".join(shlex.quote(p) for p in parts))
-    body = " \\\n  ".join(lines)
+        kustomizations.append("--kustomization " + " ".join(shlex.quote(p) for p in parts))
+    wanted = " ".join(sorted(props["kustomizations"]))
+    sep = " \\\n  "
+    show = sep.join(["az k8s-configuration flux show", *target, "--query 'keys(kustomizations)'", "--output tsv"])
+    delete = sep.join(["az k8s-configuration flux kustomization delete", *target,
+                       '--kustomization-name "$name"', "--yes"])
+    create = sep.join(["az k8s-configuration flux create", *target, *created, *source, *kustomizations])
+    update = sep.join(["az k8s-configuration flux update", *target, *source, *kustomizations])
     return (
         "#!/bin/sh\n"
-        "# Generated by Berth: creates (or, with `flux update`, updates) the Arc Flux\n"
-        f"# configuration of cluster {cluster.name}. Equivalent to arc-flux-configuration.json.\n"
-        "set -eu\n" + body + "\n"
+        f"# Generated by Berth: makes the Arc Flux configuration {CONFIG_NAME!r} of cluster {cluster.name}\n"
+        "# what arc-flux-configuration.json says (create it, or delete the kustomizations it no longer\n"
+        "# lists and update the rest). Run it again after every commit that changes this file.\n"
+        "set -eu\n"
+        'RESOURCE_GROUP="${RESOURCE_GROUP:?set RESOURCE_GROUP}"\n'
+        f'CLUSTER_NAME="${{CLUSTER_NAME:-{cluster.name}}}"\n'
+        'CLUSTER_TYPE="${CLUSTER_TYPE:-connectedClusters}"\n'
+        f"WANTED={shlex.quote(wanted)}\n"
+        f"if existing=$({show} 2>/dev/null); then\n"
+        "  for name in $existing; do\n"
+        '    case " $WANTED " in\n'
+        '      *" $name "*) ;;\n'
+        f"      *) {delete} ;;\n"
+        "    esac\n"
+        "  done\n"
+        f"  {update}\n"
+        "else\n"
+        f"  {create}\n"
+        "fi\n"
     )
 
 

@@ -10,6 +10,11 @@ cluster (``kubectl apply -f clusters/<cluster>/rootsync.yaml``) after
 installing Config Sync. A private repository (a remote URL with credentials, or SSH)
 gets ``auth: token``/``ssh`` and ``secretRef`` naming the Secret to create in
 ``config-management-system``; credentials are never written into git.
+
+Config Sync refuses to sync a commit that would delete every Namespace it manages (KNV2006), so a
+drain must not empty ``namespaces.yaml``: every Namespace the folder declared stays declared (as
+in every format; it carries ``deletion: detach``, so it was never going to be deleted), and a
+drained cluster's folder still declares its Namespaces while its workloads are pruned.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ def render(cluster: ClusterState, ctx: RenderContext) -> dict[str, bytes]:
     }
     files: dict[str, bytes] = {}
     files |= overlay_files(cluster, annotations=annotations)
+    # Config Sync refuses a commit that removes every Namespace it manages (KNV2006): the
+    # namespaces the folder declared stay declared (cluster.kept_namespaces), so a drain is accepted.
     files |= namespaces_file(cluster, annotations=NAMESPACE_ANNOTATIONS)
     files |= record_file(cluster, "configsync")
     files["rootsync.yaml"] = dump_yaml(root_sync(cluster, ctx))

@@ -47,6 +47,8 @@ def flux_kustomization(
         "sourceRef": {"kind": "GitRepository", "name": SOURCE_NAME},
         "path": f"./{cluster.folder}/{w.overlay}",
     }
+    if w.service_account:
+        spec["serviceAccountName"] = w.service_account
     if w.depends_on:
         spec["dependsOn"] = [{"name": names[d]} for d in w.depends_on]
     return {

@@ -2,8 +2,9 @@
 
 Used by ``berth status --render`` and by the tests: it builds
 ``clusters/<cluster>/`` and, for Flux (the Kustomizations it lists) and Azure
-Arc (the kustomizations of ``arc-flux-configuration.json``), the overlay each
-one points at, so the result is every object the cluster ends up running.
+Arc (the kustomizations of ``arc-flux-configuration.json``) and Argo CD (the chain
+Applications of ``argocd-application.yaml``), the folder each one points at, so the
+result is every object the cluster ends up running.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from engine.errors import GitOpsError
 __all__ = ["build", "find_kubectl", "render_cluster"]
 
 FLUX_KUSTOMIZATION = "kustomize.toolkit.fluxcd.io/"
+#: libyaml's safe loader when PyYAML has it: a cluster renders to thousands of lines
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def find_kubectl() -> str:
@@ -51,7 +54,7 @@ def build(folder: Path, *, kubectl: str | None = None) -> list[dict[str, Any]]:
     )
     if proc.returncode != 0:
         raise GitOpsError(f"kubectl kustomize {folder} failed: {proc.stderr.strip()}")
-    return [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]
+    return [d for d in yaml.load_all(proc.stdout, Loader=_Loader) if isinstance(d, dict)]
 
 
 def render_cluster(
@@ -73,6 +76,13 @@ def render_cluster(
         for k in config["properties"]["kustomizations"].values():
             if Path(repo_dir, k["path"]).resolve() != folder.resolve():
                 paths.append(str(k["path"]))
+    app_file = folder / "argocd-application.yaml"
+    if app_file.is_file():  # Argo CD: every Application but the cluster folder's own (the chains)
+        for app in yaml.safe_load_all(app_file.read_text(encoding="utf-8")):
+            if isinstance(app, dict) and app.get("kind") == "Application":
+                path = str(app["spec"]["source"]["path"])
+                if Path(repo_dir, path).resolve() != folder.resolve():
+                    paths.append(path)
     for path in paths:
         objects += build(repo_dir / path, kubectl=kubectl)
     return objects

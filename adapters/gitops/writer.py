@@ -60,6 +60,23 @@ FORMATS: dict[str, Renderer] = {
     "arc": arc.render,
     "configsync": configsync.render,
 }
+#: the URL written when files are written without a clone (``commit=False``) and no ``repo_url``
+PLACEHOLDER_URL = "https://git.example.com/REPLACE-ME.git"
+#: formats that also write files outside the cluster folders (repository-relative paths)
+REPO_FILES: dict[str, Callable[[RenderContext], dict[str, bytes]]] = {"argocd": argocd.repo_files}
+
+
+def _check(fmt: str, state: DesiredState, ctx: RenderContext) -> None:
+    """What a format refuses, found before anything is written (exit 2).
+
+    Raises:
+        InputError: Azure Arc without a URL Azure can clone, or two workloads whose Arc
+            kustomization names collide on a cluster.
+    """
+    if fmt == "arc":
+        arc.check_url(None if ctx.repo_url == PLACEHOLDER_URL else ctx.repo_url)
+        for cluster in state.clusters.values():
+            arc.check_names(cluster)
 
 
 @dataclass(frozen=True)
@@ -219,6 +236,12 @@ def _bases_message(
     return f"{subject}\n\n{body}\n\n{_trailers(state, None)}\n"
 
 
+def _repo_message(fmt: str, paths: list[str], state: DesiredState) -> str:
+    subject = f"berth: {fmt}: write {', '.join(paths)}"
+    body = "\n".join(f"- {p}: what a hub applies to follow every cluster folder" for p in paths)
+    return f"{subject}\n\n{body}\n\n{_trailers(state, None)}\n"
+
+
 # --- the write -------------------------------------------------------------------------
 
 
@@ -269,8 +292,14 @@ class _Writer:
 
     def run(self, state: DesiredState, result: WriteResult) -> None:
         ctx = self.ctx_factory()
+        _check(self.fmt, state, ctx)
         records = read_records(self.repo_dir, self.only)
         before = {c: r.assignment() for c, r in records.items()}
+        # 0. files outside the cluster folders (the Argo CD hub's ApplicationSets)
+        repo_files = REPO_FILES.get(self.fmt, lambda _ctx: {})(ctx)
+        if _sync_files(self.repo_dir, repo_files, {}, self.tmp_dir):
+            paths = sorted(repo_files)
+            self._commit(paths, None, _repo_message(self.fmt, paths, state), result)
         # 1. bases added or updated
         added, updated = [], []
         for rel, source in sorted(state.bases.items()):
@@ -400,11 +429,12 @@ def write_plan(
     secret = credentials_secret or os.environ.get("BERTH_GIT_CREDENTIALS_SECRET") or None
 
     if not commit:
-        repo_dir.mkdir(parents=True, exist_ok=True)
-        url = repo_url or "https://git.example.com/REPLACE-ME.git"
+        url = repo_url or PLACEHOLDER_URL
         ctx = RenderContext(repo_dir, strip_userinfo(url), branch or "main", secret_for(url, secret))
         writer = _Writer(bundle, plan, repo_dir, fmt, lambda: ctx, None, only)
         state = writer.desired()
+        _check(fmt, state, ctx)
+        repo_dir.mkdir(parents=True, exist_ok=True)
         result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
         writer.run(state, result)
         return result
@@ -464,6 +494,7 @@ def _commit_plan(
 
     writer = _Writer(bundle, plan, repo_dir, fmt, ctx_factory, session, only)
     state = writer.desired()  # InputError here: nothing written yet
+    _check(fmt, state, ctx_factory())
     result = WriteResult(repo_dir=repo_dir, fmt=fmt, plan_id=state.plan_id)
     session.begin_write(head, on_branch)
     try:
