@@ -20,9 +20,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMAS = Path(__file__).resolve().parents[1].parent / "shared" / "schemas"
-if not SCHEMAS.is_dir():  # a worktree lives one level deeper than the main checkout
-    SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas"
+#: ``shared/`` lies beside the checkout (CI, /work/main) or further up (a worktree in /work/wt/)
+SCHEMAS = next((p / "shared" / "schemas" for p in Path(__file__).resolve().parents[1:]
+                if (p / "shared" / "schemas" / "index.json").is_file()), Path("../shared/schemas"))
 ARC = ("Microsoft.KubernetesConfiguration/fluxConfigurations", "FluxConfiguration")
 #: metadata.name of every object: a DNS-1123 subdomain (Namespaces: a label)
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
