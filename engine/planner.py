@@ -25,6 +25,7 @@ from engine.plan import (
     diff_moves,
 )
 from engine.problem import Problem, build_problem
+from engine.progress import ProgressCallback
 from engine.resources import ObjectiveWeights
 from engine.solve import Solution, bound_seconds, prove_weighted, solve_problem
 
@@ -193,18 +194,20 @@ def place(
     warnings: list[str] | None = None,
     verify: bool = True,
     freeze_current: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
 
     ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
     the order of section 3 would add to it; the service's committed placements.
+    ``on_progress`` is called as the solver advances (:class:`engine.progress.Progress`).
 
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
     """
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
-                             freeze_current=freeze_current)
+                             freeze_current=freeze_current, on_progress=on_progress)
     not_applied: list[NotApplied] = []
     if current:
         problem, solution, not_applied = _keep_running(

@@ -17,6 +17,7 @@ from ortools.sat.python import cp_model
 from engine.large import solve_large
 from engine.model import CompiledModel, Level, compile_model
 from engine.problem import Problem
+from engine.progress import Progress, ProgressCallback, solution_reporter
 
 __all__ = ["LevelResult", "Solution", "prove_weighted", "solve_problem"]
 
@@ -114,6 +115,7 @@ def solve_problem(
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
     freeze_current: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> Solution:
     """Solve ``problem`` level by level within ``time_limit`` seconds.
 
@@ -124,6 +126,7 @@ def solve_problem(
         hint_y: replicas per pair to start from (for example the current placement).
         freeze_current: with ``maxMoves: 0``, keep the current placement exactly as it is, even
             where section 3 would add to it (a Duplicated workload below its most copies).
+        on_progress: called at each level and each better solution (:mod:`engine.progress`).
     """
     if problem.max_moves == 0 and len(problem.current_n):
         # nothing may move: what runs today is a constant, solve only the new workloads around it
@@ -181,7 +184,10 @@ def solve_problem(
         solver.parameters.max_time_in_seconds = max(share, 0.01)
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = 7
-        status = solver.solve(model)
+        if on_progress is not None:
+            placed = None if best is None else int(best[compiled.y_index].sum())
+            on_progress(Progress(stage.name, time.monotonic() - start, placed))
+        status = solver.solve(model, solution_reporter(on_progress, stage.name, compiled.y_index, start))
         seconds = time.monotonic() - t0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             best = np.array(solver.response_proto.solution, dtype=np.int64)

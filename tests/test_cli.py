@@ -57,7 +57,7 @@ def test_verify_lists_every_violation_and_exits_1(tmp_path: Path) -> None:
 def test_unplaced_is_a_result_not_an_error(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path, cluster("a", capacity={"cpu": "1"}), workload("huge", 4))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "-o", str(out))
+    result = run("place", str(bundle), "--output", str(out))
     assert result.returncode == 0
     plan = json.loads(out.read_text())
     assert plan["unplaced"][0]["reasons"][0]["code"] == "InsufficientCapacity"
@@ -71,11 +71,12 @@ def test_current_placement_costs_moves_and_lists_them(tmp_path: Path) -> None:
     current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"old": 4}}]}))
     out = tmp_path / "plan.json"
     # saving 0.04/h per replica is less than a move costs (0.2): stay
-    assert run("place", str(bundle), "--current", str(current), "-o", str(out)).returncode == 0
+    assert run("place", str(bundle), "--current", str(current), "--output", str(out)).returncode == 0
     plan = json.loads(out.read_text())
     assert plan["placements"][0]["clusters"] == {"old": 4} and plan["moves"] == []
     # with moves free, everything moves, and the moves are listed
-    assert run("place", str(bundle), "--current", str(current), "-o", str(out), "--weight", "moves=0").returncode == 0
+    assert run("place", str(bundle), "--current", str(current), "--output", str(out),
+               "--weight", "moves=0").returncode == 0
     plan = json.loads(out.read_text())
     assert plan["placements"][0]["clusters"] == {"new": 4}
     assert plan["moves"] == [{"workload": "default/web", "from": "old", "to": "new", "replicas": 4}]

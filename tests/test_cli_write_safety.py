@@ -82,7 +82,7 @@ def test_infeasible_reoptimize_exits_4_and_commits_nothing(deployed: Path, tmp_p
     before = snapshot(deployed)
     plan_out = tmp_path / "plan.json"
     result = berth("reoptimize", shrunk, "--gitops-repo", deployed, "--max-moves", "0", "--commit",
-                   "--plan-output", plan_out, "--time-limit", "2")
+                   "--output", plan_out, "--time-limit", "2")
     assert result.returncode == 4, result.stdout + result.stderr
     assert json.loads(plan_out.read_text())["status"]["solver"] == "Infeasible"
     assert snapshot(deployed) == before
@@ -161,7 +161,7 @@ def test_output_through_a_symlink_to_a_file_replaces_the_file_and_keeps_the_link
     real.write_text("old")
     link = tmp_path / "plan.json"
     link.symlink_to(real)
-    assert berth("place", fleet(tmp_path / "fleet.yaml"), "-o", link).returncode == 0
+    assert berth("place", fleet(tmp_path / "fleet.yaml"), "--output", link).returncode == 0
     assert link.is_symlink() and json.loads(real.read_text())["kind"] == "PlacementPlan"
     assert sorted(p.name for p in real.parent.iterdir()) == ["real.json"]  # no temporary file left
 
@@ -266,7 +266,7 @@ def test_push_fetches_first_and_counts_moves_against_the_remote(tmp_path: Path) 
     # now a is cheaper, but --max-moves 0: nothing that runs may move, whatever the stale clone says
     out = tmp_path / "plan.json"
     result = berth("place", fleet(tmp_path / "now.yaml"), "--gitops-repo", stale, "--commit", "--push",
-                   "--max-moves", "0", "-o", out)
+                   "--max-moves", "0", "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     plan = json.loads(out.read_text())
     assert plan["moves"] == [] and plan["status"]["objective"]["moves"] == 0
@@ -292,7 +292,7 @@ def test_failed_push_leaves_the_clone_clean_at_origins_commit(deployed: Path, tm
     hook.chmod(0o755)
     out = tmp_path / "plan.json"
     result = berth("place", fleet(tmp_path / "more.yaml", replicas=6), "--gitops-repo", deployed,
-                   "--commit", "--push", "-o", out)
+                   "--commit", "--push", "--output", out)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "protected branch" in result.stderr and "Traceback" not in result.stderr
     assert git(deployed, "rev-parse", "HEAD") == git(origin, "rev-parse", "main")

@@ -80,7 +80,7 @@ def test_the_large_path_tries_tiers_in_order() -> None:
 def test_cli_places_and_verifies_one_tier(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path, *_docs(edge_2="1"))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "-o", str(out))
+    result = run("place", str(bundle), "--output", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["placements"] == [{"workload": "default/agent", "clusters": {"c1": 2, "c2": 2}}]
     assert run("verify", str(bundle), str(out)).returncode == 0

@@ -94,7 +94,7 @@ def test_cli_noschedule_taint_does_not_move_what_runs(tmp_path: Path) -> None:
     current = tmp_path / "current.json"
     current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 4}}]}))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "--current", str(current), "-o", str(out), "--max-moves", "0")
+    result = run("place", str(bundle), "--current", str(current), "--output", str(out), "--max-moves", "0")
     assert result.returncode == 0, result.stderr
     plan = json.loads(out.read_text())
     assert plan["placements"] == [{"workload": "default/web", "clusters": {"a": 4}}]
@@ -156,7 +156,7 @@ def test_cli_scale_down_with_max_moves_zero(tmp_path: Path) -> None:
     current = tmp_path / "current.json"
     current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]}))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "--current", str(current), "-o", str(out))
+    result = run("place", str(bundle), "--current", str(current), "--output", str(out))
     assert result.returncode == 0, result.stderr
     plan = json.loads(out.read_text())
     assert plan["status"]["solver"] in ("Optimal", "Feasible")
@@ -176,7 +176,7 @@ def test_nothing_eligible_with_current_replicas_does_not_crash(tmp_path: Path) -
     current = tmp_path / "current.json"
     current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2}}]}))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "--current", str(current), "-o", str(out))
+    result = run("place", str(bundle), "--current", str(current), "--output", str(out))
     assert result.returncode == 0, result.stderr
     plan = json.loads(out.read_text())
     assert plan["placements"] == [] and plan["unplaced"][0]["workload"] == "default/web"
@@ -200,7 +200,7 @@ def test_topology_given_only_as_labels_is_the_field(tmp_path: Path) -> None:
     docs[4]["spec"].pop("fieldSelector")
     bundle = write_bundle(tmp_path, *docs)
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "-o", str(out))
+    result = run("place", str(bundle), "--output", str(out))
     assert result.returncode == 0, result.stderr
     plan = json.loads(out.read_text())
     used = plan["placements"][0]["clusters"]
@@ -254,7 +254,7 @@ def test_cli_says_so_on_stderr_and_exits_0(monkeypatch: pytest.MonkeyPatch, tmp_
     bundle = write_bundle(tmp_path, cluster("a"), workload("web", 2), workload("db", 2))
     _corrupting(monkeypatch, "default/db")
     out = tmp_path / "plan.json"
-    result = CliRunner().invoke(app, ["place", str(bundle), "-o", str(out)])
+    result = CliRunner().invoke(app, ["place", str(bundle), "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert "InternalError" in result.stderr and "default/db" in result.stderr
     plan = json.loads(out.read_text())
@@ -347,7 +347,7 @@ def test_cli_shows_and_verifies_not_applied(tmp_path: Path) -> None:
     current = tmp_path / "current.json"
     current.write_text(json.dumps({"placements": [{"workload": "default/web", "clusters": {"a": 2, "b": 2}}]}))
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "--current", str(current), "-o", str(out), "--max-moves", "0")
+    result = run("place", str(bundle), "--current", str(current), "--output", str(out), "--max-moves", "0")
     assert result.returncode == 0, result.stderr
     assert "Not applied" in result.stdout and "ChangeNotApplied" in result.stdout
     plan = json.loads(out.read_text())
@@ -401,7 +401,7 @@ def test_cli_large_fleet_with_a_duplicated_max_groups_workload(tmp_path: Path) -
             *(workload(f"w{i}", 2, cpu="100m") for i in range(139))]
     bundle = write_bundle(tmp_path, *docs)
     out = tmp_path / "plan.json"
-    result = run("place", str(bundle), "-o", str(out), "--time-limit", "5")
+    result = run("place", str(bundle), "--output", str(out), "--time-limit", "5")
     assert result.returncode == 0, result.stderr
     plan = json.loads(out.read_text())
     agent = next(p for p in plan["placements"] if p["workload"] == "default/agent")["clusters"]

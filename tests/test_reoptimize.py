@@ -40,7 +40,7 @@ def test_reoptimize_drifted_repo(tmp_path: Path) -> None:
     # dry run (the default): a diff, no commit
     summary_path = tmp_path / "dry.json"
     result = runner.invoke(app, ["reoptimize", str(now), "--gitops-repo", str(repo), "--max-moves", "3",
-                                 "--time-limit", "2", "--output", str(summary_path)])
+                                 "--time-limit", "2", "--summary", str(summary_path)])
     assert result.exit_code == 0, result.output
     dry = json.loads(summary_path.read_text())
     assert dry["committed"] is False and read_current(repo) == before
@@ -52,7 +52,7 @@ def test_reoptimize_drifted_repo(tmp_path: Path) -> None:
     # commit: one commit per changed cluster, and the repo now says what the diff said
     out = tmp_path / "commit.json"
     result = runner.invoke(app, ["reoptimize", str(now), "--gitops-repo", str(repo), "--max-moves", "3",
-                                 "--time-limit", "2", "--commit", "--output", str(out)])
+                                 "--time-limit", "2", "--commit", "--summary", str(out)])
     assert result.exit_code == 0, result.output
     done = json.loads(out.read_text())
     assert done["committed"] and done["moves"] <= 3

@@ -65,7 +65,7 @@ def test_cli_commands_write_and_print_no_secret(tmp_path: Path) -> None:
         (["place", str(bundle), "--gitops-repo", str(repo), "--commit", "--push", "--output", str(out / "plan.json")],
          0),
         (["reoptimize", str(bundle), "--gitops-repo", str(repo), "--max-moves", "3", "--commit", "--push",
-          "--output", str(out / "summary.json"), "--plan-output", str(out / "plan2.json")], 0),
+          "--summary", str(out / "summary.json"), "--output", str(out / "plan2.json")], 0),
         (["status", "--gitops-repo", str(repo)], 0),
         (["status", "--gitops-repo", str(repo), "-o", "json"], 0),
         (["fleet", str(bundle), "--prometheus", prometheus_url()], 3),

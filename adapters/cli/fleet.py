@@ -15,7 +15,9 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from adapters.cli.common import atomic_write, console, run_guarded
+from adapters.cli.common import console, err_console, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
+from adapters.cli.outputs import Output
 from adapters.live import read_live
 from engine.bundle import Bundle, load_bundle
 from engine.errors import InputError
@@ -100,7 +102,7 @@ def fleet_table(applied: Bundle, original: Bundle, live: LiveFleet, report: Live
     """Allocatable, requested, free and utilisation per cluster and resource."""
     table = Table(title=f"Fleet from {escape(live.source)} at {live.at:%Y-%m-%d %H:%M:%S}Z",
                   title_justify="left")
-    table.add_column("cluster", no_wrap=True)
+    table.add_column("cluster", overflow="fold")  # never cut a name short
     table.add_column("resource", no_wrap=True)
     for column in ("allocatable", "requested", "free", "util"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -172,8 +174,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         output: Annotated[
             Path | None,
-            typer.Option("--output", "-o", help="Write the fleet as Cluster documents (YAML)."),
+            typer.Option("--output", help="Write the fleet as Cluster documents (YAML) to FILE ('-': stdout)."),
         ] = None,
+        fmt: Annotated[str, format_option()] = "table",
         at: Annotated[
             str | None, typer.Option(help="Evaluate Prometheus queries at this ISO 8601 time.")
         ] = None,
@@ -181,17 +184,27 @@ def register(app: typer.Typer) -> None:
         """Show the live fleet: allocatable, requested, free and utilisation per cluster."""
 
         def body() -> None:
+            check_format(fmt)
+            out = Output.check(output, "--output")
+            data_out = fmt in ("json", "yaml")
+            if data_out and out is not None and out.kind == "stdout":
+                raise InputError(f"-o {fmt} and --output - both write to standard output; give one",
+                                 field="--output")
+            shown = err_console if data_out or (out is not None and out.kind == "stdout") else console
             original = load_bundle(bundle)
             applied, report, live = read_live(
                 original, prometheus=prometheus, kubeconfig=kubeconfig,
                 contexts=context or [], at=_parse_at(at),
             )
-            console.print(fleet_table(applied, original, live, report))
+            docs = snapshot_documents(applied, live, report)
+            if data_out:
+                print_data(fmt, docs, documents=True)
+            else:
+                table_console(fmt, shown).print(fleet_table(applied, original, live, report))
             for warning in report.warnings:
-                console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-            if output is not None:
-                docs = snapshot_documents(applied, live, report)
-                atomic_write(output, yaml.safe_dump_all(docs, sort_keys=False))
-                console.print(f"wrote {len(docs)} Cluster document(s) to {output}")
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+            if out is not None:
+                out.write(yaml.safe_dump_all(docs, sort_keys=False))
+                shown.print(f"wrote {len(docs)} Cluster document(s) to {out.shown}")
 
         run_guarded(body)

@@ -9,7 +9,6 @@ exit 1 (as ``berth verify`` does for a plan that breaks a hard constraint) and w
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapters.cli.common import ExitCode, console, report_violations, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.gitops.history import Target, read_history, resolve_target, rollback_trailers
 from engine.bundle import Bundle
 from engine.errors import InputError
@@ -36,17 +36,15 @@ def _short(digest: str) -> str:
 
 def history(
     gitops_repo: Annotated[Path, typer.Option("--gitops-repo", help="The GitOps repository (a local clone).")],
-    output: Annotated[str, typer.Option("--output", "-o", help="table (default) or json.")] = "table",
+    fmt: Annotated[str, format_option()] = "table",
 ) -> None:
     """List the plans committed to the GitOps repository, newest first (read from git only)."""
 
     def body() -> None:
-        if output not in ("table", "json"):
-            raise InputError(f"expected table or json, got {output!r}", field="--output")
+        check_format(fmt)
         plans = read_history(gitops_repo)
-        if output == "json":
-            console.print_json(json.dumps({"repository": str(gitops_repo),
-                                           "plans": [p.to_dict() for p in plans]}))
+        if fmt in ("json", "yaml"):
+            print_data(fmt, {"repository": str(gitops_repo), "plans": [p.to_dict() for p in plans]})
             return
         if not plans:
             console.print(f"{escape(str(gitops_repo))}: no plan committed by Berth yet")
@@ -64,7 +62,7 @@ def history(
                 str(data["workloads"]), str(data["replicas"]),
                 f"rollback to {_short(p.rollback_to)}" if p.rollback_to else "",
             )
-        console.print(table)
+        table_console(fmt).print(table)
 
     run_guarded(body)
 

@@ -8,6 +8,7 @@ plan file, commit (and push) only a plan that is not Infeasible, then publish th
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from adapters.cli.common import ExitCode, console, err_console, load_assignment, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.outputs import Output
+from adapters.cli.progress import live_progress
 from adapters.cli.render import internal_errors, print_plan
 from adapters.gitops.sources import check_bundle_sources
 from engine.bundle import Bundle, load_bundle
@@ -120,7 +123,8 @@ def register(app: typer.Typer) -> None:
     @app.command("place")
     def place(
         bundle: Annotated[list[Path], typer.Argument(help="Bundle files or folders.")],
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Plan JSON file ('-': stdout).")] = None,
+        output: Annotated[Path | None, typer.Option("--output", help="Plan JSON file ('-': stdout).")] = None,
+        fmt: Annotated[str, format_option()] = "table",
         time_limit: Annotated[float, typer.Option(help="Seconds for the solver.")] = 10.0,
         prometheus: Annotated[str | None, typer.Option(help="Prometheus URL for live capacity and latency.")] = None,
         kubeconfig: Annotated[Path | None, typer.Option(help="Kubeconfig for live inventory.")] = None,
@@ -149,22 +153,30 @@ def register(app: typer.Typer) -> None:
                                  field="--current")
             if commit and gitops_repo is None:
                 raise InputError("--commit needs --gitops-repo DIR", field="--commit")
+            check_format(fmt)
             out = Output.check(output, "--output")  # before anything else: exit 2, nothing written
-            shown = err_console if out is not None and out.kind == "stdout" else console
+            data_out = fmt in ("json", "yaml")
+            if data_out and out is not None and out.kind == "stdout":
+                raise InputError(f"-o {fmt} and --output - both write to standard output; give one",
+                                 field="--output")
+            shown = err_console if data_out or (out is not None and out.kind == "stdout") else console
             loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                            contexts=context or [])
             if not allow_sources_outside:
                 check_bundle_sources(loaded, bundle)
             weights = parse_weights(loaded, weight or [])
-            with clone_for_commit(gitops_repo, commit=commit, push=push) as session:
+            with clone_for_commit(gitops_repo, commit=commit, push=push) as session, live_progress() as shows:
+                shows.phase("reading the current placement")
                 now = read_current(current, gitops_repo)
+                shows.phase(f"solving (up to {time_limit:g}s)")
                 plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,
-                                    max_moves=max_moves, warnings=warnings)
+                                    max_moves=max_moves, warnings=warnings, on_progress=shows.solver)
                 infeasible = plan.status.solver == "Infeasible"
                 if out is not None:
                     out.stage(plan.to_json() + "\n")  # a full disk fails here, before git
                 # an Infeasible plan is for inspection only: it never reaches git (spec 5, 7)
                 if session is not None and not infeasible:
+                    shows.phase("committing" + (" and pushing" if push else ""))
                     try:
                         result = commit_plan(session, loaded, plan, fmt=gitops_format, push=push)
                     except BaseException:
@@ -174,12 +186,14 @@ def register(app: typer.Typer) -> None:
                     shown.print(f"gitops: {result.summary()}")
             if out is not None:
                 out.publish()
-            if quiet:
+            if data_out:
+                print_data(fmt, json.loads(plan.to_json()))
+            elif quiet:
                 s = plan.status
                 shown.print(f"{s.solver}: {len(plan.placements)} placed, {len(plan.unplaced)} "
                             f"unplaced, weighted {s.objective.weighted:.4f}")
             else:
-                print_plan(shown, loaded, plan, output=out.shown if out is not None else None)
+                print_plan(table_console(fmt, shown), loaded, plan, output=out.shown if out is not None else None)
             if (loud := internal_errors(plan)) is not None:
                 err_console.print(loud)
             if infeasible:

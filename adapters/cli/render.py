@@ -19,7 +19,7 @@ def _utilisation(bundle: Bundle, plan: Plan) -> Table:
     used = requested_by_cluster(bundle, plan)
     resources = [r for r in _SHOWN_RESOURCES if any(r in c.spec.capacity for c in bundle.clusters)]
     table = Table(title="Cluster utilisation", title_justify="left")
-    table.add_column("cluster")
+    table.add_column("cluster", overflow="fold")  # never cut a name short
     table.add_column("region")
     for r in resources:
         table.add_column(r, justify="right")
@@ -48,9 +48,9 @@ def _utilisation(bundle: Bundle, plan: Plan) -> Table:
 
 def _placements(plan: Plan) -> Table:
     table = Table(title="Placements", title_justify="left")
-    table.add_column("workload")
+    table.add_column("workload", overflow="fold")
     table.add_column("replicas", justify="right")
-    table.add_column("clusters")
+    table.add_column("clusters", overflow="fold")
     for p in plan.placements:
         spread = ", ".join(f"{c}={n}" for c, n in sorted(p.clusters.items()))
         table.add_row(p.workload, str(sum(p.clusters.values())), escape(spread))
@@ -59,7 +59,7 @@ def _placements(plan: Plan) -> Table:
 
 def _unplaced(plan: Plan) -> Table:
     table = Table(title="Unplaced", title_justify="left")
-    table.add_column("workload")
+    table.add_column("workload", overflow="fold")
     table.add_column("reason")
     table.add_column("detail")
     for u in plan.unplaced:
@@ -71,7 +71,7 @@ def _unplaced(plan: Plan) -> Table:
 def _not_applied(plan: Plan) -> Table:
     """Running workloads whose change does not fit: kept where they run (spec 4)."""
     table = Table(title="Not applied (kept where they run)", title_justify="left")
-    table.add_column("workload")
+    table.add_column("workload", overflow="fold")
     table.add_column("kept", justify="right")
     table.add_column("wanted", justify="right")
     table.add_column("reason")

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from adapters.cli.common import ExitCode, console, err_console, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.outputs import Output
 from adapters.cli.place import (
     GITOPS_FORMATS,
@@ -29,6 +29,7 @@ from adapters.cli.place import (
     load_inputs,
     parse_weights,
 )
+from adapters.cli.progress import live_progress
 from adapters.cli.render import internal_errors
 from adapters.gitops.sources import check_bundle_sources
 from engine.errors import InputError
@@ -48,7 +49,7 @@ def _repo_format(repo: Path) -> str | None:
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary["movesByWorkload"]:
         table = Table(title="Moves by workload", title_justify="left")
-        table.add_column("workload")
+        table.add_column("workload", overflow="fold")
         table.add_column("replicas moved", justify="right")
         for k, n in summary["movesByWorkload"].items():
             table.add_row(k, str(n))
@@ -79,8 +80,9 @@ def register(app: typer.Typer) -> None:
         commit: Annotated[bool, typer.Option("--commit", help="Commit the new plan (one commit per cluster).")] = False,
         push: Annotated[bool, typer.Option("--push", help="Push the commits to origin.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the diff (the default).")] = False,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON summary file ('-': stdout).")] = None,
-        plan_output: Annotated[Path | None, typer.Option("--plan-output", help="Plan JSON file ('-': stdout).")] = None,
+        output: Annotated[Path | None, typer.Option("--output", help="Plan JSON file ('-': stdout).")] = None,
+        summary_file: Annotated[Path | None, typer.Option("--summary", help="JSON summary file ('-': stdout).")] = None,
+        fmt: Annotated[str, format_option()] = "table",
         time_limit: Annotated[float, typer.Option(help="Seconds for the solver.")] = 10.0,
         gitops_format: Annotated[str | None, typer.Option(help="Default: the repo's format, else flux.")] = None,
         prometheus: Annotated[str | None, typer.Option(help="Prometheus URL for live capacity.")] = None,
@@ -99,27 +101,29 @@ def register(app: typer.Typer) -> None:
                 raise InputError("--push needs --commit", field="--push")
             if gitops_format is not None and gitops_format not in GITOPS_FORMATS:
                 raise InputError(f"expected one of {', '.join(GITOPS_FORMATS)}", field="--gitops-format")
-            summary_out, plan_out = Output.check(output, "--output"), Output.check(plan_output, "--plan-output")
+            check_format(fmt)
+            plan_out, summary_out = Output.check(output, "--output"), Output.check(summary_file, "--summary")
             outs = [o for o in (summary_out, plan_out) if o is not None]
-            if sum(o.kind == "stdout" for o in outs) > 1:
-                raise InputError("only one of --output and --plan-output can be '-'", field="--plan-output")
-            shown = err_console if any(o.kind == "stdout" for o in outs) else console
-            columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-            with Progress(*columns, console=err_console, transient=True) as progress:
-                task = progress.add_task("loading the bundle and live inputs", total=4)
+            data_out = fmt in ("json", "yaml")
+            if sum(o.kind == "stdout" for o in outs) + data_out > 1:
+                raise InputError("only one of --output -, --summary - and -o json|yaml can use standard output",
+                                 field="--output")
+            shown = err_console if data_out or any(o.kind == "stdout" for o in outs) else console
+            with live_progress() as progress:
+                progress.phase("loading the bundle and live inputs")
                 loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=kubeconfig,
                                                contexts=context or [])
                 if not allow_sources_outside:
                     check_bundle_sources(loaded, bundle)
                 weights = parse_weights(loaded, weight or [])
-                progress.update(task, advance=1, description="reading the current placement from git")
+                progress.phase("reading the current placement from git")
                 with clone_for_commit(gitops_repo, commit=commit, push=push) as session:
                     from adapters.gitops import read_current
 
                     current = read_current(gitops_repo) if gitops_repo.exists() else {}
-                    progress.update(task, advance=1, description=f"solving (up to {time_limit:g}s)")
+                    progress.phase(f"solving (up to {time_limit:g}s)")
                     plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,
-                                        max_moves=max_moves, warnings=warnings)
+                                        max_moves=max_moves, warnings=warnings, on_progress=progress.solver)
                     summary = diff_summary(loaded, current, plan)
                     summary["committed"] = False
                     summary["warnings"] = list(plan.status.warnings)
@@ -129,11 +133,11 @@ def register(app: typer.Typer) -> None:
                         plan_out.stage(plan.to_json() + "\n")
                     if summary_out is not None:
                         summary_out.stage(json.dumps(summary, indent=2) + "\n")
-                    progress.update(task, advance=1, description="committing" if commit else "diff ready")
+                    progress.phase("committing" if commit else "diff ready")
                     if session is not None and not infeasible:
-                        fmt = gitops_format or _repo_format(gitops_repo) or "flux"
+                        repo_fmt = gitops_format or _repo_format(gitops_repo) or "flux"
                         try:
-                            result = commit_plan(session, loaded, plan, fmt=fmt, push=push)
+                            result = commit_plan(session, loaded, plan, fmt=repo_fmt, push=push)
                         except BaseException:
                             for o in outs:
                                 o.discard()
@@ -144,10 +148,12 @@ def register(app: typer.Typer) -> None:
                         summary["pushed"] = result.pushed
                         if summary_out is not None:
                             summary_out.stage(json.dumps(summary, indent=2) + "\n")
-                    progress.update(task, advance=1)
             for o in outs:
                 o.publish()
-            _print_summary(shown, summary)
+            if data_out:
+                print_data(fmt, summary)
+            else:
+                _print_summary(table_console(fmt, shown), summary)
             for w in summary["warnings"]:
                 shown.print(f"[yellow]warning:[/] {w}", highlight=False)
             if (loud := internal_errors(plan)) is not None:

@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from adapters.cli.common import console, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
+from adapters.cli.outputs import Output
 from adapters.gitops import read_records
 from engine.errors import InputError
-from engine.limits import echo
 
 __all__ = ["register", "status", "status_data"]
 
@@ -62,27 +63,28 @@ def status(
     gitops_repo: Annotated[
         Path, typer.Option("--gitops-repo", help="The GitOps repository (a local clone).")
     ],
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="table (default) or json.")
-    ] = "table",
+    fmt: Annotated[str, format_option()] = "table",
+    output: Annotated[Path | None, typer.Option("--output", help="Also write the status as JSON to FILE.")] = None,
 ) -> None:
     """Print what each cluster runs according to the GitOps repository."""
 
     def body() -> None:
-        if output not in ("table", "json"):
-            raise InputError(f"expected table or json, got {echo(output)}", field="--output")
+        check_format(fmt)
+        out = Output.check(output, "--output")
         if not gitops_repo.exists():
             raise InputError("no such folder", file=str(gitops_repo), field="--gitops-repo")
         data = status_data(gitops_repo)
-        if output == "json":
-            console.print_json(json.dumps(data))
+        if out is not None:
+            out.write(json.dumps(data, indent=2) + "\n")
+        if fmt in ("json", "yaml"):
+            print_data(fmt, data)
             return
         if not data["clusters"]:
             console.print(f"{escape(str(gitops_repo))}: no cluster written by Berth yet")
             return
         table = Table(title=f"GitOps placement in {escape(str(gitops_repo))}")
         for column in ("cluster", "format", "workload", "replicas", "last commit"):
-            table.add_column(column, justify="right" if column == "replicas" else "left")
+            table.add_column(column, justify="right" if column == "replicas" else "left", overflow="fold")
         for cluster in data["clusters"]:
             commit = cluster["lastCommit"]
             when = f"{commit['sha']} {commit['date']}" if commit else "-"
@@ -104,7 +106,7 @@ def status(
                     when if first else "",
                     end_section=i == len(rows) - 1,
                 )
-        console.print(table)
+        table_console(fmt).print(table)
 
     run_guarded(body)
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.cli.common import atomic_write, console, err_console, run_guarded
+from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.place import load_inputs, read_current
 from engine.bundle import load_bundle
 from engine.errors import InputError
@@ -43,7 +44,8 @@ def register(app: typer.Typer) -> None:
         bundle: Annotated[list[Path], typer.Argument(help="Bundle files or folders (the baseline).")],
         scenario: Annotated[Path, typer.Option(help="YAML file of Scenario documents (docs/whatif.md).")],
         report: Annotated[Path | None, typer.Option(help="Write report.md, report.html and PNGs here.")] = None,
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="Write all results as JSON.")] = None,
+        output: Annotated[Path | None, typer.Option("--output", help="Write all results as JSON to FILE.")] = None,
+        fmt: Annotated[str, format_option()] = "table",
         dask_scheduler: Annotated[str | None, typer.Option(help="tcp://host:8786; default: a LocalCluster.")] = None,
         workers: Annotated[int, typer.Option(help="Workers of the LocalCluster.")] = 2,
         time_limit: Annotated[float, typer.Option(help="Solver seconds per scenario.")] = 10.0,
@@ -57,6 +59,7 @@ def register(app: typer.Typer) -> None:
             from adapters.distributed import run_scenarios
             from engine.scenario import summarize
 
+            check_format(fmt)
             groups = _load_scenarios(scenario)
             points = [p for _, pts in groups for p in pts]
             loaded, warnings = load_inputs(bundle, prometheus=prometheus, kubeconfig=None, contexts=[])
@@ -84,7 +87,7 @@ def register(app: typer.Typer) -> None:
                 if "summary" in r:
                     r["delta"] = compare(baseline, r["summary"])
             table = Table(title="What-if", title_justify="left")
-            table.add_column("scenario", no_wrap=True)
+            table.add_column("scenario", overflow="fold")
             for col in ("solver", "unplaced (Δ)", "cost/h (Δ)", "moved", "stopped"):
                 table.add_column(col, overflow="fold")  # wrapped when narrow, never cut short
             table.add_row("baseline", baseline["solver"], str(baseline["unplacedReplicas"]),
@@ -97,7 +100,10 @@ def register(app: typer.Typer) -> None:
                 more = f"{s['unplacedReplicas']} ({d['unplacedReplicas']:+g})"
                 table.add_row(escape(r["name"]), s["solver"], f"[red]{more}[/]" if d["unplacedReplicas"] > 0 else more,
                               f"{s['cost']:.4f} ({d['cost']:+.4f})", str(s["movedReplicas"]), str(s["stoppedReplicas"]))
-            console.print(table)
+            if fmt in ("json", "yaml"):
+                print_data(fmt, {"baseline": baseline, "scenarios": results})
+            else:
+                table_console(fmt).print(table)
             failed = [r for r in results if "error" in r]
             for r in failed:
                 err_console.print(f"[red]scenario {escape(r['name'])} failed:[/] {escape(r['error'])}", highlight=False)
@@ -109,7 +115,8 @@ def register(app: typer.Typer) -> None:
                 sweeps = {name: [r for r in results if r["name"] in {p[0] for p in pts}]
                           for name, pts in groups if len(pts) > 1 or pts[0][2] is not None}
                 paths = write_report(report, baseline, results, sweeps=sweeps)
-                console.print(f"report: {paths[1]} ({len(paths) - 2} figure(s))")
+                shown = err_console if fmt in ("json", "yaml") else console
+                shown.print(f"report: {paths[1]} ({len(paths) - 2} figure(s))")
             return 1 if failed else 0
 
         code = run_guarded(body)

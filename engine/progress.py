@@ -1,0 +1,56 @@
+"""Progress of a solve, for a caller that shows it live (``berth place`` on a terminal).
+
+The solver reports through one optional callable (``place(on_progress=...)``): at the start of
+each level of the lexicographic order and at each better solution CP-SAT finds. It is called
+from solver threads; it must be quick and must not raise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+__all__ = ["Progress", "ProgressCallback", "solution_reporter"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One report: the level being solved, seconds since the solve started, replicas placed in the
+    best solution so far (None before there is one) and the relative gap of that level's objective
+    to its proven bound (None when unknown)."""
+
+    phase: str
+    elapsed: float
+    placed: int | None = None
+    gap: float | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def relative_gap(value: float, bound: float) -> float | None:
+    if math.isnan(value) or math.isnan(bound) or math.isinf(bound):
+        return None
+    return abs(value - bound) / max(1.0, abs(value))
+
+
+class _Reporter(cp_model.CpSolverSolutionCallback):
+    def __init__(self, report: ProgressCallback, phase: str, y_index: np.ndarray, start: float) -> None:
+        super().__init__()
+        self._report, self._phase, self._y, self._start = report, phase, [int(i) for i in y_index], start
+
+    def on_solution_callback(self) -> None:
+        placed = sum(self.SolutionIntegerValue(i) for i in self._y)
+        gap = relative_gap(self.ObjectiveValue(), self.BestObjectiveBound())
+        self._report(Progress(self._phase, time.monotonic() - self._start, placed, gap))
+
+
+def solution_reporter(report: ProgressCallback | None, phase: str, y_index: np.ndarray,
+                      start: float) -> cp_model.CpSolverSolutionCallback | None:
+    """A CP-SAT solution callback that reports each better solution, or None without ``report``."""
+    return None if report is None else _Reporter(report, phase, y_index, start)
