@@ -119,7 +119,9 @@ def test_changing_format_rewrites_the_folders(bundle: Bundle, tmp_path: Path) ->
     result = write_plan(bundle, make_plan(PLAN_A), repo, fmt="argocd")
     assert result.changed_clusters == sorted(CLUSTERS)
     assert not list(repo.glob("clusters/*/sync"))
-    assert all(c.subject.endswith("update argocd manifests") for c in result.commits)
+    assert all(c.subject.endswith("update argocd manifests") for c in result.commits if c.cluster)
+    assert [c.subject for c in result.commits if not c.cluster] == [
+        "berth: argocd: write argocd/applicationset.yaml"]  # the hub's ApplicationSets, outside clusters/
     assert read_current(repo) == PLAN_A
 
 
