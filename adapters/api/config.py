@@ -12,6 +12,12 @@ Example (``docs/service.md`` explains every field)::
     stateFile: /var/lib/berth/accepted.yaml
 
 Tokens are stored only as sha256 hex digests of the bearer token.
+
+The environment overrides the file (pydantic-settings, as a container platform sets it):
+``BERTH_CONFIG`` names the file when ``--config`` is not given, ``BERTH_STATE_FILE`` and
+``BERTH_SOURCES_DIR`` set those fields, and ``BERTH_<SECTION>__<FIELD>`` one field of ``gitops``,
+``live`` or ``limits`` (``BERTH_GITOPS__PUSH=true``, ``BERTH_LIVE__PROMETHEUS=http://prom:9090``).
+Tokens come only from the file.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import InputError
 
-__all__ = ["GitOpsSettings", "Limits", "LiveSettings", "ServiceConfig", "TokenEntry", "hash_token", "load_config"]
+__all__ = ["GitOpsSettings", "Limits", "LiveSettings", "ServiceConfig", "ServiceEnvironment", "TokenEntry",
+           "hash_token", "load_config"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -126,12 +134,65 @@ class ServiceConfig(_Cfg):
         return out
 
 
-def load_config(path: Path) -> ServiceConfig:
-    """Read and validate the config file (YAML or JSON).
+class ServiceEnvironment(BaseSettings):
+    """What the environment says over the file (``BERTH_`` variables; nested with ``__``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore")
+
+    config: Path | None = None
+    state_file: Path | None = None
+    sources_dir: Path | None = None
+    gitops: dict[str, Any] = Field(default_factory=dict)
+    live: dict[str, Any] = Field(default_factory=dict)
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields set in the environment, by their config names (snake_case)."""
+        out: dict[str, Any] = {k: v for k, v in (("state_file", self.state_file), ("sources_dir", self.sources_dir))
+                               if v is not None}
+        for section in ("gitops", "live", "limits"):
+            if getattr(self, section):
+                out[section] = getattr(self, section)
+        return out
+
+
+def _merge(data: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of the file's ``data``; a section's field given in either spelling (camelCase
+    in the file, snake_case in the environment) is replaced, not doubled."""
+    out = dict(data)
+    for key, value in over.items():
+        camel = to_camel(key)
+        if isinstance(value, dict):
+            section = dict(out.pop(camel, None) or out.pop(key, None) or {})
+            for field, v in value.items():
+                section.pop(to_camel(field), None)
+                section[field] = v
+            out[key] = section
+        else:
+            out.pop(camel, None)
+            out[key] = value
+    return out
+
+
+def load_config(path: Path | None = None) -> ServiceConfig:
+    """Read and validate the config file (YAML or JSON), with the environment's overrides.
+
+    Args:
+        path: the file; default ``$BERTH_CONFIG``.
 
     Raises:
-        InputError: unreadable or invalid; the field is named.
+        InputError: no file named, or unreadable or invalid; the field (or variable) is named.
     """
+    try:
+        env = ServiceEnvironment()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "BERTH_" + "__".join(str(x) for x in first["loc"]).upper()
+        raise InputError(f"{name}: {first['msg']}", field=name) from None
+    if path is None:
+        if env.config is None:
+            raise InputError("give --config FILE or set BERTH_CONFIG", field="--config")
+        path = env.config
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -141,6 +202,9 @@ def load_config(path: Path) -> ServiceConfig:
         data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"not valid YAML/JSON: {exc}", file=str(path)) from exc
+    over = env.overrides()
+    if over and isinstance(data or {}, dict):
+        data = _merge(data or {}, over)
     try:
         config = ServiceConfig.model_validate(data or {})
     except ValidationError as exc:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from adapters.cli.common import console, run_guarded
-from engine.errors import InputError
 
 __all__ = ["register"]
 
@@ -20,7 +19,7 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the service.")] = "127.0.0.1",
         port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-        config: Annotated[Path | None, typer.Option(help="Service config (YAML/JSON), see docs/service.md.")] = None,
+        config: Annotated[Path | None, typer.Option(help="Service config (YAML/JSON); default $BERTH_CONFIG.")] = None,
         hash_token: Annotated[str | None, typer.Option(
             "--hash-token", help="Print the sha256 to store in the config for TOKEN, and exit.")] = None,
     ) -> None:
@@ -33,9 +32,7 @@ def register(app: typer.Typer) -> None:
             if hash_token is not None:
                 console.print(digest(hash_token), highlight=False)
                 return
-            if config is None:
-                raise InputError("--config FILE is required", field="--config")
-            cfg = load_config(config)
+            cfg = load_config(config)  # None: $BERTH_CONFIG
             if not cfg.tokens:
                 console.print("[yellow]warning:[/] no tokens configured: every /v1 call will get 401")
             application = create_app(cfg)
