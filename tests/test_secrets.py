@@ -80,9 +80,12 @@ def test_generated_objects_reference_a_secret_never_the_credentials(tmp_path: Pa
     assert leaks(everything_in(bare)) == []
     cluster = repo / "clusters" / "edge-a"
     if fmt == "argocd":
-        app = yaml.safe_load((cluster / "argocd-application.yaml").read_text())
-        assert app["spec"]["source"]["repoURL"] == CLEAN_URL
-        assert app["metadata"]["annotations"]["placement.berth.dev/repository-secret"] == "berth-git-credentials"
+        apps = list(yaml.safe_load_all((cluster / "argocd-application.yaml").read_text()))
+        sets = list(yaml.safe_load_all((repo / "argocd/applicationset.yaml").read_text()))
+        assert len(apps) > 1 and len(sets) == 2
+        for app in [*apps, *(s["spec"]["template"] for s in sets)]:
+            assert app["spec"]["source"]["repoURL"] == CLEAN_URL
+            assert app["metadata"]["annotations"]["placement.berth.dev/repository-secret"] == "berth-git-credentials"
     if fmt == "configsync":
         git_spec = yaml.safe_load((cluster / "rootsync.yaml").read_text())["spec"]["git"]
         assert git_spec["repo"] == CLEAN_URL
