@@ -290,6 +290,7 @@ def test_rejected_push_raises_and_leaves_the_clone_clean(bundle: Bundle, tmp_pat
     with pytest.raises(GitOpsError, match="protected branch") as info:
         write_plan(bundle, make_plan(PLAN_B), ours, push=True, max_push_attempts=2)
     assert info.value.exit_code == 3
+    assert "attempt 2/2" in str(info.value)  # retried, and the last attempt's reason is given
     assert git(ours, "rev-parse", "HEAD") == head
     assert _status(ours) == ""
     assert git(remote, "rev-parse", "main") == remote_head

@@ -23,6 +23,7 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from engine.errors import GitOpsError
 from engine.redact import redact, strip_userinfo
@@ -50,6 +51,14 @@ def _git_error(action: str, exc: GitCommandError) -> GitOpsError:
     detail = (exc.stderr or exc.stdout or "").strip().replace("stderr: ", "")
     detail = " ".join(detail.split())
     return GitOpsError(sanitize(f"{action} failed: {detail or exc}"))
+
+
+class _Refused(Exception):
+    """One refused push, retried by tenacity; ``error`` says why, for when every attempt failed."""
+
+    def __init__(self, error: GitOpsError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class PushOutcome:
@@ -410,36 +419,48 @@ class GitSession:
         """
         git = self.repo.git
         tracking = f"refs/remotes/{remote}/{branch}"
-        last: GitOpsError | None = None
-        rebased = False
-        for attempt in range(1, max(1, max_attempts) + 1):
+        attempts = max(1, max_attempts)
+        state = {"attempt": 0, "rebased": False}
+
+        def attempt() -> PushOutcome:
+            state["attempt"] += 1
+            n = state["attempt"]
+            if n > 1:  # the last push was refused: catch up with the remote first
+                state["rebased"] |= self._catch_up(remote, branch, tracking, owned, redo)
             try:
                 git.push("--porcelain", remote, f"HEAD:refs/heads/{branch}")
-                return PushOutcome(attempt, rebased)
             except GitCommandError as exc:
-                last = _git_error(f"git push to {remote} (attempt {attempt}/{max_attempts})", exc)
-            if attempt >= max_attempts:
-                break
-            sleep(min(2.0, 0.1 * 2**attempt))
+                raise _Refused(_git_error(f"git push to {remote} (attempt {n}/{attempts})", exc)) from None
+            return PushOutcome(n, bool(state["rebased"]))
+
+        retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.2, max=2.0),
+                            retry=retry_if_exception_type(_Refused), sleep=sleep, reraise=True)
+        try:
+            return retrying(attempt)
+        except _Refused as refused:
+            raise refused.error from None
+
+    def _catch_up(self, remote: str, branch: str, tracking: str, owned: tuple[str, ...],
+                  redo: Callable[[], None]) -> bool:
+        """After a refused push: fetch, then rebase onto the remote or write the plan again on top of
+        it (see :meth:`push`). False when the fetch failed (the next push is tried as it is)."""
+        git = self.repo.git
+        try:
+            git.fetch("-q", remote, f"+refs/heads/{branch}:{tracking}")
+        except GitCommandError:
+            return False
+        if self._remote_touched(tracking, owned):
+            git.reset("-q", "--hard", tracking)
+            redo()
+        else:
             try:
-                git.fetch("-q", remote, f"+refs/heads/{branch}:{tracking}")
-            except GitCommandError as exc:
-                last = _git_error(f"git fetch from {remote}", exc)
-                continue
-            if self._remote_touched(tracking, owned):
+                git.rebase("-q", tracking)
+            except GitCommandError:
+                with contextlib.suppress(GitCommandError):
+                    git.rebase("--abort")
                 git.reset("-q", "--hard", tracking)
                 redo()
-            else:
-                try:
-                    git.rebase("-q", tracking)
-                except GitCommandError:
-                    with contextlib.suppress(GitCommandError):
-                        git.rebase("--abort")
-                    git.reset("-q", "--hard", tracking)
-                    redo()
-            rebased = True
-        assert last is not None
-        raise last
+        return True
 
     def _remote_touched(self, tracking: str, owned: tuple[str, ...]) -> bool:
         """Whether commits on ``tracking`` that HEAD lacks change any of ``owned``."""
