@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from urllib3.util.retry import Retry
 
 from adapters.http_auth import client_session
@@ -128,8 +129,16 @@ def _to_base(resource: str, value: float, rounding: str) -> int:
     return int(amount.to_integral_value(rounding=rounding))
 
 
+class _Transient(Exception):
+    """A failure worth another try (a timeout, a refused connection, HTTP 429/5xx): what and what to check."""
+
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(what)
+        self.what, self.hint = what, hint
+
+
 class _Client:
-    """prometheus-api-client with a bounded retry loop and an overall deadline."""
+    """prometheus-api-client with bounded retries (tenacity) and an overall deadline."""
 
     def __init__(
         self,
@@ -171,69 +180,74 @@ class _Client:
         return kind(f"{self.source}: query {name!r} {what}; {check}")
 
     def query(self, name: str, promql: str, at: datetime) -> list[dict[str, Any]]:
-        """Run one instant query at ``at``; retry transient failures within the deadline."""
-        attempts = 0
+        """Run one instant query at ``at``; retry transient failures (tenacity) within the deadline.
+
+        At most ``retries`` retries, the backoff doubling from ``backoff``, and none that would
+        start after the shared deadline."""
         started = self.clock()
-        delay = self.backoff
-        while True:
-            attempts += 1
-            remaining = self.deadline - self.clock()
-            if remaining <= 0:
-                raise self.fail(
-                    name,
-                    f"was not answered within the total limit of {self.total:g} s "
-                    f"({attempts - 1} attempt(s))",
-                    "check that Prometheus is up and not overloaded, or raise "
-                    "spec.prometheus.totalTimeout",
-                    unreachable=True,
-                )
-            timeout = max(0.05, min(self.timeout, remaining))
-            params = {"time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(timeout * 1000))}ms"}
-            transient: str
-            hint = "check that the URL is right and Prometheus is running and reachable"
-            try:
-                return self._parse(name, self.conn.custom_query(promql, params, timeout=timeout))
-            except requests.Timeout:
-                transient = f"timed out after {timeout:.1f} s"
-                hint = (
-                    "check that Prometheus is up and not overloaded, or raise "
-                    "spec.prometheus.timeout/totalTimeout"
-                )
-            except requests.exceptions.SSLError as exc:
-                raise self.fail(
-                    name,
-                    f"failed the TLS handshake ({_tls_detail(exc)})",
-                    "check spec.prometheus.tls (caFile for the server's CA, certFile and keyFile "
-                    "for a client certificate)",
-                    unreachable=True,
-                ) from None
-            except requests.ConnectionError as exc:
-                transient = "could not connect" + _connection_detail(exc)
-            except PrometheusApiClientException as exc:
-                status, body = _status_of(exc)
-                if status not in _RETRY_STATUS:
-                    raise self._http_error(name, status, body) from None
-                transient = f"got HTTP {status}{_error_text(body)}"
-            except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
-                raise self.fail(
-                    name,
-                    "got an answer that is not the Prometheus HTTP API",
-                    "check that the URL is Prometheus' base URL",
-                ) from None
-            except requests.RequestException as exc:
-                raise self.fail(
-                    name, f"failed: {type(exc).__name__}", "check the URL"
-                ) from None
+        tries = {"n": 0}
+
+        def once() -> list[dict[str, Any]]:
+            tries["n"] += 1
+            return self._query_once(name, promql, at, tries["n"])
+
+        def delay(state: RetryCallState) -> float:
+            return self.backoff * 2 ** (state.attempt_number - 1)
+
+        def give_up(state: RetryCallState) -> bool:
+            return state.attempt_number > self.retries or self.clock() + delay(state) >= self.deadline
+
+        retrying = Retrying(stop=give_up, wait=delay, sleep=self.sleep, retry=retry_if_exception_type(_Transient),
+                            reraise=True)
+        try:
+            return retrying(once)
+        except _Transient as last:
             spent = self.clock() - started
-            if attempts > self.retries or self.clock() + delay >= self.deadline:
-                raise self.fail(
-                    name,
-                    f"{transient} ({attempts} attempt(s) in {spent:.1f} s)",
-                    hint,
-                    unreachable=True,
-                )
-            self.sleep(delay)
-            delay *= 2
+            raise self.fail(name, f"{last.what} ({tries['n']} attempt(s) in {spent:.1f} s)", last.hint,
+                            unreachable=True) from None
+
+    def _query_once(self, name: str, promql: str, at: datetime, attempt: int) -> list[dict[str, Any]]:
+        """One try; :class:`_Transient` for what is worth another, a LiveSourceError for what is not."""
+        remaining = self.deadline - self.clock()
+        if remaining <= 0:
+            raise self.fail(
+                name,
+                f"was not answered within the total limit of {self.total:g} s ({attempt - 1} attempt(s))",
+                "check that Prometheus is up and not overloaded, or raise spec.prometheus.totalTimeout",
+                unreachable=True,
+            )
+        timeout = max(0.05, min(self.timeout, remaining))
+        params = {"time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(timeout * 1000))}ms"}
+        hint = "check that the URL is right and Prometheus is running and reachable"
+        try:
+            return self._parse(name, self.conn.custom_query(promql, params, timeout=timeout))
+        except requests.Timeout:
+            raise _Transient(f"timed out after {timeout:.1f} s",
+                             "check that Prometheus is up and not overloaded, or raise "
+                             "spec.prometheus.timeout/totalTimeout") from None
+        except requests.exceptions.SSLError as exc:
+            raise self.fail(
+                name,
+                f"failed the TLS handshake ({_tls_detail(exc)})",
+                "check spec.prometheus.tls (caFile for the server's CA, certFile and keyFile "
+                "for a client certificate)",
+                unreachable=True,
+            ) from None
+        except requests.ConnectionError as exc:
+            raise _Transient("could not connect" + _connection_detail(exc), hint) from None
+        except PrometheusApiClientException as exc:
+            status, body = _status_of(exc)
+            if status not in _RETRY_STATUS:
+                raise self._http_error(name, status, body) from None
+            raise _Transient(f"got HTTP {status}{_error_text(body)}", hint) from None
+        except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
+            raise self.fail(
+                name,
+                "got an answer that is not the Prometheus HTTP API",
+                "check that the URL is Prometheus' base URL",
+            ) from None
+        except requests.RequestException as exc:
+            raise self.fail(name, f"failed: {type(exc).__name__}", "check the URL") from None
 
     def _http_error(self, name: str, status: int | None, body: str) -> LiveSourceError:
         text = _error_text(body)
