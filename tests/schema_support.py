@@ -1,9 +1,8 @@
 """Validating what Berth writes against the upstream schemas in ``shared/schemas`` (``index.json``).
 
-Dialects (shared/schemas/README.md): ``k8s-structural`` is a CRD's openAPIV3Schema, turned into a
-JSON schema here as the API server reads it (``nullable`` admits null, ``x-kubernetes-int-or-string``
-admits both, and, strict like ``kubectl apply --validate=strict``, every object that declares
-``properties`` and does not preserve unknown fields is closed); ``jsonschema-strict`` is used as is;
+Dialects (shared/schemas/README.md): ``k8s-structural`` is a CRD's openAPIV3Schema, read by
+:mod:`tests.upstream_schemas` as the API server reads it, with ``metadata`` held to ObjectMeta here;
+``jsonschema-strict`` is used as is;
 ``jsonschema`` (SchemaStore's kustomization) as is; ``swagger2-definitions`` (Azure Arc's PUT body)
 with its ``x-az-cli`` name and URL rules checked beside it.
 """
@@ -20,9 +19,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-#: ``shared/`` lies beside the checkout (CI, /work/main) or further up (a worktree in /work/wt/)
-SCHEMAS = next((p / "shared" / "schemas" for p in Path(__file__).resolve().parents[1:]
-                if (p / "shared" / "schemas" / "index.json").is_file()), Path("../shared/schemas"))
+from tests.upstream_schemas import SCHEMAS, schema_for
+
 ARC = ("Microsoft.KubernetesConfiguration/fluxConfigurations", "FluxConfiguration")
 #: metadata.name of every object: a DNS-1123 subdomain (Namespaces: a label)
 SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -35,34 +33,13 @@ def _index() -> dict[tuple[str, str], dict[str, Any]]:
     return {(s["apiVersion"], s["kind"]): s for s in data["schemas"]}
 
 
-def _structural(node: Any) -> Any:
-    """A CRD openAPIV3Schema as a strict JSON schema."""
-    if isinstance(node, list):
-        return [_structural(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _structural(v) for k, v in node.items()
-           if k not in ("nullable", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")}
-    if node.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
-    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") \
-            and "additionalProperties" not in node:
-        out["additionalProperties"] = False
-    return out
-
-
 @functools.cache
 def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     entry = _index().get((api_version, kind))
     assert entry is not None, f"no upstream schema for {api_version} {kind}: add it to shared/schemas"
-    schema = json.loads((SCHEMAS / entry["file"]).read_text())
-    if entry["dialect"] == "k8s-structural":
-        schema = _structural(schema)
-        if "properties" in schema:  # CRDs declare metadata as a bare object: hold it to ObjectMeta
-            schema["properties"]["metadata"] = _object_meta()
+    schema = schema_for(api_version, kind)
+    if entry["dialect"] == "k8s-structural":  # CRDs declare metadata as a bare object: hold it to ObjectMeta
+        schema["properties"]["metadata"] = _object_meta()
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     cls.check_schema(schema)
     return cls(schema)

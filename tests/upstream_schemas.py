@@ -18,13 +18,19 @@ import jsonschema
 
 __all__ = ["SCHEMAS", "errors_of", "schema_for"]
 
-SCHEMAS = Path(os.environ.get("BERTH_SCHEMAS", "/work/shared/schemas"))
+#: ``$BERTH_SCHEMAS``, else ``shared/schemas`` beside the checkout (CI, /work/main) or further up (a worktree)
+SCHEMAS = Path(os.environ.get("BERTH_SCHEMAS") or next(
+    (p / "shared" / "schemas" for p in Path(__file__).resolve().parents[1:]
+     if (p / "shared" / "schemas" / "index.json").is_file()), "/work/shared/schemas"))
 
 
 def _structural(node: Any) -> Any:
     if isinstance(node, dict):
-        dropped = ("nullable", "x-kubernetes-preserve-unknown-fields")
+        dropped = ("nullable", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
         out = {k: _structural(v) for k, v in node.items() if k not in dropped}
+        if node.get("x-kubernetes-int-or-string"):
+            out.pop("type", None)
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
         if node.get("nullable") and "type" in out:
             out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
         if (
