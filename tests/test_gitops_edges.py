@@ -38,7 +38,10 @@ def test_argocd_a_drained_cluster_syncs_to_empty_and_keeps_its_namespaces(bundle
     assert app["metadata"]["name"] == "berth-edge-a"
     # automated prune refuses to remove the last object of an Application without allowEmpty
     assert app["spec"]["syncPolicy"]["automated"]["allowEmpty"] is True
-    assert build(folder) == []
+    left = build(folder)
+    assert {o["kind"] for o in left} == {"Namespace"}  # the namespaces stay; every workload is pruned
+    assert all(o["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+               for o in left)
     assert not (folder / "argocd").exists()  # the chains' folders are gone: the hub deletes their Applications
 
 
