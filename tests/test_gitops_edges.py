@@ -136,9 +136,9 @@ def test_arc_without_a_remote_url_is_refused(bundle: Bundle, tmp_path: Path) -> 
         write_plan(bundle, make_plan(PLAN_A), repo, fmt="arc")
     assert err.value.exit_code == 2
     assert not (repo / "clusters").exists()
-    with pytest.raises(InputError, match="Azure Arc"):
-        write_plan(bundle, make_plan(PLAN_A), tmp_path / "files", fmt="arc", commit=False)
-    assert not (tmp_path / "files").exists()
+    # files only (no clone): the placeholder URL says it must be replaced, nothing is refused
+    write_plan(bundle, make_plan(PLAN_A), tmp_path / "files", fmt="arc", commit=False)
+    assert "REPLACE-ME" in (tmp_path / "files/clusters/cloud-1/arc-flux-configuration.json").read_text()
 
 
 def test_arc_cli_refuses_a_clone_without_remote(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def _check(fmt: str, state: DesiredState, ctx: RenderContext) -> None:
             kustomization names collide on a cluster.
     """
     if fmt == "arc":
-        arc.check_url(None if ctx.repo_url == PLACEHOLDER_URL else ctx.repo_url)
+        arc.check_url(ctx.repo_url)  # files only (commit=False) carry the explicit placeholder URL
         for cluster in state.clusters.values():
             arc.check_names(cluster)
 
