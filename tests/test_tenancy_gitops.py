@@ -74,13 +74,17 @@ def test_each_cluster_carries_the_tenants_namespace_quota_limits_and_rbac(tmp_pa
                 assert errors_of(obj) == [], (cluster, obj["kind"])
 
 
+#: Azure Arc needs a remote URL Azure can clone (a clone without one is refused)
+REPO_URL = "https://git.example.com/deploy.git"
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_a_drain_keeps_the_namespace_and_shrinks_the_quota_to_the_headroom(tmp_path: Path, fmt: str) -> None:
     bundle = load_bundle([_bundle(tmp_path)])
     repo = tmp_path / "deploy"
-    write_plan(bundle, make_plan(PLAN_A), repo, fmt=fmt)
+    write_plan(bundle, make_plan(PLAN_A), repo, fmt=fmt, repo_url=REPO_URL)
     drained = {**PLAN_A, "retail/web": {"cloud-1": 4}, "retail/cache": {"cloud-1": 2}}  # retail leaves edge-a
-    write_plan(bundle, make_plan(drained), repo, fmt=fmt)
+    write_plan(bundle, make_plan(drained), repo, fmt=fmt, repo_url=REPO_URL)
     assert git(repo, "status", "--porcelain") == ""
     objects = render_cluster(repo, "edge-a")
     namespaces = [o for o in objects if o["kind"] == "Namespace"]
@@ -89,7 +93,8 @@ def test_a_drain_keeps_the_namespace_and_shrinks_the_quota_to_the_headroom(tmp_p
     (quota,) = _of(objects, "ResourceQuota", "retail")
     assert quota["spec"]["hard"] == {"requests.cpu": "1", "requests.memory": "1Gi", "pods": "0"}
     # and a cluster that loses every workload of every tenant keeps them all
-    write_plan(bundle, make_plan({k: {"cloud-1": sum(v.values())} for k, v in PLAN_A.items()}), repo, fmt=fmt)
+    write_plan(bundle, make_plan({k: {"cloud-1": sum(v.values())} for k, v in PLAN_A.items()}), repo, fmt=fmt,
+               repo_url=REPO_URL)
     edge_b = {o["metadata"]["name"] for o in render_cluster(repo, "edge-b") if o["kind"] == "Namespace"}
     assert edge_b == {"retail", "telco"}
 
@@ -100,7 +105,8 @@ def test_namespaces_are_annotated_never_to_be_pruned_but_the_quota_is(tmp_path: 
     write_plan(bundle, make_plan(PLAN_A), repo, fmt="argocd", commit=False)
     docs = list(yaml.safe_load_all((repo / "clusters/edge-a/namespaces.yaml").read_text()))
     by_kind = {d["kind"]: d for d in docs}
-    assert by_kind["Namespace"]["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false"
+    options = by_kind["Namespace"]["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+    assert options == "Prune=false,Delete=false"
     assert by_kind["ResourceQuota"]["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "-1"}
 
 
