@@ -154,6 +154,27 @@ def _fill(order: np.ndarray, room: np.ndarray, replicas: int, lo: int, share: in
     return ys if left == 0 else np.zeros(0, dtype=np.int64)
 
 
+def _within_count(order: np.ndarray, room: np.ndarray, replicas: int, lo: int, count_max: int) -> np.ndarray:
+    """At most ``count_max`` of ``order``, best first, that can hold ``replicas`` together: a cluster is
+    taken only while the roomiest of the clusters after it can still hold what it leaves."""
+    usable = np.where(room[order] >= lo, room[order], 0)
+    chosen: list[int] = []
+    left = replicas
+    for k, i in enumerate(order.tolist()):
+        if left <= 0 or len(chosen) == count_max:
+            break
+        take = min(int(usable[k]), left)
+        if take <= 0:
+            continue
+        slots = count_max - len(chosen) - 1
+        others = int(np.sort(usable[k + 1:])[::-1][:slots].sum()) if slots else 0
+        if left - take > others:
+            continue  # taking it would leave more than the remaining slots can hold
+        chosen.append(i)
+        left -= take
+    return np.array(chosen, dtype=order.dtype)
+
+
 def _even(order: np.ndarray, groups: np.ndarray, room: np.ndarray, replicas: int, lo: int,
           n_groups: int) -> np.ndarray:
     """Divided with ``maxSkew``: ``n_groups`` best groups get totals that differ by at most one."""
@@ -285,6 +306,11 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
         else:
             share = -(-replicas // n_low)
             ys = _fill(order, room, replicas, int(p.min_per[w]), share, count_max)
+            if not len(ys) and count_max < len(order):
+                # the best clusters by score cannot hold it within the cluster count: keep to clusters
+                # that leave room for the rest on the roomiest of the others
+                ys = _fill(_within_count(order, room, replicas, int(p.min_per[w]), count_max), room, replicas,
+                           int(p.min_per[w]), share, count_max)
         if not len(ys):
             return False
     return _check_and_take(p, w, state, pcs, ys, count_min, count_max)

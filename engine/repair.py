@@ -162,6 +162,44 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: float) -> int
                     gained += int(p.replicas[v])
                 break
             state.take(p, v, old)
+    return gained + _swap_one_for_many(p, state, placed, has_followers, score, deadline)
+
+
+def _swap_one_for_many(p: Problem, state: Residual, placed: np.ndarray, has_followers: np.ndarray,
+                       score: np.ndarray, deadline: float) -> int:
+    """Trade one placed workload for several smaller ones of its tenant and priority that the quota
+    blocks, when together they place more replicas (one of 4 against two of 3 under a quota of 6);
+    returns the replicas gained. The traded one comes back if it still fits."""
+    blocked = ~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated
+    blocked &= np.array([not _within_quota(p, state, w) if blocked[w] else False for w in range(p.num_workloads)],
+                        dtype=bool)
+    if not blocked.any():
+        return 0
+    gained = 0
+    donors = np.nonzero(placed & (p.tenant >= 0) & ~p.duplicated & ~has_followers
+                        & np.isin(p.tenant, p.tenant[blocked]))[0]
+    for v in donors[np.argsort(-p.replicas[donors], kind="stable")].tolist():
+        if time.monotonic() > deadline:
+            break
+        small = np.nonzero(blocked & (p.tenant == p.tenant[v]) & (p.priority == p.priority[v])
+                           & (p.replicas < p.replicas[v]))[0]
+        if int(p.replicas[small].sum()) <= int(p.replicas[v]):
+            continue
+        old = release(p, state, v)
+        took = [w for w in small[np.argsort(p.replicas[small], kind="stable")].tolist()
+                if place_one(p, w, state, score)]
+        if int(p.replicas[took].sum()) <= int(p.replicas[v]):
+            for w in took:
+                release(p, state, w)
+            state.take(p, v, old)
+            continue
+        placed[took], blocked[took], placed[v] = True, False, False
+        gained += int(p.replicas[took].sum()) - int(p.replicas[v])
+        if place_one(p, v, state, score):
+            placed[v] = True
+            gained += int(p.replicas[v])
+        else:
+            blocked[v] = True
     return gained
 
 

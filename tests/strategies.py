@@ -1,0 +1,123 @@
+"""Every strategy of the engine, run on one bundle and turned into a verified plan.
+
+The policy case table (``tests/test_policies.py``) runs through each of them, so a concern
+cannot be right in one strategy and wrong in another:
+
+* ``exact``: the product's ``place()``; on these tiny bundles that is the CP-SAT path.
+* ``large``: construction, repair and refinement (``solve_large``), forced on a small bundle.
+* ``pinned-empty`` / ``pinned-part``: the pinned path (``maxMoves: 0``), solving around what is
+  committed: nothing, or the exact plan's placement of one workload (the others are new).
+* ``fast-empty`` / ``fast-part``: the service's fast path (``Incremental``, the construction rule
+  against residual capacity), with nothing or the same workload committed.
+
+Each plan passes the independent verifier (``engine.verify``) with no violation, whatever the
+strategy: that is the one thing every strategy guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from engine.bundle import Bundle
+from engine.incremental import Incremental
+from engine.large import solve_large
+from engine.pinned import solve_around, solve_pinned
+from engine.plan import Plan
+from engine.planner import place, plan_from_solution
+from engine.problem import Problem, build_problem
+from engine.solve import LevelResult, Solution
+from engine.verify import verify
+
+__all__ = ["STRATEGIES", "Strategy", "committed_part"]
+
+Strategy = Callable[[Bundle], Plan]
+
+
+def _verified(bundle: Bundle, problem: Problem, solution: Solution,
+              current: dict[str, dict[str, int]] | None = None) -> Plan:
+    plan = plan_from_solution(problem, solution, input_digest=bundle.digest(), current=current)
+    violations = verify(bundle, plan, current=current, max_moves=problem.max_moves)
+    assert not violations, [str(v) for v in violations]
+    return plan
+
+
+def committed_part(bundle: Bundle) -> dict[str, dict[str, int]]:
+    """The exact plan's placement of one workload, as what is committed: the first placed one
+    that follows nobody by affinity (a committed follower of a new workload cannot be pinned)."""
+    plan = place(bundle, time_limit=10.0)
+    followers = set()
+    for w in bundle.workloads:
+        spec = bundle.policy_selector().policy_for(w)
+        if spec is not None and spec.spec.affinity and spec.spec.affinity.workloads:
+            followers.add(w.key)
+    for pl in plan.placements:
+        if pl.workload not in followers:
+            return {pl.workload: dict(pl.clusters)}
+    return {}
+
+
+def _committed_y(problem: Problem, current: dict[str, dict[str, int]]) -> np.ndarray:
+    y = np.zeros(problem.num_pairs, dtype=np.int64)
+    if len(problem.current_w):
+        idx = problem.pair_index(problem.current_w, problem.current_c)
+        assert (idx >= 0).all(), "the committed placement must be on eligible pairs"
+        y[idx] = problem.current_n
+    return y
+
+
+def exact(bundle: Bundle) -> Plan:
+    plan = place(bundle, time_limit=10.0)
+    assert plan.status.solver == "Optimal"
+    return plan
+
+
+def large(bundle: Bundle) -> Plan:
+    problem = build_problem(bundle)
+    return _verified(bundle, problem, solve_large(problem, time_limit=2.0))
+
+
+def pinned_empty(bundle: Bundle) -> Plan:
+    problem = build_problem(bundle)
+    return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64), time_limit=5.0))
+
+
+def pinned_part(bundle: Bundle) -> Plan:
+    current = committed_part(bundle)
+    problem = build_problem(bundle, current=current, max_moves=0)
+    if not current:
+        return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64),
+                                                       time_limit=5.0))
+    solution = solve_pinned(problem, time_limit=5.0, frozen=True)
+    assert solution is not None, "a valid committed placement must pin"
+    return _verified(bundle, problem, solution, current)
+
+
+def _fast(bundle: Bundle, current: dict[str, dict[str, int]]) -> Plan:
+    problem = build_problem(bundle, current=current or None, max_moves=0 if current else None)
+    committed = _committed_y(problem, current)
+    inc = Incremental(problem, committed)
+    new = np.bincount(problem.pair_w, weights=committed, minlength=problem.num_workloads) == 0
+    inc.place(np.nonzero(new)[0])
+    y = inc.state.y
+    level = LevelResult("placed", float(y.sum()), float("nan"), False, 0.0)
+    return _verified(bundle, problem, Solution(y.copy(), "Feasible", 0.0, [level]), current or None)
+
+
+def fast_empty(bundle: Bundle) -> Plan:
+    return _fast(bundle, {})
+
+
+def fast_part(bundle: Bundle) -> Plan:
+    return _fast(bundle, committed_part(bundle))
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "exact": exact,
+    "large": large,
+    "pinned-empty": pinned_empty,
+    "pinned-part": pinned_part,
+    "fast-empty": fast_empty,
+    "fast-part": fast_part,
+}
