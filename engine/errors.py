@@ -55,6 +55,8 @@ class InputError(BerthError):
         file: the file the document came from (``None`` for in-memory input).
         document: ``Kind namespace/name`` or ``document #3`` when unnamed.
         field: dotted path of the offending field, e.g. ``spec.replicas``.
+        errors: every problem found, as ``(field, message)`` pairs (the first is this one);
+            a caller that can show them all (the service's ``errors`` list) reads these.
     """
 
     exit_code = 2
@@ -66,10 +68,12 @@ class InputError(BerthError):
         file: str | None = None,
         document: str | None = None,
         field: str | None = None,
+        errors: list[tuple[str | None, str]] | None = None,
     ) -> None:
         self.file = file
         self.document = document
         self.field = field
+        self.errors = errors or [(field, message)]
         parts = [p for p in (file, document) if p]
         where = ": ".join(parts)
         if field:

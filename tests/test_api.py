@@ -50,8 +50,9 @@ def test_place_get_list_delete(service: httpx.Client, tmp_path: Path) -> None:
     assert sum(body["plan"]["placements"][0]["clusters"].values()) == 2
     got = service.get("/v1/placements/retail/web", headers=bearer(RETAIL)).json()
     assert got["replicas"] == 2 and got["spec"]["resources"]["cpu"] == "1"
-    assert [p["workload"] for p in service.get("/v1/placements", headers=bearer(RETAIL)).json()] == ["retail/web"]
-    assert service.get("/v1/placements", headers=bearer(PAYMENTS)).json() == []
+    listed = service.get("/v1/placements", headers=bearer(RETAIL)).json()["items"]
+    assert [p["workload"] for p in listed] == ["retail/web"]
+    assert service.get("/v1/placements", headers=bearer(PAYMENTS)).json()["items"] == []
     fleet = service.get("/v1/fleet", headers=bearer(RETAIL)).json()
     assert fleet["committedWorkloads"] == 1
     assert sum(parse_quantity("cpu", c["reserved"].get("cpu", "0")) for c in fleet["clusters"]) == 2000
@@ -106,7 +107,8 @@ def test_tenant_isolation(service: httpx.Client) -> None:
               service.delete("/v1/placements/payments/card-vault", headers=bearer(RETAIL))):
         body = _problem(r, 404)
         assert body == _problem(service.get("/v1/placements/payments/ghost", headers=bearer(RETAIL)), 404) | {
-            "detail": body["detail"]}
+            "detail": body["detail"], "errors": body["errors"]}
+        assert body["errors"] == [{"field": None, "detail": body["detail"]}]
     _problem(service.post("/v1/placements", json={"documents": [workload("x", "payments")]},
                           headers=bearer(RETAIL)), 403)
     listing = service.get("/v1/placements", headers=bearer(RETAIL)).text
@@ -119,7 +121,7 @@ def test_tenant_isolation(service: httpx.Client) -> None:
                      headers=bearer(RETAIL))
     assert "payments/" not in r.text
     # the admin sees everything
-    assert len(service.get("/v1/placements", headers=bearer(ADMIN)).json()) == 2
+    assert len(service.get("/v1/placements", headers=bearer(ADMIN)).json()["items"]) == 2
     # tenant quota (4 cpu for payments) holds across requests
     more = workload("more", "payments", cpu="1")
     body = _problem(service.post("/v1/placements", json={"documents": [more]}, headers=bearer(PAYMENTS)), 409)
@@ -171,7 +173,7 @@ def test_no_overcommit_under_concurrency(service: httpx.Client) -> None:
             used[cluster_name] = used.get(cluster_name, 0) + 500 * n
     assert all(used[c] <= capacity[c] for c in used)
     assert len(accepted) == 20  # 10 cores / 500m: payments' 4-core quota and edge-only selector still fit
-    listed = service.get("/v1/placements", headers=bearer(ADMIN)).json()
+    listed = service.get("/v1/placements", headers=bearer(ADMIN)).json()["items"]
     assert len(listed) == len(accepted)
 
 

@@ -93,7 +93,7 @@ def _load(server: ServerProcess, round_no: int, acked: dict[str, dict[str, int]]
 def _committed(server: ServerProcess) -> dict[str, dict[str, int]]:
     r = httpx.get(server.url + "/v1/placements", headers=bearer(ADMIN), timeout=30)
     assert r.status_code == 200, r.text
-    return {p["workload"]: p["clusters"] for p in r.json()}
+    return {p["workload"]: p["clusters"] for p in r.json()["items"]}
 
 
 def _check(repo: Path, state_file: Path, committed: dict[str, dict[str, int]],

@@ -176,14 +176,15 @@ def test_dry_runs_and_reads_do_not_wait_for_a_commit(tmp_path: Path) -> None:
                 dry = other.post("/v1/placements", json={"documents": [workload("api", "payments")], "dryRun": True},
                                  headers=bearer(PAYMENTS))
                 assert dry.status_code == 200, dry.text
-                assert other.get("/v1/placements", headers=bearer(ADMIN)).json() == []  # not acknowledged yet
+                assert other.get("/v1/placements", headers=bearer(ADMIN)).json()["items"] == []  # not acknowledged yet
                 assert other.get("/v1/fleet", headers=bearer(ADMIN)).status_code == 200
             assert "commit" not in results
         finally:
             release.write_text("go")
             worker.join(timeout=120)
         assert results["commit"] == 201
-        assert [p["workload"] for p in client.get("/v1/placements", headers=bearer(ADMIN)).json()] == ["retail/web"]
+        listed = client.get("/v1/placements", headers=bearer(ADMIN)).json()["items"]
+        assert [p["workload"] for p in listed] == ["retail/web"]
 
 
 def test_an_orphan_is_never_removed_silently(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_refuse_when_data_is_old(prom: str, tmp_path: Path) -> None:
         r = client.post("/v1/placements", json={"documents": [workload("web", "retail")]}, headers=bearer(RETAIL))
         assert r.status_code == 503, r.text
         assert "eu-2" in r.json()["detail"]
-        assert client.get("/v1/placements", headers=bearer(RETAIL)).json() == []
+        assert client.get("/v1/placements", headers=bearer(RETAIL)).json()["items"] == []
     assert not (tmp_path / "state" / "accepted.yaml").exists()
 
 

@@ -11,6 +11,8 @@ touching ``payments``), no response may carry a byte of ``payments``' data, and 
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,9 @@ class World:
         self.root, self.client, self.repo = root, client, repo
         self.seen: list[tuple[str, str]] = []  # (what retail sent, what it got back)
 
-    def call(self, method: str, path: str, token: str = RETAIL, **kw: Any) -> httpx.Response:
-        r = self.client.request(method, path, headers=bearer(token), **kw)
+    def call(self, method: str, path: str, token: str = RETAIL, headers_extra: dict[str, str] | None = None,
+             **kw: Any) -> httpx.Response:
+        r = self.client.request(method, path, headers=bearer(token) | (headers_extra or {}), **kw)
         if token == RETAIL:
             self.seen.append((path + r.request.content.decode(), r.text + str(dict(r.headers))))
         return r
@@ -98,7 +101,44 @@ Probe = Callable[[World], None]
 
 def probe_list(w: World) -> None:
     r = w.call("GET", "/v1/placements")
-    assert r.status_code == 200 and r.json() == []
+    assert r.status_code == 200 and r.json()["items"] == []
+    # a page token payments got is no use to retail, and names nothing of payments'
+    first = w.call("GET", "/v1/placements", PAYMENTS, params={"limit": 1}).json()
+    assert first["items"] and first["items"][0]["workload"] == "payments/db"
+    w.call("POST", "/v1/placements", PAYMENTS, json={"documents": [workload("db-2", "payments", cpu="100m")]})
+    token = w.call("GET", "/v1/placements", PAYMENTS, params={"limit": 1}).json()["metadata"]["continue"]
+    assert token
+    refused(w.call("GET", "/v1/placements", params={"limit": 1, "continue": token}), 400)
+    # a watch shows retail nothing of payments': not the state, not a change made while it runs
+    events: list[str] = []
+
+    def follow() -> None:
+        with w.client.stream("GET", "/v1/placements", params={"watch": "true", "timeoutSeconds": 3},
+                             headers=bearer(RETAIL)) as r:
+            events.extend(r.iter_lines())
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    time.sleep(0.5)
+    w.call("DELETE", "/v1/placements/payments/db-2", PAYMENTS)
+    thread.join(30)
+    w.seen.append(("watch", "\n".join(events)))
+    assert not [e for e in events if e.startswith("event:")], events
+    admin: list[str] = []
+    with w.client.stream("GET", "/v1/placements", params={"watch": "true", "timeoutSeconds": 1},
+                         headers=bearer(ADMIN)) as r:
+        admin.extend(r.iter_lines())
+    assert any("payments/db" in e for e in admin)  # the stream would carry it: the data is there
+
+
+def probe_put(w: World) -> None:
+    spec = {"json": {"documents": [sourced("db", "payments", "payments/db", replicas=2)]}}
+    refused(w.call("PUT", "/v1/placements/payments/db", **spec), 404)
+    refused(w.call("PUT", "/v1/placements/payments/db", headers_extra={"If-Match": "*"}, **spec), 404)
+    refused(w.call("PUT", "/v1/placements/retail/db", **spec), 403, 404, 422)
+    refused(w.call("PUT", "/v1/placements/payments/db",
+                   json={"documents": [sourced("db", "payments", "payments/db")], "dryRun": True}), 404)
+    assert read_current(w.repo)["payments/db"] == w.payments_before
 
 
 def probe_get(w: World) -> None:
@@ -193,6 +233,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/placements"): probe_create,
     ("GET", "/v1/placements/{namespace}/{name}"): probe_get,
     ("DELETE", "/v1/placements/{namespace}/{name}"): probe_delete,
+    ("PUT", "/v1/placements/{namespace}/{name}"): probe_put,
     ("POST", "/v1/plans"): probe_plans,
     ("GET", "/v1/fleet"): probe_fleet,
     ("POST", "/v1/whatif"): probe_whatif,

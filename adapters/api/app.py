@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from adapters.api.bodies import YamlBodies
 from adapters.api.config import ServiceConfig
+from adapters.api.idempotency import Idempotency
 from adapters.api.problems import BodyLimit, install_handlers
 from adapters.api.redaction import QueryTokenGuard, install_log_redaction
 from adapters.api.routes import fleet, health, placements, plans, whatif
@@ -18,7 +20,10 @@ __all__ = ["create_app"]
 
 DESCRIPTION = """Placement as a service for Berth: place workloads now against the warm fleet,
 plan whole bundles, ask what-if questions. Every error is a JSON problem details object
-(`type`, `title`, `status`, `detail`, `field`). Send `Authorization: Bearer <token>`."""
+(`type`, `title`, `status`, `detail`, `field`, and `errors`: every problem found, each with its
+field). Send `Authorization: Bearer <token>`. Bodies may be JSON or YAML (`application/yaml`);
+POST takes `Idempotency-Key`; lists take `limit` and `continue`; a placement has an `ETag`
+(`If-Match` on PUT and DELETE); `GET /v1/placements?watch=true` streams changes (server-sent events)."""
 
 
 def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> FastAPI:
@@ -57,6 +62,8 @@ def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> F
             time.perf_counter() - started)
         return response
 
+    app.add_middleware(YamlBodies)  # YAML bodies reach the routes as JSON
+    app.add_middleware(Idempotency)  # a retried POST gets the first answer
     app.add_middleware(BodyLimit, limit=config.limits.max_request_bytes)
     app.add_middleware(QueryTokenGuard, digests=[t.sha256 for t in config.tokens])  # outermost: first
     return app

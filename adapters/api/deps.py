@@ -34,7 +34,7 @@ def get_caller(state: State, credentials: Annotated[HTTPAuthorizationCredentials
     digest = hash_token(credentials.credentials)
     for entry in state.config.tokens:
         if hmac.compare_digest(digest, entry.sha256):
-            return Principal(entry.name, entry.admin, frozenset(entry.namespaces), entry.sources)
+            return Principal(entry.name, entry.admin, frozenset(entry.namespaces), entry.sources, digest)
     raise unauthorized
 
 

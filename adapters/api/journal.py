@@ -51,7 +51,8 @@ class Pending:
     """One change in flight: which spreads it moves from ``before`` to ``after``.
 
     ``None`` as a spread means "not placed". ``added`` are definitions the change brings
-    (dropped on roll-back); ``removed`` are definitions it ends (dropped when done).
+    (dropped on roll-back); ``removed`` are definitions it ends (dropped when done);
+    ``restore`` are the documents an update replaced (put back on roll-back).
     """
 
     op: str
@@ -59,17 +60,23 @@ class Pending:
     after: dict[str, Spread | None]
     added: list[KindKey] = field(default_factory=list)
     removed: list[KindKey] = field(default_factory=list)
+    restore: dict[KindKey, dict[str, Any]] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "op": self.op, "before": self.before, "after": self.after,
-                "added": [list(k) for k in self.added], "removed": [list(k) for k in self.removed]}
+        out = {"id": self.id, "op": self.op, "before": self.before, "after": self.after,
+               "added": [list(k) for k in self.added], "removed": [list(k) for k in self.removed]}
+        if self.restore:
+            out["restore"] = [{"kind": k[0], "key": k[1], "document": d} for k, d in sorted(self.restore.items())]
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Pending:
         return cls(op=str(data["op"]), before=dict(data["before"]), after=dict(data["after"]),
                    added=[(str(a), str(b)) for a, b in data.get("added", [])],
-                   removed=[(str(a), str(b)) for a, b in data.get("removed", [])], id=str(data.get("id", "")))
+                   removed=[(str(a), str(b)) for a, b in data.get("removed", [])],
+                   restore={(str(r["kind"]), str(r["key"])): dict(r["document"]) for r in data.get("restore", [])},
+                   id=str(data.get("id", "")))
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Errors as JSON problem details (RFC 9457): ``type``, ``title``, ``status``, ``detail``, ``field``.
+"""Errors as JSON problem details (RFC 9457): ``type``, ``title``, ``status``, ``detail``, ``field``, ``errors``.
+
+``errors`` lists every problem found, each ``{field, detail}`` (RFC 9457 section 3.1's extension
+member, as its example shows): a client fixes a request in one round trip, not one per field.
+``field`` and ``detail`` repeat the first of them for clients that read only those.
 
 Mapping: :class:`~engine.errors.InputError` and request validation -> 422,
 :class:`Problem` raised by routes -> its status (401, 403, 404, 409, 413, ...),
@@ -34,6 +38,8 @@ PROBLEM_TYPES: dict[int, tuple[str, str]] = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),
+    410: ("expired", "Expired"),
+    412: ("precondition-failed", "Precondition failed"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("invalid-input", "Invalid input"),
@@ -47,8 +53,9 @@ class Problem(Exception):
 
     def __init__(self, status: int, detail: str, *, field: str | None = None, title: str | None = None,
                  extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                 slug: str | None = None) -> None:
+                 slug: str | None = None, errors: list[tuple[str | None, str]] | None = None) -> None:
         super().__init__(detail)
+        self.errors = errors
         self.slug = slug
         self.status = status
         self.detail = detail
@@ -60,11 +67,13 @@ class Problem(Exception):
 
 def problem_response(status: int, detail: str, *, field: str | None = None, title: str | None = None,
                      extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                     slug: str | None = None) -> JSONResponse:
+                     slug: str | None = None, errors: list[tuple[str | None, str]] | None = None) -> JSONResponse:
     default_slug, default_title = PROBLEM_TYPES.get(status, ("error", "Error"))
     slug = slug or default_slug
+    listed = errors if errors else [(field, detail)]
     body: dict[str, Any] = {"type": _BASE + slug, "title": title or default_title, "status": status,
-                            "detail": redact(detail), "field": field}
+                            "detail": redact(detail), "field": field,
+                            "errors": [{"field": f, "detail": redact(d)} for f, d in listed]}
     body.update(extra or {})
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
@@ -83,20 +92,20 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, field=exc.field, title=exc.title, extra=exc.extra,
-                                headers=exc.headers, slug=exc.slug)
+                                headers=exc.headers, slug=exc.slug, errors=exc.errors)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
-        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        return problem_response(422, msg + more, field=_loc(tuple(first.get("loc", ()))) or None)
+        errors = exc.errors() or [{"msg": "invalid request", "loc": ()}]
+        listed = [(_loc(tuple(e.get("loc", ()))) or None, str(e.get("msg", "invalid")).removeprefix("Value error, "))
+                  for e in errors]
+        more = f" (and {len(errors) - 1} more problem(s), see errors)" if len(errors) > 1 else ""
+        return problem_response(422, listed[0][1] + more, field=listed[0][0], errors=listed)
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:
         detail = f"{exc.document}: {exc.detail}" if exc.document else exc.detail
-        return problem_response(422, detail, field=exc.field)
+        return problem_response(422, detail, field=exc.field, errors=exc.errors)
 
     @app.exception_handler(SourceError)
     async def _source(_: Request, exc: SourceError) -> JSONResponse:

@@ -14,7 +14,9 @@ from engine.plan import Plan
 __all__ = [
     "ClusterPublic",
     "FleetPublic",
+    "ListMeta",
     "PlacementCreate",
+    "PlacementList",
     "PlacementPublic",
     "PlacementResult",
     "PlanCreate",
@@ -94,6 +96,21 @@ class PlacementPublic(_Body):
     replicas: int
     clusters: dict[str, int]
     spec: dict[str, Any] | None = None
+
+
+class ListMeta(_Body):
+    """A list's ``metadata``, as a Kubernetes list's (``resourceVersion``, ``continue``, ``remainingItemCount``)."""
+
+    resource_version: str = Field(description="Watch from here (`?watch=true&resourceVersion=`) to follow changes.")
+    continue_: str | None = Field(default=None, alias="continue",
+                                  description="Opaque: send back as `?continue=` for the next page.")
+    remaining_item_count: int | None = Field(default=None, description="Items after this page.")
+
+
+class PlacementList(_Body):
+    kind: str = "PlacementList"
+    metadata: ListMeta
+    items: list[PlacementPublic]
 
 
 class PlanCreate(_Body):

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,9 @@ from pydantic import BaseModel
 from adapters.api.config import ServiceConfig
 from adapters.api.journal import Journal, Pending, Saved, StateFileError
 from adapters.api.metrics import ServiceMetrics
+from adapters.api.pagination import Paginator
 from adapters.api.problems import Problem
+from adapters.api.watch import ChangeFeed, changes
 from engine.bundle import Bundle, Origin, check_references, load_bundle, parse_document
 from engine.errors import GitOpsError, InputError, SourceError
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
@@ -55,6 +57,7 @@ class Principal:
     admin: bool
     namespaces: frozenset[str] = frozenset()
     sources: Path | None = None  # where its source.path values must resolve (None: sourcesDir/<namespace>)
+    digest: str = ""  # sha256 of its token: what binds continue tokens and idempotent answers to it
 
     def can(self, namespace: str | None) -> bool:
         return self.admin or (namespace or "default") in self.namespaces
@@ -71,20 +74,27 @@ def parse_request_documents(
     """
     allowed = set(kinds)
     out: list[tuple[BaseModel, dict[str, Any]]] = []
+    errors: list[tuple[str | None, str]] = []  # every document's problems, reported together
+    first: InputError | None = None
     for i, raw in enumerate(docs):
         kind = raw.get("kind") if isinstance(raw, dict) else None
-        if kind not in allowed:
-            raise InputError(f"expected kind {' or '.join(sorted(allowed))}, got {kind!r}",
-                             field=f"documents[{i}].kind")
         try:
+            if kind not in allowed:
+                raise InputError(f"expected kind {' or '.join(sorted(allowed))}, got {kind!r}", field="kind")
             doc = parse_document(raw, source, i)
         except InputError as exc:
-            raise InputError(exc.detail, document=exc.document,
-                             field=f"documents[{i}]" + (f".{exc.field}" if exc.field else "")) from None
+            here = [(f"documents[{i}]" + (f".{f}" if f else ""), m) for f, m in exc.errors]
+            first = first or InputError(exc.detail, document=exc.document, field=here[0][0])
+            errors += here
+            continue
         ns = getattr(doc.metadata, "namespace", None)  # type: ignore[attr-defined]
         if kind in ("Workload", "PlacementPolicy") and not principal.can(ns):
             raise Problem(403, f"this token may not write namespace {ns!r}", field=f"documents[{i}].metadata.namespace")
         out.append((doc, raw))
+    if first is not None:
+        others = len({f.split("]", 1)[0] for f, _ in errors if f}) - 1
+        more = f" (and problems in {others} more document(s), see errors)" if others > 0 else ""
+        raise InputError(first.detail + more, document=first.document, field=first.field, errors=errors)
     return out
 
 
@@ -197,6 +207,8 @@ class Snapshot:
     api_raw: dict[tuple[str, str], dict[str, Any]]
     orphans: tuple[str, ...] = ()
     orphan_clusters: frozenset[str] = frozenset()
+    #: the resource version of this view (lists and watches): one more per change that became current
+    revision: int = 0
 
     def reserved(self) -> int:
         return sum(sum(v.values()) for v in self.committed.values())
@@ -238,7 +250,10 @@ class ServiceState:
         self.sources_file = str((config.sources_dir or Path.cwd()) / "_api.yaml")
         self.journal = Journal(config.state_file)
         self.recovered: str | None = None
-        self.snap = self._start()
+        first = int(clock() * 1000)  # resource versions of a later process are always higher
+        self.snap = replace(self._start(), revision=first)
+        self.feed = ChangeFeed(first)
+        self.pages = Paginator()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.metrics.reserved.set(self.snap.reserved())
@@ -326,6 +341,7 @@ class ServiceState:
         else:
             for kk in pending.added:
                 docs.pop(kk, None)
+            docs.update(pending.restore)  # an update's previous documents
             target = dict(current)
             for k, v in pending.before.items():
                 if _spread(v) is None:
@@ -510,10 +526,10 @@ class ServiceState:
         if blocked:
             raise Problem(409, f"cluster(s) {', '.join(blocked)} hold committed workloads the service has no "
                                "definition for (orphans, see /readyz); restore the state file before changing them")
+        new = replace(new, revision=self.snap.revision + 1)
         if self.config.gitops is None:
             self._save(new, None)
-            self.snap = new
-            self.metrics.reserved.set(new.reserved())
+            self._swap(old, new, pending)
             return None
         self._save(new, pending, {**old.api_raw, **new.api_raw})
         try:
@@ -524,13 +540,18 @@ class ServiceState:
             except Problem:
                 log.warning("could not clear the write-ahead record; the next start rolls it back")
             raise
-        self.snap = new
-        self.metrics.reserved.set(new.reserved())
+        self._swap(old, new, pending)
         try:
             self._save(new, None)
         except Problem as exc:
             log.warning("committed, but could not mark it done (%s); the next start replays it", exc.detail)
         return git
+
+    def _swap(self, old: Snapshot, new: Snapshot, pending: Pending) -> None:
+        """Make the durable ``new`` current, then tell watchers what changed (caller holds the lock)."""
+        self.snap = new
+        self.metrics.reserved.set(new.reserved())
+        self.feed.publish(changes(new.revision, old.committed, new.committed, pending.after))
 
     # --- placement ----------------------------------------------------------------------
 
@@ -632,13 +653,18 @@ class ServiceState:
                           added=added)
         return self._apply(snap, new, pending, bundle, plan)
 
-    def delete(self, principal: Principal, key: str) -> dict[str, Any] | None:
-        """Remove a committed placement (404 when absent or not visible) and commit."""
+    def delete(self, principal: Principal, key: str, *, if_match: str | None = None) -> dict[str, Any] | None:
+        """Remove a committed placement (404 when absent or not visible; 412 when ``if_match``
+        does not name its ETag) and commit."""
+        from adapters.api.conditional import current_etag
+        from adapters.api.conditional import if_match as check_if_match
+
         ns = key.split("/", 1)[0]
         with self.lock:
             snap = self.snap
             if not principal.can(ns) or key not in snap.committed:
                 raise Problem(404, f"no placement {key}")
+            check_if_match(if_match, current_etag(snap, key))
             self.require_fresh()
             name = key.split("/", 1)[1]
             for other in snap.committed:

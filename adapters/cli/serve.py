@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
             import uvicorn
 
             console.print(f"berth: serving on http://{host}:{port} (OpenAPI at /docs)")
-            uvicorn.run(application, host=host, port=port, log_level="info", access_log=True)
+            # open watch streams end only by their timeoutSeconds: on shutdown, wait for them 30 s at most
+            uvicorn.run(application, host=host, port=port, log_level="info", access_log=True,
+                        timeout_graceful_shutdown=30)
 
         run_guarded(body)
