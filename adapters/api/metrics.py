@@ -29,4 +29,12 @@ class ServiceMetrics:
         self.unplaced = Counter("berth_unplaced_total", "Unplaced workloads by reason code", ["reason"], registry=r)
         self.fleet_age = Gauge("berth_fleet_age_seconds", "Seconds since the fleet was last refreshed", registry=r)
         self.fleet_stale = Gauge("berth_fleet_stale", "1 when live inputs are stale", registry=r)
+        self.fast_path = Counter(
+            "berth_fast_path_total", "Placement solves by path: fast (warm residual) or fallback (whole fleet), "
+            "with the reason for a fallback", ["path", "reason"], registry=r,
+        )
+        self.commit_group = Histogram(
+            "berth_commit_group_size", "Accepted placements committed together in one durable step", registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
         self.reserved = Gauge("berth_reserved_replicas", "Replicas committed by the service", registry=r)

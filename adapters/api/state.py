@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from adapters.api.config import ServiceConfig
+from adapters.api.fastpath import FastPath
+from adapters.api.groups import CommitGroups, Group
 from adapters.api.journal import Journal, Pending, Saved, StateFileError
 from adapters.api.metrics import ServiceMetrics
 from adapters.api.pagination import Paginator
@@ -250,10 +252,13 @@ class ServiceState:
         self.sources_file = str((config.sources_dir or Path.cwd()) / "_api.yaml")
         self.journal = Journal(config.state_file)
         self.recovered: str | None = None
+        self._fleet_origins: tuple[object, dict[tuple[str, str], Origin]] = (None, {})
         first = int(clock() * 1000)  # resource versions of a later process are always higher
         self.snap = replace(self._start(), revision=first)
         self.feed = ChangeFeed(first)
         self.pages = Paginator()
+        self.fast = FastPath(self)
+        self.groups = CommitGroups(self)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.metrics.reserved.set(self.snap.reserved())
@@ -403,11 +408,13 @@ class ServiceState:
             log.warning("live refresh failed: %s", exc)
         else:
             self.fleet, self.fleet_warnings, self.stale_clusters = fleet, warnings, stale
+            self.fast.refreshed(fleet)
             self.fleet_ok_at = self.clock()
             self.fleet_error = None
         self.freshness()
 
     def start(self) -> None:
+        self.fast.start()
         if not self.live:
             return
         self.refresh()
@@ -455,8 +462,9 @@ class ServiceState:
     # --- bundles ----------------------------------------------------------------------
 
     def working_bundle(self, workloads: dict[str, Workload], policies: dict[str, PlacementPolicy],
-                       origins: dict[tuple[str, str], Origin]) -> Bundle:
-        """Fleet + the given workloads + the policies they use, closed and cross-checked.
+                       origins: dict[tuple[str, str], Origin], *, fleet: Bundle | None = None) -> Bundle:
+        """Fleet (``fleet``, default the service's) + the given workloads + the policies they use,
+        closed and cross-checked.
 
         Anti-affinity to a workload that is not placed binds nothing, so such names are
         dropped from the copy of the policy; affinity and ``dependsOn`` to a workload
@@ -475,13 +483,15 @@ class ServiceState:
                     assert policy.spec.anti_affinity is not None
                     policy.spec.anti_affinity.workloads = keep
             pols.append(policy)
-        f = self.fleet
+        f = fleet or self.fleet
+        if self._fleet_origins[0] is not f.origins:  # the fleet's own documents, once per fleet
+            self._fleet_origins = (f.origins, {k: v for k, v in f.origins.items()
+                                               if k[0] in ("Cluster", "Site", "Tenant", "Objective")})
         bundle = Bundle(
             clusters=f.clusters, sites=f.sites, tenants=f.tenants,
             workloads=[workloads[k] for k in sorted(workloads)], policies=pols,
             objective=f.objective, extras=[],
-            origins={**{k: v for k, v in f.origins.items() if k[0] in ("Cluster", "Site", "Tenant", "Objective")},
-                     **origins},
+            origins={**self._fleet_origins[1], **origins},
         )
         check_references(bundle)
         return bundle
@@ -551,6 +561,7 @@ class ServiceState:
         """Make the durable ``new`` current, then tell watchers what changed (caller holds the lock)."""
         self.snap = new
         self.metrics.reserved.set(new.reserved())
+        self.fast.changed(new, pending.after)
         self.feed.publish(changes(new.revision, old.committed, new.committed, pending.after))
 
     # --- placement ----------------------------------------------------------------------
@@ -560,8 +571,10 @@ class ServiceState:
         """Place the request's workloads against everything committed; commit unless ``dry_run``.
 
         A dry run solves against one snapshot and takes no lock. A request that
-        reserves holds the lock from the solve to the end of the commit, so two
-        requests never take the same capacity.
+        reserves holds the lock while it is solved against everything committed or
+        reserved and is reserved, so two requests never take the same capacity; it is
+        then committed with the others reserved meanwhile (:mod:`adapters.api.groups`)
+        and answered once that commit is durable.
 
         Returns the plan (filtered to the request), whether every requested workload
         was placed, and what the GitOps writer did.
@@ -581,10 +594,12 @@ class ServiceState:
         else:
             with self.lock:
                 self.require_fresh()
-                snap = self.snap
+                snap = self.groups.base()
                 plan, bundle, ok = self._solve(snap, items, time_limit)
                 if ok:
-                    git = self._accept(snap, items, plan, bundle)
+                    group = self._reserve(snap, items, plan)
+            if ok:
+                git = self.groups.wait(group)
         outcome = ("dryrun" if dry_run else "accepted") if ok else "rejected"
         self.metrics.placements.labels(outcome).inc()
         for u in plan.unplaced:
@@ -617,27 +632,37 @@ class ServiceState:
                               field="documents")
             policies[key] = p
             origins[("PlacementPolicy", key)] = Origin(self.sources_file, -1)
-        workloads = {k: d.workloads[k] for k in snap.committed}
         for w in req_w:
-            workloads[w.key] = w
             origins[("Workload", w.key)] = Origin(self.sources_file, -1)
-        bundle = self.working_bundle(workloads, policies, origins)
         started = time.perf_counter()
-        plan = engine_place(bundle, current=dict(snap.committed), max_moves=0, time_limit=time_limit,
-                            warnings=list(self.fleet_warnings), freeze_current=True)
+        # the fast path first: the request against the warm residual (exact, or None: the whole fleet)
+        fast = self.fast.solve(snap, {w.key: w for w in req_w}, policies, origins, time_limit=time_limit,
+                               warnings=list(self.fleet_warnings))
+        if fast is not None:
+            plan, bundle = fast
+        else:
+            workloads = {k: d.workloads[k] for k in snap.committed}
+            workloads.update({w.key: w for w in req_w})
+            bundle = self.working_bundle(workloads, policies, origins)
+            plan = engine_place(bundle, current=dict(snap.committed), max_moves=0, time_limit=time_limit,
+                                warnings=list(self.fleet_warnings), freeze_current=True)
         self.metrics.solve.labels("placements").observe(time.perf_counter() - started)
         assignment = plan.assignment()
         ok = plan.status.solver in ("Optimal", "Feasible") and all(w.key in assignment for w in req_w)
-        if ok and any(assignment.get(k) != v for k, v in snap.committed.items()):
+        # the small bundle holds only the linked committed workloads (checked by the fast path itself)
+        if ok and fast is None and any(assignment.get(k) != v for k, v in snap.committed.items()):
             raise SourceError("internal: a committed placement moved")  # guarded by maxMoves 0
         return plan, bundle, ok
 
-    def _accept(self, snap: Snapshot, items: list[tuple[BaseModel, dict[str, Any]]], plan: Plan,
-                bundle: Bundle) -> dict[str, Any] | None:
-        """Commit a solved request: the next snapshot, its write-ahead record, git."""
+    def _reserve(self, snap: Snapshot, items: list[tuple[BaseModel, dict[str, Any]]], plan: Plan) -> Group:
+        """Reserve a solved request: the next snapshot, in the open commit group (the caller holds the lock)."""
         keys = [d.key for d, _ in items if isinstance(d, Workload)]
         assignment = plan.assignment()
-        committed = {k: v for k, v in assignment.items() if k in snap.committed or k in keys}
+        blocked = sorted({c for k in keys for c in assignment[k]} & snap.orphan_clusters)
+        if blocked:
+            raise Problem(409, f"cluster(s) {', '.join(blocked)} hold committed workloads the service has no "
+                               "definition for (orphans, see /readyz); restore the state file before changing them")
+        committed = {**snap.committed, **{k: assignment[k] for k in keys}}  # nothing committed moved (_solve)
         defs = _Definitions(dict(snap.defs.workloads), dict(snap.defs.policies), dict(snap.defs.origins))
         raw, added = snap.api_raw, []
         for doc, data in items:
@@ -648,10 +673,8 @@ class ServiceState:
                 if (kind, key) not in snap.api_raw:
                     added.append((kind, key))
         new = Snapshot(committed=committed, defs=defs, api_raw=raw, orphans=snap.orphans,
-                       orphan_clusters=snap.orphan_clusters)
-        pending = Pending("place", before={k: None for k in keys}, after={k: committed[k] for k in keys},
-                          added=added)
-        return self._apply(snap, new, pending, bundle, plan)
+                       orphan_clusters=snap.orphan_clusters, revision=snap.revision)
+        return self.groups.reserve(new, {k: committed[k] for k in keys}, added)
 
     def delete(self, principal: Principal, key: str, *, if_match: str | None = None) -> dict[str, Any] | None:
         """Remove a committed placement (404 when absent or not visible; 412 when ``if_match``
@@ -660,7 +683,7 @@ class ServiceState:
         from adapters.api.conditional import if_match as check_if_match
 
         ns = key.split("/", 1)[0]
-        with self.lock:
+        with self.groups.exclusive():
             snap = self.snap
             if not principal.can(ns) or key not in snap.committed:
                 raise Problem(404, f"no placement {key}")

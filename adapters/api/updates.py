@@ -50,7 +50,7 @@ def update_placement(state: ServiceState, principal: Principal, key: str,
     if len(workloads) != 1 or workloads[0].key != key:
         raise InputError(f"an update carries exactly one Workload, {key} (the path's), and the PlacementPolicies "
                          "it uses", field="documents")
-    with nullcontext() if dry_run else state.lock:
+    with nullcontext() if dry_run else state.groups.exclusive():
         state.require_fresh()
         snap = state.snap
         if not principal.can(key.split("/", 1)[0]) or key not in snap.committed:

@@ -26,7 +26,8 @@ def readyz(state: State) -> dict[str, Any]:
     if info["stale"] and state.config.live.on_stale == "refuse":
         raise Problem(503, stale_detail(info) + "; placements are refused until it is fresh",
                       extra={"freshness": info})
-    return {"status": "ready", "fleet": info, "orphans": len(state.orphans), "recovered": state.recovered}
+    return {"status": "ready", "fleet": info, "orphans": len(state.orphans), "recovered": state.recovered,
+            "fastPath": state.fast.status}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
