@@ -129,6 +129,11 @@ class WarmFleet:
             self._clusters.pop(cluster, None)  # its residual document is made again when asked for
         self._fits = None
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held across several reads that must see one state (re-entrant)."""
+        return self._lock
+
     def set_fleet(self, fleet: Bundle) -> None:
         """Capacity was refreshed (live inputs): residuals follow it."""
         with self._lock:

@@ -143,11 +143,12 @@ class FastPath:
         if not warm.fits():
             metrics.fast_path.labels("fallback", "committed placement over capacity or quota").inc()
             return None
-        partners = warm.partners(new, policies)
-        if partners is None or any(k not in snap.committed for k in partners):
-            metrics.fast_path.labels("fallback", "linked to committed workloads").inc()
-            return None
-        clusters, tenants = warm.small_fleet(partners)
+        with warm.lock:  # partners and residual of one state (a delete may run beside a dry run)
+            partners = warm.partners(new, policies)
+            if partners is None or any(k not in snap.committed for k in partners):
+                metrics.fast_path.labels("fallback", "linked to committed workloads").inc()
+                return None
+            clusters, tenants = warm.small_fleet(partners)
         fleet = replace(self.state.fleet, clusters=clusters, tenants=tenants)
         workloads = {**{k: snap.defs.workloads[k] for k in partners}, **new}
         current = {k: dict(snap.committed[k]) for k in partners}
