@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.bundle import Bundle
-from engine.plan import Plan
-from engine.scenario import Scenario, solve_scenario
+from engine import Bundle, Plan, Scenario, solve_scenario
 
 __all__ = ["run_scenarios"]
 
@@ -26,8 +24,6 @@ Point = tuple[str, Scenario, Any]
 
 def _run_one(bundle: Bundle, scenario: Scenario, current: dict[str, dict[str, int]] | None,
              time_limit: float, baseline: Plan | None) -> dict[str, Any]:
-    import engine.scenario  # noqa: F401  (registers the kind on a remote worker)
-
     return solve_scenario(bundle, scenario, current=current, time_limit=time_limit, baseline=baseline)
 
 
@@ -53,7 +49,7 @@ def run_scenarios(
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
-    from engine.errors import LiveSourceError
+    from engine import LiveSourceError
 
     cluster = None
     try:

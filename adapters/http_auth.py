@@ -13,8 +13,7 @@ from pathlib import Path
 
 import requests
 
-from engine.errors import InputError
-from engine.live import HttpClientSettings, SecretRef
+from engine import HttpClientSettings, InputError, SecretRef
 
 __all__ = ["client_session"]
 

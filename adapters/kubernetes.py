@@ -15,7 +15,7 @@ pods that Berth does not manage, on those nodes or not yet bound.
 - Region and zone are the most common ``topology.kubernetes.io/region|zone``
   values of the schedulable nodes, unless the MetricsSource maps the context.
 - A context that cannot be read (unreachable, timed out, 401/403, 5xx) does not
-  crash the run: its cluster carries ``error`` and :func:`engine.live.apply_live`
+  crash the run: its cluster carries ``error`` and :func:`engine.documents.live.apply_live`
   treats it as stale (file value or refusal, as configured).
 
 Each request has ``spec.kubernetes.timeout`` (connect and read) and
@@ -37,10 +37,17 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.util.retry import Retry
 
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.live import ClusterLive, LiveFleet, MetricsSource, find_source, parse_duration
-from engine.quantity import QuantityError, parse_quantity
+from engine import (
+    Bundle,
+    ClusterLive,
+    InputError,
+    LiveFleet,
+    MetricsSource,
+    QuantityError,
+    find_source,
+    parse_duration,
+    parse_quantity,
+)
 
 __all__ = ["fetch_inventory", "inventory_from_objects"]
 

@@ -2,7 +2,7 @@
 
 The CLI (``berth place``, ``berth fleet``) and the service call these two
 functions; the pure part (what live numbers mean for a bundle) is
-:mod:`engine.live`.
+:mod:`engine.documents.live`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.live import LiveFleet, LiveReport, MetricsSource, apply_live, find_source, merge_fleets
-from engine.redact import redact
+from engine import (
+    Bundle,
+    InputError,
+    LiveFleet,
+    LiveReport,
+    MetricsSource,
+    apply_live,
+    find_source,
+    merge_fleets,
+    redact,
+)
 
 __all__ = ["load_live", "read_live"]
 

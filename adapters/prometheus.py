@@ -2,7 +2,7 @@
 
 Every query is an instant query evaluated at one explicit time (``at``,
 default now) so that the numbers of one fetch belong together. The queries
-come from the ``MetricsSource`` (defaults in :data:`engine.live.DEFAULT_QUERIES`
+come from the ``MetricsSource`` (defaults in :data:`engine.documents.live.DEFAULT_QUERIES`
 follow kube-state-metrics and the blackbox exporter).
 
 Waiting is bounded: each HTTP request has ``spec.prometheus.timeout`` (also
@@ -35,22 +35,23 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from urllib3.util.retry import Retry
 
 from adapters.http_auth import client_session
-from engine.bundle import Bundle
-from engine.errors import LiveSourceError
-from engine.limits import MAX_LATENCY_MS, max_quantity
-from engine.live import (
+from engine import (
+    MAX_LATENCY_MS,
+    Bundle,
     ClusterLive,
     ClusterPrometheus,
     HttpClientSettings,
     LatencyLive,
     LiveFleet,
+    LiveSourceError,
     MetricsSource,
     MetricsSourceSpec,
     find_source,
+    is_byte_resource,
+    max_quantity,
     parse_duration,
     sanitize_label,
 )
-from engine.quantity import is_byte_resource
 
 __all__ = ["KNOWN_RESOURCES", "READY_QUERIES", "fetch_live", "fetch_ready", "redact_url", "resource_name_map"]
 
@@ -367,14 +368,14 @@ def fetch_live(
 
     Args:
         bundle: the bundle (for resource names; clusters it lacks are reported
-            later by :func:`engine.live.apply_live`, not dropped here).
+            later by :func:`engine.documents.live.apply_live`, not dropped here).
         url: global Prometheus base URL; ``None`` or ``""`` uses ``spec.prometheus.url``.
         source: the configuration; default the bundle's ``MetricsSource`` or
             :meth:`MetricsSource.default`.
         at: evaluation time of every query (default: now, UTC).
 
     Returns:
-        The snapshot; pass it to :func:`engine.live.apply_live`.
+        The snapshot; pass it to :func:`engine.documents.live.apply_live`.
 
     Raises:
         LiveSourceError: the global Prometheus unreachable, too slow, answering an

@@ -23,8 +23,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from engine.quantity import is_byte_resource, natural_per_base
-from engine.scenario import compare
+from engine import compare, is_byte_resource, natural_per_base
 
 __all__ = ["write_report"]
 

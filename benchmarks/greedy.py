@@ -12,7 +12,7 @@ order, as kube-scheduler's active queue does. For each one:
   default spreading score);
 * **assign** the replicas to the best clusters, honouring every hard
   constraint of spec section 2 (the same per-workload routine the engine uses
-  for its own construction, :func:`engine.large.place_one`), or leave the
+  for its own construction, :func:`engine.solvers.construct.place_one`), or leave the
   workload unplaced. Unschedulable workloads are retried once at the end, as
   Karmada requeues them.
 
@@ -26,9 +26,7 @@ import time
 
 import numpy as np
 
-from engine.large import Residual, place_one
-from engine.problem import UNLIMITED, Problem
-from engine.solve import LevelResult, Solution
+from engine import UNLIMITED, LevelResult, Problem, Residual, Solution, place_one
 
 __all__ = ["greedy"]
 

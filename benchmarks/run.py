@@ -5,11 +5,11 @@
 Every (instance, solver) runs in its own subprocess, end to end: load the
 bundle (JSON written by :mod:`benchmarks.generate`), build the problem, solve,
 turn it into a plan (explanations included), verify it with
-:func:`engine.verify.verify`, write the plan JSON. Peak memory is that
+:func:`engine.verification.verify`, write the plan JSON. Peak memory is that
 subprocess's peak resident memory (``VmHWM``), so every run has its own peak.
-The LP relaxation (:mod:`engine.lp`) is solved in the parent for the
+The LP relaxation (:mod:`engine.solvers.bound`) is solved in the parent for the
 placement reference (most replicas per priority), and
-:func:`engine.refine.cost_bound_at` gives the LP minimum of the weighted cost
+:func:`engine.solvers.refine.cost_bound_at` gives the LP minimum of the weighted cost
 at each plan's placement (the same replicas per workload), the reference of
 the ``gap`` column.
 Then an incremental benchmark places single workloads into a fleet that
@@ -55,8 +55,7 @@ EXPLAIN_MAX = 2000
 
 def _bare_plan(problem, solution):
     """The plan without explanations (they cost seconds per unplaced workload at this size)."""
-    from engine.plan import Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced
-    from engine.planner import evaluate
+    from engine import Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced, evaluate
 
     p, y = problem, solution.y
     placements, unplaced = [], []
@@ -80,11 +79,16 @@ def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> N
     # not of the solve (a service imports it once)
     t0 = time.monotonic()
     from benchmarks.greedy import greedy
-    from engine.bundle import load_bundle
-    from engine.planner import evaluate, plan_from_solution
-    from engine.problem import build_problem
-    from engine.solve import bound_seconds, prove_weighted, solve_problem
-    from engine.verify import verify
+    from engine import (
+        bound_seconds,
+        build_problem,
+        evaluate,
+        load_bundle,
+        plan_from_solution,
+        prove_weighted,
+        solve_problem,
+        verify,
+    )
 
     bundle = load_bundle([bundle_path])
     problem = build_problem(bundle)
@@ -148,10 +152,7 @@ def _lex_key(r: dict) -> tuple:
 
 
 def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp: bool = True) -> dict:
-    from engine.bundle import load_bundle
-    from engine.lp import solve_lp
-    from engine.problem import build_problem
-    from engine.refine import cost_bound_at
+    from engine import build_problem, cost_bound_at, load_bundle, solve_lp
 
     path = workdir / f"{inst.name}.json"
     path.write_text(json.dumps(inst.documents()))
@@ -184,14 +185,11 @@ def same_workloads(bundle, problem, greedy_y: np.ndarray, time_limit: float) -> 
     exactly the workloads greedy managed to place (everything else the same),
     both solvers have the same job: place them all, then tiers, then cost. The
     cut-down plan is a plan of the full instance too (the others unplaced), and
-    ``engine.verify`` checks it there.
+    ``engine.verification`` checks it there.
     """
     from dataclasses import replace
 
-    from engine.planner import evaluate
-    from engine.problem import restrict
-    from engine.solve import solve_problem
-    from engine.verify import verify
+    from engine import evaluate, restrict, solve_problem, verify
 
     p = problem
     keep = np.bincount(p.pair_w, weights=greedy_y, minlength=p.num_workloads) > 0
@@ -216,8 +214,7 @@ def top_priority_bound(problem, time_limit: float = 60.0) -> dict | None:  # typ
     The LP relaxes all-or-nothing, affinity and counts instead, and can be
     several percent looser; the table reports the better of the two.
     """
-    from engine.problem import restrict
-    from engine.solve import LARGE_PAIRS, solve_problem
+    from engine import LARGE_PAIRS, restrict, solve_problem
 
     top = int(problem.priority.max())
     sub = restrict(problem, problem.priority == top)
@@ -232,16 +229,13 @@ def top_priority_bound(problem, time_limit: float = 60.0) -> dict | None:  # typ
 
 def bench_incremental(n_clusters: int, n_committed: int, calls: int, workdir: Path) -> dict:
     """Place ``calls`` single workloads, one at a time, into a fleet holding ``n_committed`` placed ones."""
-    from engine.bundle import load_documents
-    from engine.incremental import Incremental
-    from engine.large import solve_large
-    from engine.problem import build_problem
+    from engine import Incremental, build_problem, load_documents, solve_large
 
     inst = Instance("incremental", "edge", n_committed + calls, n_clusters, 0.8, seed=5)
     problem = build_problem(load_documents(inst.documents()))
     first = np.zeros(problem.num_workloads, dtype=bool)
     first[:n_committed] = True
-    from engine.problem import restrict
+    from engine import restrict
 
     base = solve_large(restrict(problem, first))
     committed = np.zeros(problem.num_pairs, dtype=np.int64)

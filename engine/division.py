@@ -5,7 +5,7 @@ Given the clusters eligible for a workload's new replicas, ``staticWeightList`` 
 (docs/karmada.md, "Weighted division"): ``floor(replicas * weight / total)``, and the remainder
 one by one to the heaviest clusters first, ties by name. :func:`engine.problem.build_problem`
 turns the result into the upper bound of each pair (and drops the pairs that get none), so
-``sum_c y = replicas`` alone fixes every count in every strategy; :mod:`engine.verify`
+``sum_c y = replicas`` alone fixes every count in every strategy; :mod:`engine.verification`
 recomputes the division from the docs on its own.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.documents.kinds import StaticClusterWeight, WeightPreference
+from engine.documents.selectors import affinity_mask
 from engine.problem import UNLIMITED
-from engine.resources import StaticClusterWeight, WeightPreference
-from policies.selectors import affinity_mask
 
 __all__ = ["NO_LIMIT", "available_replicas", "divide", "division_of", "static_weights"]
 

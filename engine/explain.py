@@ -13,11 +13,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from ortools.sat.python import cp_model
 
 from engine.moves import moves_per_workload
+from engine.objective import fewest_copies, placed_workloads
 from engine.plan import Reason
-from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters, restrict, usage
+from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, restrict, usage
 from engine.quantity import format_quantity
+from engine.solvers.construct import Residual, pair_score, place_one
+from engine.solvers.model import compile_model
 from policies.registry import plugin_by_name
 
 __all__ = ["explain_unplaced"]
@@ -37,11 +41,6 @@ def _fits(problem: Problem, w: int, until: float, **overrides: object) -> bool:
     solve only when that fails (total room only, once the monotonic clock
     passes ``until``).
     """
-    from ortools.sat.python import cp_model
-
-    from engine.large import Residual, pair_score, place_one
-    from engine.model import compile_model
-
     keep = np.zeros(problem.num_workloads, dtype=bool)
     keep[w] = True
     sub = restrict(problem, keep, **overrides)  # type: ignore[arg-type]
@@ -96,22 +95,10 @@ def _division_short(p: Problem, w: int, sl: slice) -> Reason | None:
         clusters=_names(p, short)[:_MAX_NAMES])
 
 
-def _copies(problem: Problem, w: int) -> int:
-    if not problem.duplicated[w]:
-        return 1
-    tiers = broadcast_tiers(problem, w) if problem.broadcast[w] else None
-    if tiers is not None:
-        elig = eligible_clusters(problem, w)
-        return int(np.unique(tiers[elig], return_counts=True)[1].min()) if len(elig) else 0  # the smallest tier
-    if problem.broadcast[w]:
-        return int(problem.eligible_count[w])
-    return int(problem.count_min[w])
-
-
 def _shortfall(problem: Problem, w: int, free: np.ndarray, eligible: np.ndarray, after: str) -> str:
     """"6 eligible clusters have 3.5 free cpu; 8 needed" for the tightest resource."""
     p = problem
-    copies = _copies(p, w)
+    copies = fewest_copies(p, w)
     worst = None
     for r, name in enumerate(p.resource_names):
         per = int(p.request_base[w, r])
@@ -155,8 +142,7 @@ def explain_unplaced(
     more specific one of the sequence — never the other way round.
     """
     p = problem
-    placed_replicas = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads)
-    placed = placed_replicas > 0
+    placed = placed_workloads(p, y)
     out: dict[int, list[Reason]] = {}
     cache: dict[object, np.ndarray] = {}
     until = time.monotonic() + time_limit
@@ -239,7 +225,7 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
 
     # quota, alone
     t = int(p.tenant[w])
-    copies = _copies(p, w)
+    copies = fewest_copies(p, w)
     if t >= 0:
         for r, name in enumerate(p.resource_names):
             limit = int(p.quota[t, r])
@@ -399,7 +385,7 @@ def _tight_quota(p: Problem, w: int, left: np.ndarray) -> tuple[int, int, int, i
     worst_ratio = np.inf
     for r in range(len(p.resource_names)):
         limit = int(p.quota[t, r])
-        need = int(p.request[w, r]) * int(p.replicas[w]) * _copies(p, w)
+        need = int(p.request[w, r]) * int(p.replicas[w]) * fewest_copies(p, w)
         if limit == UNLIMITED or need == 0:
             continue
         ratio = int(left[t, r]) / need

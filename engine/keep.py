@@ -4,7 +4,7 @@ A workload that runs today and ends unplaced after a solve (its new spec asks fo
 replicas, a new constraint or a smaller quota that do not fit) is *kept*: it stays where it
 runs, at its current replicas, when that current placement still satisfies section 2 with
 ``replicas`` taken as the current count. Kept workloads are constants (like the pinned path's
-committed ones, :mod:`engine.pinned`); the rest of the fleet is solved again around them, and
+committed ones, :mod:`engine.solvers.pinned`); the rest of the fleet is solved again around them, and
 the kept set grows to a fixpoint. Strategy-independent: any strategy solves the rest.
 
 Priority still preempts (section 3.1, "a lower-priority workload never displaces a higher-priority
@@ -22,8 +22,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.bundle import Bundle
+from engine.documents.bundle import Bundle
 from engine.problem import Problem
+from engine.verification import verify
 
 __all__ = ["keep_count", "keepable", "with_replicas"]
 
@@ -60,8 +61,6 @@ def keepable(
 ) -> bool:
     """Whether ``key`` can be kept at ``count`` replicas where it runs, next to the other kept
     workloads and the placements in ``y`` of strictly higher priority (the verifier decides)."""
-    from engine.verify import verify
-
     p = problem
     trial = {**kept, key: count}
     w = p.workload_keys.index(key)

@@ -10,7 +10,10 @@ integer, which is what numpy arrays and CP-SAT coefficients hold.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_BYTES",
     "MAX_CLUSTER_COUNT",
+    "MAX_COUNT",
+    "MAX_CPU_MILLI",
     "MAX_DEPTH",
     "MAX_DOCUMENTS",
     "MAX_DURATION_SECONDS",
@@ -29,7 +32,6 @@ __all__ = [
     "MAX_WEIGHT",
     "WORKLOAD_TOTAL_FACTOR",
     "echo",
-    "max_quantity",
 ]
 
 #: integers at or beyond 2^63 do not fit the engine's arrays anywhere
@@ -67,17 +69,6 @@ MAX_TEXT = 4096
 
 #: echoed values in error messages are cut to this many characters
 MAX_ECHO = 80
-
-
-def max_quantity(resource: str) -> tuple[int, str]:
-    """Largest quantity of ``resource`` in base units, and how a person writes it."""
-    from engine.quantity import is_byte_resource
-
-    if resource == "cpu":
-        return MAX_CPU_MILLI, "1000000 cores"
-    if is_byte_resource(resource):
-        return MAX_BYTES, "1Pi bytes"
-    return MAX_COUNT, "1000000000 units"
 
 
 def echo(value: object, limit: int = MAX_ECHO) -> str:

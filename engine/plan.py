@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
-    from engine.bundle import Bundle
+    from engine.documents.bundle import Bundle
 
 __all__ = [
     "Move",

@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from engine.bundle import Bundle
+from engine.build import build_problem
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import ObjectiveWeights
+from engine.errors import SolveError
 from engine.explain import explain_unplaced
-from engine.moves import moves_per_workload
+from engine.keep import keep_count, keepable, with_replicas
+from engine.objective import evaluate, placed_workloads
 from engine.plan import (
     NotApplied,
-    ObjectiveValues,
     Placement,
     Plan,
     PlanMetadata,
@@ -24,48 +27,14 @@ from engine.plan import (
     Unplaced,
     diff_moves,
 )
-from engine.problem import Problem, build_problem
-from engine.progress import ProgressCallback
-from engine.resources import ObjectiveWeights
-from engine.solve import Solution, bound_seconds, prove_weighted, solve_problem
+from engine.problem import Problem
+from engine.solvers.bound import bound_seconds, prove_weighted
+from engine.solvers.dispatch import solve_problem
+from engine.solvers.pinned import solve_around
+from engine.solvers.solution import Solution
+from engine.verification import verify as check
 
-__all__ = ["evaluate", "place", "plan_from_solution"]
-
-
-def evaluate(problem: Problem, y: np.ndarray) -> ObjectiveValues:
-    """Objective terms of section 3 for replicas ``y`` per pair, in natural units."""
-    p = problem
-    wts = p.weights
-    on = y > 0
-    by_priority: dict[str, int] = {}
-    for value in sorted(set(p.priority.tolist()), reverse=True):
-        sel = p.priority[p.pair_w] == value
-        by_priority[str(value)] = int(y[sel].sum())
-    cost = float((y * p.pair_cost).sum())
-    latency = float((y * p.pair_latency).sum())
-    preference = float((y * p.pair_preference).sum())
-    pns = int(y[p.pair_prefer_no_schedule].sum())
-    clusters_used = int((on & p.aggregated[p.pair_w]).sum())
-    moves = int(moves_per_workload(p, y).sum())
-    weighted = (
-        wts.cost * cost
-        + wts.latency * latency
-        + wts.moves * moves
-        + wts.clusters * clusters_used
-        - wts.preference * preference
-        + wts.prefer_no_schedule * pns
-    )
-    return ObjectiveValues(
-        placed_by_priority=by_priority,
-        tier=int((y * p.pair_tier).sum()),
-        cost=round(cost, 6),
-        latency=round(latency, 6),
-        moves=moves,
-        clusters_used=clusters_used,
-        preference=round(preference, 6),
-        prefer_no_schedule=pns,
-        weighted=round(weighted, 6),
-    )
+__all__ = ["place", "plan_from_solution"]
 
 
 def _forced_moves(p: Problem) -> int:
@@ -194,20 +163,18 @@ def place(
     warnings: list[str] | None = None,
     verify: bool = True,
     freeze_current: bool = False,
-    on_progress: ProgressCallback | None = None,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
 
     ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
     the order of section 3 would add to it; the service's committed placements.
-    ``on_progress`` is called as the solver advances (:class:`engine.progress.Progress`).
 
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
     """
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
-                             freeze_current=freeze_current, on_progress=on_progress)
+                             freeze_current=freeze_current)
     not_applied: list[NotApplied] = []
     if current:
         problem, solution, not_applied = _keep_running(
@@ -239,9 +206,6 @@ def _keep_running(
     Returns the problem (kept workloads at their kept replicas), its solution, and the
     ``notApplied`` entries; the inputs unchanged when nothing is kept.
     """
-    from engine.keep import keep_count, keepable, with_replicas
-    from engine.pinned import solve_around
-
     first_problem, first = problem, solution
     probe = solution
     if solution.status == "Infeasible" and problem.max_moves is not None:
@@ -252,7 +216,7 @@ def _keep_running(
     kept: dict[str, int] = {}
     for _ in range(5):  # the kept set only grows; a few rounds reach the fixpoint in practice
         p = problem
-        placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+        placed = placed_workloads(p, y)
         running = [w for w in range(p.num_workloads)
                    if p.current_total[w] > 0 and not placed[w] and p.workload_keys[w] not in kept]
         grown = False
@@ -272,7 +236,7 @@ def _keep_running(
         if (at < 0).any():  # the verifier accepted what the model cannot hold: keep nothing (safe side)
             return first_problem, first, []
         fixed[at] = problem.current_n[is_kept]
-        solution = solve_around(problem, fixed, time_limit=max(time_limit / 2, 0.5))
+        solution = solve_around(problem, fixed, time_limit=max(time_limit / 2, 0.5), solve=solve_problem)
         y = solution.y
     if not kept:
         return first_problem, first, []
@@ -311,9 +275,6 @@ def _verified(
     Raises:
         SolveError: violations that no workload can be blamed for (the moves budget).
     """
-    from engine.errors import SolveError
-    from engine.verify import verify as check
-
     p = problem
     y = solution.y.copy()
     why: dict[int, str] = {}
@@ -367,7 +328,7 @@ def _blame(p: Problem, y: np.ndarray, violations: list, index: dict[str, int]) -
     """The placed workloads to drop for ``violations``: those named, else the lowest-priority
     contributor of a capacity (per cluster) or quota (per tenant) sum."""
     blamed: dict[int, str] = {}
-    placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, y)
     for v in violations:
         w = index.get(v.workload) if v.workload else None
         if w is not None and placed[w]:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from engine.limits import echo, max_quantity
+from engine.limits import MAX_BYTES, MAX_COUNT, MAX_CPU_MILLI, echo
 
 __all__ = [
     "QuantityError",
     "format_quantity",
     "is_byte_resource",
+    "max_quantity",
     "natural_per_base",
     "parse_quantity",
 ]
@@ -49,6 +50,15 @@ def is_byte_resource(resource: str) -> bool:
     return resource in ("memory", "ephemeral-storage", "storage") or resource.startswith(
         "hugepages-"
     )
+
+
+def max_quantity(resource: str) -> tuple[int, str]:
+    """Largest quantity of ``resource`` in base units (:mod:`engine.limits`), and how a person writes it."""
+    if resource == "cpu":
+        return MAX_CPU_MILLI, "1000000 cores"
+    if is_byte_resource(resource):
+        return MAX_BYTES, "1Pi bytes"
+    return MAX_COUNT, "1000000000 units"
 
 
 def _to_decimal(value: object) -> Decimal:
@@ -90,7 +100,7 @@ def parse_quantity(resource: str, value: object) -> int:
     """Parse ``value`` for ``resource`` into an integer count of base units.
 
     Raises:
-        QuantityError: malformed, negative, beyond :func:`engine.limits.max_quantity`,
+        QuantityError: malformed, negative, beyond :func:`max_quantity`,
             or fractional where the resource is counted (``nvidia.com/gpu: 0.5``).
     """
     amount = _to_decimal(value)

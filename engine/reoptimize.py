@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.bundle import Bundle
+from engine.documents.bundle import Bundle
 from engine.plan import Plan
 from engine.quantity import natural_per_base
 

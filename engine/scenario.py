@@ -1,4 +1,4 @@
-"""What-if scenarios: the ``Scenario`` kind and applying it to a copy of a bundle.
+"""What-if scenarios: applying a ``Scenario`` (:mod:`engine.documents.scenario`) to a copy of a bundle.
 
 Pure code: no files, no sockets, no clock. A scenario is a list of *edits*
 applied in order to a deep copy of the baseline bundle; a *sweep* repeats the
@@ -29,32 +29,23 @@ from __future__ import annotations
 import copy
 import math
 import re
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from engine.bundle import KINDS, Bundle, check_references
+from engine.build import build_problem
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import Cluster, PlacementPolicySpec, Workload
+from engine.documents.references import check_references
+from engine.documents.scenario import AddCluster, ClusterMatch, Edit, Scenario, WorkloadMatch
+from engine.documents.selectors import affinity_mask, selector_mask
 from engine.errors import InputError
+from engine.objective import fewest_copies
 from engine.plan import Plan, requested_by_cluster
-from engine.resources import (
-    Cluster,
-    ClusterAffinity,
-    LabelSelector,
-    Metadata,
-    PlacementPolicySpec,
-    PriceMap,
-    Workload,
-    _Model,
-)
-from policies.selectors import affinity_mask, selector_mask
+from engine.planner import place
+from engine.quantity import is_byte_resource
 
 __all__ = [
-    "ClusterMatch",
-    "Edit",
-    "Scenario",
-    "ScenarioSpec",
-    "Sweep",
-    "WorkloadMatch",
     "apply_scenario",
     "compare",
     "expand",
@@ -64,135 +55,6 @@ __all__ = [
 ]
 
 
-# --- the kind -----------------------------------------------------------------------
-
-
-class ClusterMatch(ClusterAffinity):
-    """Which clusters an edit touches: a ClusterAffinity plus shortcuts by field."""
-
-    regions: list[str] = Field(default_factory=list)
-    zones: list[str] = Field(default_factory=list)
-    providers: list[str] = Field(default_factory=list)
-
-
-class WorkloadMatch(_Model):
-    """Which workloads an edit touches; every given condition must hold."""
-
-    namespaces: list[str] = Field(default_factory=list)
-    names: list[str] = Field(default_factory=list)  # "name" or "namespace/name"
-    label_selector: LabelSelector | None = None
-    min_priority: int | None = None
-    max_priority: int | None = None
-
-
-class ScaleCapacity(_Model):
-    clusters: ClusterMatch | None = None
-    factor: float = Field(ge=0)
-    resources: list[str] = Field(default_factory=list)
-
-
-class ScaleDemand(_Model):
-    workloads: WorkloadMatch | None = None
-    factor: float = Field(gt=0)
-
-
-class AddCluster(_Model):
-    like: str | None = None
-    metadata: Metadata
-    spec: dict[str, Any] = Field(default_factory=dict)
-    latency_ms: dict[str, float] = Field(default_factory=dict)
-
-
-class ChangePrices(_Model):
-    clusters: ClusterMatch | None = None
-    factor: float | None = Field(default=None, ge=0)
-    set: PriceMap | None = None
-    resources: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_way(self) -> ChangePrices:
-        if (self.factor is None) == (self.set is None):
-            raise ValueError("give exactly one of factor and set")
-        return self
-
-
-class ChangePolicy(_Model):
-    namespace: str = "default"
-    name: str
-    patch: dict[str, Any]
-
-
-class Edit(_Model):
-    """One edit; exactly one field is given."""
-
-    remove_clusters: ClusterMatch | None = None
-    scale_capacity: ScaleCapacity | None = None
-    scale_demand: ScaleDemand | None = None
-    add_clusters: list[AddCluster] | None = None
-    change_prices: ChangePrices | None = None
-    change_policy: ChangePolicy | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Edit:
-        given = [k for k, v in self.__dict__.items() if v is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "an edit has exactly one of removeClusters, scaleCapacity, scaleDemand, "
-                f"addClusters, changePrices, changePolicy; got {len(given)}"
-            )
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k, v in self.__dict__.items() if v is not None)
-
-
-class Sweep(_Model):
-    """One parameter (a path into ``spec``) over a list or an inclusive range."""
-
-    parameter: str
-    values: list[Any] | None = None
-    from_: float | None = Field(default=None, alias="from")
-    to: float | None = None
-    steps: int | None = Field(default=None, ge=2, le=200)
-
-    @model_validator(mode="after")
-    def _values_or_range(self) -> Sweep:
-        ranged = (self.from_, self.to, self.steps)
-        if self.values is not None and any(v is not None for v in ranged):
-            raise ValueError("give values or from/to/steps, not both")
-        if self.values is None and any(v is None for v in ranged):
-            raise ValueError("give values, or all of from, to and steps")
-        if self.values is not None and not self.values:
-            raise ValueError("values needs at least one value")
-        return self
-
-    def points(self) -> list[Any]:
-        if self.values is not None:
-            return list(self.values)
-        assert self.from_ is not None and self.to is not None and self.steps is not None
-        step = (self.to - self.from_) / (self.steps - 1)
-        return [round(self.from_ + i * step, 10) for i in range(self.steps)]
-
-
-class ScenarioSpec(_Model):
-    description: str = ""
-    edits: list[Edit] = Field(default_factory=list)
-    sweep: Sweep | None = None
-
-
-class Scenario(_Model):
-    api_version: Literal["placement.berth.dev/v1alpha1"]
-    kind: Literal["Scenario"]
-    metadata: Metadata
-    spec: ScenarioSpec = Field(default_factory=ScenarioSpec)
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-
-KINDS.setdefault("Scenario", Scenario)
 
 
 # --- sweeps -------------------------------------------------------------------------
@@ -419,8 +281,6 @@ def _add_clusters(bundle: Bundle, entries: list[AddCluster], where: str) -> str:
 
 def _base_quantity(resource: str, base: int) -> str | int:
     """A quantity string that parses back to exactly ``base`` base units."""
-    from engine.quantity import is_byte_resource
-
     if resource == "cpu":
         return f"{base}m"
     if is_byte_resource(resource):
@@ -486,21 +346,14 @@ def _copies(bundle: Bundle, keys: set[str]) -> dict[str, int]:
     """
     wanted = {w.key: w for w in bundle.workloads if w.key in keys}
     out = {key: w.spec.replicas for key, w in wanted.items()}
-    duplicated = {}
-    for key, w in wanted.items():
-        policy = bundle.policy_for(w)
-        if policy is not None and policy.spec.replica_scheduling.replica_scheduling_type == "Duplicated":
-            duplicated[key] = policy.spec.clusters
+    duplicated = [key for key, w in wanted.items() if (policy := bundle.policy_for(w)) is not None
+                  and policy.spec.replica_scheduling.replica_scheduling_type == "Duplicated"]
     if not duplicated:
         return out
-    eligible: dict[str, int] = {}
-    if any(c is None for c in duplicated.values()):
-        from engine.problem import build_problem
-
-        problem = build_problem(bundle)
-        eligible = dict(zip(problem.workload_keys, problem.eligible_count.tolist(), strict=True))
-    for key, count in duplicated.items():
-        out[key] *= count.min if count is not None else max(1, int(eligible.get(key, 1)))
+    problem = build_problem(bundle)
+    index = {k: i for i, k in enumerate(problem.workload_keys)}
+    for key in duplicated:
+        out[key] *= max(1, fewest_copies(problem, index[key]))
     return out
 
 
@@ -618,8 +471,6 @@ def solve_scenario(
     result is ``baseline`` itself when that is the plan of ``current`` with no moves of its own,
     else the placement ``current`` kept exactly as it runs.
     """
-    from engine.planner import place
-
     edited, notes = apply_scenario(bundle, scenario)
     if current is not None and edited.digest() == bundle.digest():
         notes.append("the edits leave the bundle as it is: the baseline placement stays where it runs")

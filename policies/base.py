@@ -10,7 +10,7 @@ A plugin is one concern of the spec (taints, latency, spread, ...). It may:
 
 A plugin implements only the hooks it needs (the base class gives no-op
 defaults). Plugins never import each other; shared maths lives in
-:mod:`policies.selectors`. The engine, not the plugin, applies the weights.
+:mod:`engine.documents.selectors`. The engine, not the plugin, applies the weights.
 
 Workloads that share a namespace and a PlacementPolicy share one *group*:
 filters are computed once per group, so a fleet with 10,000 workloads and 40
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from engine.resources import Cluster, PlacementPolicySpec, Site, Tenant
+from engine.problem import CompileContext
 
 if TYPE_CHECKING:
     from ortools.sat.python import cp_model
@@ -32,39 +32,6 @@ if TYPE_CHECKING:
     from engine.problem import Problem
 
 __all__ = ["CompileContext", "ModelContext", "Plugin"]
-
-
-@dataclass
-class CompileContext:
-    """What filters see: the fleet and one effective policy per group.
-
-    Attributes:
-        clusters: the fleet, index ``c``.
-        cluster_labels: effective labels (including topology labels) per cluster.
-        groups: effective policy spec per group ``g`` (default policy when none).
-        group_namespace: namespace (tenant) of each group.
-        tenants: Tenant document per namespace that has one.
-        sites: Site documents by name.
-    """
-
-    clusters: list[Cluster]
-    cluster_labels: list[dict[str, str]]
-    groups: list[PlacementPolicySpec]
-    group_namespace: list[str]
-    tenants: dict[str, Tenant]
-    sites: dict[str, Site]
-    cluster_index: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.cluster_index = {c.metadata.name: i for i, c in enumerate(self.clusters)}
-
-    @property
-    def num_clusters(self) -> int:
-        return len(self.clusters)
-
-    @property
-    def num_groups(self) -> int:
-        return len(self.groups)
 
 
 @dataclass
@@ -76,7 +43,7 @@ class ModelContext:
         problem: the normalised problem (arrays).
         y: replica variable per eligible pair ``p`` (list, index ``p``).
         used: Boolean "pair has at least one replica" per pair, or ``None``
-            where the engine proved it unnecessary (see :mod:`engine.model`).
+            where the engine proved it unnecessary (see :mod:`engine.solvers.model`).
         placed: Boolean per workload.
         pair_terms: per-pair coefficient arrays by objective term name.
         terms: other objective terms by name; each a list of (expression, coefficient).

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.problem import Problem
-from policies.base import CompileContext, ModelContext, Plugin
+from engine.problem import CompileContext, Problem
+from policies.base import ModelContext, Plugin
 
 __all__ = ["LatencyPlugin"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.problem import Problem
-from policies.base import CompileContext, ModelContext, Plugin
-from policies.selectors import affinity_mask
+from engine.documents.selectors import affinity_mask
+from engine.problem import CompileContext, Problem
+from policies.base import ModelContext, Plugin
 
 __all__ = ["PreferencesPlugin"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.problem import Problem, SpreadRule
-from engine.resources import SpreadConstraint
-from policies.base import CompileContext, ModelContext, Plugin
-from policies.selectors import FIELD_LABELS
+from engine.documents.kinds import SpreadConstraint
+from engine.documents.selectors import FIELD_LABELS
+from engine.problem import CompileContext, Problem, SpreadRule
+from policies.base import ModelContext, Plugin
 
 __all__ = ["SpreadPlugin"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.problem import Problem
-from engine.resources import Taint, Toleration
-from policies.base import CompileContext, ModelContext, Plugin
+from engine.documents.kinds import Taint, Toleration
+from engine.problem import CompileContext, Problem
+from policies.base import ModelContext, Plugin
 
 __all__ = ["TaintsPlugin", "binding_effect", "timed_tolerations", "tolerates"]
 

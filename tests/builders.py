@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.bundle import Bundle, load_documents
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_documents
 from engine.plan import Plan
 from engine.planner import place
 

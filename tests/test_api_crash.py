@@ -176,9 +176,9 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
 
 
 def _verify(tmp_path: Path, committed: dict[str, dict[str, int]]) -> None:
-    from engine.bundle import load_documents
+    from engine.documents.load import load_documents
     from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
-    from engine.verify import verify
+    from engine.verification import verify
 
     docs: list[dict[str, Any]] = [*FLEET]
     docs += [d for d in yaml.safe_load_all((tmp_path / "state" / "accepted.yaml").read_text()) if d]

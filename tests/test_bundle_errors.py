@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.errors import DependencyCycle, DuplicateName, InputError, ReferenceNotFound
 
 HEAD = "apiVersion: placement.berth.dev/v1alpha1\n"
@@ -234,7 +234,7 @@ def test_documented_ranges_edges(tmp_path: Path, template: str, field: str, larg
 
 def test_fleet_sums_beyond_int64_are_an_input_error_not_an_overflow(tmp_path: Path) -> None:
     """Each value in range, but 1 TiB requests beside a 1-byte one (gcd 1) on many clusters add up past 2^61."""
-    from engine.problem import build_problem
+    from engine.build import build_problem
 
     clusters = "".join(doc("Cluster", f"metadata: {{name: c{i}}}\nspec: {{capacity: {{memory: 1Pi}}}}\n") + "---\n"
                        for i in range(60))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.planner import place
-from engine.verify import verify
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, objective, workload
 
 BERTH = str(Path(sys.executable).parent / "berth")

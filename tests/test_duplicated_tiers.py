@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.large import solve_large
+from engine.build import build_problem
 from engine.planner import place
-from engine.problem import build_problem
-from engine.verify import verify
+from engine.solvers.large import solve_large
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, policy, workload
 from tests.test_cli import run, write_bundle
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.bundle import Bundle, load_bundle
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

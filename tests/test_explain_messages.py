@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.bundle import load_documents
+from engine.documents.load import load_documents
 from engine.planner import place
 
 API = "placement.berth.dev/v1alpha1"

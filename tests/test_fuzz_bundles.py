@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from adapters.cli.app import app
-from engine.bundle import load_bundle
-from engine.verify import verify
+from engine.documents.load import load_bundle
+from engine.verification import verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "telco-mec"
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from adapters.cli.app import app
 from adapters.gitops import read_current, write_plan
 from adapters.gitops.layout import plan_id
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from tests.test_gitops_support import BUNDLE, PLAN_A, PLAN_B, bare_remote, clone, git, make_plan, write_bundle
 
 #: bundle B: edge-b shrank from 16 to 8 CPUs (plan A still fits: it uses 3 there)

@@ -11,7 +11,8 @@ import yaml
 
 from adapters.gitops import read_current, write_plan
 from adapters.gitops.arc import ARC_NAME, ARC_NAME_MAX
-from engine.bundle import Bundle, load_bundle
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_bundle
 from engine.errors import InputError
 from tests.test_gitops_support import git, make_plan
 

@@ -11,7 +11,7 @@ import yaml
 
 from adapters.gitops import FORMATS, read_current, render_cluster, write_plan
 from adapters.gitops.render import build
-from engine.bundle import Bundle
+from engine.documents.bundle import Bundle
 from engine.plan import diff_moves
 from tests.test_gitops_support import (
     CLUSTERS,

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.gitops import read_current, render_cluster, write_plan
 from adapters.gitops.repo import sanitize
-from engine.bundle import Bundle
+from engine.documents.bundle import Bundle
 from engine.errors import GitOpsError, InputError
 from engine.plan import diff_moves
 from tests.test_gitops_support import (

@@ -7,7 +7,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from engine.bundle import Bundle, load_bundle
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_bundle
 from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
 
 CLUSTERS = ("edge-a", "edge-b", "cloud-1")

@@ -1,7 +1,7 @@
 """Karmada parity (docs/karmada.md): what a PropagationPolicy user expects, through the whole engine.
 
 Every plan comes from ``engine.planner.place``, which raises when the independent verifier
-(``engine.verify``) objects; some cases also feed the verifier hand-made plans that break a rule.
+(``engine.verification``) objects; some cases also feed the verifier hand-made plans that break a rule.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from engine.verify import codes, verify
+from engine.verification import codes, verify
 from tests.builders import bundle_of, cluster, messages, policy, reasons, solve, where, workload
 
 BERTH = str(Path(sys.executable).parent / "berth")
@@ -92,7 +92,7 @@ def test_timed_toleration_places_no_new_replicas(tolerations: list[dict[str, Any
 
 
 def test_timed_toleration_is_recorded_and_explained_when_unplaced() -> None:
-    from engine.problem import build_problem
+    from engine.build import build_problem
 
     docs = [_c("tainted", taints=NOEXEC), policy("p", tolerations=[TIMED]), workload("web", 2, policy="p")]
     problem = build_problem(bundle_of(*docs))
@@ -460,7 +460,7 @@ def _fleet_with_divisions(n_clusters: int = 12, n_plain: int = 30) -> list[dict[
 
 def _expected_divisions(docs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """The division each weighted workload must get, by the verifier's own reading of docs/karmada.md."""
-    from engine.verify import _Checker, _weighted_division
+    from engine.verification import _Checker, _weighted_division
 
     bundle = bundle_of(*docs)
     ck = _Checker(bundle)
@@ -473,18 +473,18 @@ def _expected_divisions(docs: list[dict[str, Any]]) -> dict[str, dict[str, int]]
 
 
 def test_division_holds_on_the_large_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.solve
+    import engine.solvers.dispatch
     from engine.planner import place
 
     calls: list[int] = []
-    real = engine.solve.solve_large
+    real = engine.solvers.dispatch.solve_large
 
     def spy(problem, **kw):  # type: ignore[no-untyped-def]
         calls.append(problem.num_pairs)
         return real(problem, **kw)
 
-    monkeypatch.setattr(engine.solve, "LARGE_PAIRS", 10)
-    monkeypatch.setattr(engine.solve, "solve_large", spy)
+    monkeypatch.setattr(engine.solvers.dispatch, "LARGE_PAIRS", 10)
+    monkeypatch.setattr(engine.solvers.dispatch, "solve_large", spy)
     docs = _fleet_with_divisions()
     plan = place(bundle_of(*docs), time_limit=4.0)
     assert calls and plan.status.solver == "Feasible"
@@ -493,10 +493,10 @@ def test_division_holds_on_the_large_path(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_division_survives_refine_and_incremental() -> None:
-    from engine.incremental import place_incremental
-    from engine.large import solve_large
-    from engine.problem import build_problem
-    from engine.refine import refine_cost
+    from engine.build import build_problem
+    from engine.solvers.incremental import place_incremental
+    from engine.solvers.large import solve_large
+    from engine.solvers.refine import refine_cost
 
     docs = _fleet_with_divisions()
     problem = build_problem(bundle_of(*docs))
@@ -519,18 +519,18 @@ def test_division_survives_refine_and_incremental() -> None:
 
 
 def test_division_holds_on_the_pinned_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.pinned
+    import engine.solvers.dispatch
     from engine.planner import place
 
     calls: list[bool] = []
-    real = engine.pinned.solve_pinned
+    real = engine.solvers.dispatch.solve_pinned
 
     def spy(problem, **kw):  # type: ignore[no-untyped-def]
         result = real(problem, **kw)
         calls.append(result is not None)
         return result
 
-    monkeypatch.setattr(engine.pinned, "solve_pinned", spy)
+    monkeypatch.setattr(engine.solvers.dispatch, "solve_pinned", spy)
     docs = [_c("a"), _c("b"), _c("c"),
             policy("p", replicaScheduling=_static((_names("a"), 2), (_names("b"), 1))),
             workload("old", 3, cpu="500m"), workload("web", 7, policy="p")]

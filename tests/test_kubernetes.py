@@ -23,9 +23,10 @@ import pytest
 import yaml
 
 from adapters.kubernetes import fetch_inventory
-from engine.bundle import load_documents
+from engine.documents.live import MetricsSource
+from engine.documents.load import load_documents
 from engine.errors import InputError, LiveSourceError
-from engine.live import MetricsSource, apply_live
+from engine.live import apply_live
 from tests.prom_fixture import free_port
 
 API = "placement.berth.dev/v1alpha1"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from engine.bundle import Bundle
-from engine.large import Residual, solve_large
-from engine.lp import pair_weights
-from engine.planner import evaluate, plan_from_solution
-from engine.problem import build_problem
-from engine.refine import cost_bound_at, refine_cost
-from engine.repair import repair_unplaced
-from engine.solve import solve_problem
-from engine.verify import verify
+from engine.build import build_problem
+from engine.documents.bundle import Bundle
+from engine.objective import evaluate, pair_weights
+from engine.planner import plan_from_solution
+from engine.solvers.bound import cost_bound_at
+from engine.solvers.construct import Residual
+from engine.solvers.dispatch import solve_problem
+from engine.solvers.large import solve_large
+from engine.solvers.refine import refine_cost
+from engine.solvers.repair import repair_unplaced
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, policy, tenant, workload
 from tests.test_property import fleets
 
@@ -97,7 +99,7 @@ def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
 def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     # "mobile" filled the cheap cluster first; "pinned" may only run there: rounding moves one
     # replica of "mobile" to the dear cluster so that "pinned" fits, and nothing goes over capacity
-    from engine.refine import _complete
+    from engine.solvers.refine import _complete
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -124,7 +126,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
     # cluster "a" must free 2 cores and 1 GiB; "cpu-only" (3 replicas there, no memory request)
     # frees the cores by moving to "b", then only memory is short, which it cannot free: it stays
     # (this raised ValueError on an empty reduction before)
-    from engine.refine import _make_room
+    from engine.solvers.refine import _make_room
 
     docs = [cluster("a", capacity={"cpu": "4", "memory": "4Gi"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2", "memory": "4Gi"}, price={"cpu": "0.5"}),
@@ -152,7 +154,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
 def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
     # "app" ran on the edge (tier 0) only; a rounding that put it on the cheaper cloud (tier 1)
     # would raise the tier sum, so its replica goes back to the edge, where there is room
-    from engine.refine import _keep_tiers
+    from engine.solvers.refine import _keep_tiers
 
     edge, cloud = {"site": "edge"}, {"site": "cloud"}
     docs = [cluster("e", labels=edge, capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -180,8 +182,8 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     # LP minimum, which is itself below the cost of a real plan with the same placement
     from benchmarks.generate import edge_fleet
     from benchmarks.greedy import greedy
-    from engine.bundle import load_documents
-    from engine.refine import _column_generation
+    from engine.documents.load import load_documents
+    from engine.solvers.refine import column_generation
 
     problem = build_problem(load_documents(edge_fleet(120, 30, load=0.9, seed=3)))
     y = greedy(problem).y
@@ -189,8 +191,8 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     totals = _per_workload(problem, y).astype(np.int64)
     zero = np.zeros(problem.num_pairs, dtype=np.int64)
     args = (problem, y, placed, placed, zero)
-    early = _column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=1, exact=True)
-    full = _column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=50, exact=True)
+    early = column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=1, exact=True)
+    full = column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=50, exact=True)
     assert early is not None and full is not None
     assert early <= full + 1e-6
     assert full <= float((y * pair_weights(problem)).sum()) + 1e-6
@@ -233,8 +235,8 @@ def _pinned_and_mobile(b_cpu: str):  # type: ignore[no-untyped-def]
 
 
 def test_eject_moves_an_occupant_elsewhere_so_the_workload_fits() -> None:
-    from engine.large import pair_score
-    from engine.repair import _eject
+    from engine.solvers.construct import pair_score
+    from engine.solvers.repair import _eject
 
     p, state, placed, pinned = _pinned_and_mobile("2")
     assert _eject(p, state, pinned, placed, pair_score(p))
@@ -245,8 +247,8 @@ def test_eject_moves_an_occupant_elsewhere_so_the_workload_fits() -> None:
 
 
 def test_eject_that_fails_puts_everything_back() -> None:
-    from engine.large import pair_score
-    from engine.repair import _eject
+    from engine.solvers.construct import pair_score
+    from engine.solvers.repair import _eject
 
     p, state, placed, pinned = _pinned_and_mobile("1")  # "mobile" has nowhere else to go
     before = state.copy()
@@ -257,8 +259,8 @@ def test_eject_that_fails_puts_everything_back() -> None:
 
 def test_swap_for_quota_trades_a_small_workload_for_a_bigger_blocked_one() -> None:
     # quota 4: "small" (1 replica of 2 cpu) leaves 2, "big" needs 3; trading them places 3 replicas for 1
-    from engine.large import pair_score, place_one
-    from engine.repair import swap_for_quota
+    from engine.solvers.construct import pair_score, place_one
+    from engine.solvers.repair import swap_for_quota
 
     docs = [cluster("a", capacity={"cpu": "64"}), tenant("retail", quota={"cpu": "4"}),
             workload("small", 1, namespace="retail", cpu="2"), workload("big", 3, namespace="retail", cpu="1")]
@@ -274,7 +276,7 @@ def test_swap_for_quota_trades_a_small_workload_for_a_bigger_blocked_one() -> No
 
 
 def _solution(y):  # type: ignore[no-untyped-def]
-    from engine.solve import Solution
+    from engine.solvers.solution import Solution
 
     return Solution(y, "Feasible", 0.0, [])
 
@@ -282,7 +284,7 @@ def _solution(y):  # type: ignore[no-untyped-def]
 def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
     # rounding moved "w1" from dear "a" to cheap "b"; "w2" could not be completed and goes back to
     # "b", which overfills it: "w1" moves on to "c" (cheaper than going back to "a")
-    from engine.refine import _revert
+    from engine.solvers.refine import _revert
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "1"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
@@ -304,7 +306,7 @@ def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
 
 
 def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
-    from engine.refine import _revert
+    from engine.solvers.refine import _revert
 
     docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": "2"}),
             workload("w1", 1, cpu="1"), workload("w2", 1, cpu="1"), workload("w3", 2, cpu="1")]
@@ -348,9 +350,9 @@ def test_repair_spends_room_on_the_most_replicas() -> None:
 
 def test_plan_from_the_large_path_reports_a_proved_bound_and_gap() -> None:
     from benchmarks.generate import Instance
-    from engine.bundle import load_documents
+    from engine.documents.load import load_documents
     from engine.planner import place
-    from engine.solve import LARGE_PAIRS
+    from engine.solvers.dispatch import LARGE_PAIRS
 
     bundle = load_documents(Instance("big", "edge", 500, 80, 0.9, seed=5).documents())
     assert build_problem(bundle).num_pairs > LARGE_PAIRS  # the construction path, which proves nothing itself

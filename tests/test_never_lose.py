@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.build import build_problem
 from engine.planner import place
-from engine.problem import build_problem
-from engine.solve import solve_problem
-from engine.verify import verify
+from engine.solvers.dispatch import solve_problem
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, objective, workload
 from tests.test_cli import run, write_bundle
 
@@ -63,11 +63,11 @@ def test_noexecute_evicts() -> None:
 
 
 def test_noschedule_kept_by_the_large_path() -> None:
-    # the construction strategy (engine.large) honours the same pair bound as the model
+    # the construction strategy (engine.solvers.construct) honours the same pair bound as the model
     docs = [_tainted("NoSchedule"), cluster("b", price={"cpu": "0.05"}), workload("web", 6)]
     current = {"default/web": {"a": 2, "b": 2}}
     problem = build_problem(bundle_of(*docs), current=current)
-    from engine.large import solve_large
+    from engine.solvers.large import solve_large
 
     sol = solve_large(problem, time_limit=2.0)
     got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
@@ -381,7 +381,7 @@ def test_duplicated_with_max_groups_copies_to_every_cluster_of_the_chosen_groups
 
 
 def test_duplicated_with_max_groups_by_the_large_path() -> None:
-    from engine.large import solve_large
+    from engine.solvers.large import solve_large
 
     docs = _dup_by_region()
     problem = build_problem(bundle_of(*docs))
@@ -393,7 +393,7 @@ def test_duplicated_with_max_groups_by_the_large_path() -> None:
 def test_cli_large_fleet_with_a_duplicated_max_groups_workload(tmp_path: Path) -> None:
     from tests.builders import policy
 
-    # 150 clusters x 140 workloads = 21,000 pairs: above engine.solve.LARGE_PAIRS
+    # 150 clusters x 140 workloads = 21,000 pairs: above engine.solvers.exact.LARGE_PAIRS
     clusters = [cluster(f"c{i}", region=f"r{i % 3}", capacity={"cpu": "64"}) for i in range(150)]
     docs = [*clusters, policy("dup", replicaScheduling={"replicaSchedulingType": "Duplicated"},
                               spreadConstraints=[{"spreadByField": "region", "maxGroups": 1}]),

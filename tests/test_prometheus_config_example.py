@@ -47,7 +47,7 @@ def test_the_cluster_label_is_visible_to_queries_and_federation_keeps_labels() -
 
 
 def test_the_documented_complete_metrics_source_loads() -> None:
-    from engine.live import MetricsSource
+    from engine.documents.live import MetricsSource
 
     text = (EXAMPLES.parents[1] / "docs" / "live-inputs.md").read_text()
     block = text.split("complete format, with the defaults:\n\n```yaml\n")[1].split("```")[0]

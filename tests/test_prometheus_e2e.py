@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from adapters.cli.app import app
 from adapters.prometheus import fetch_live
-from engine.bundle import load_bundle, load_documents
-from engine.live import MetricsSource, apply_live
+from engine.documents.live import MetricsSource
+from engine.documents.load import load_bundle, load_documents
+from engine.live import apply_live
 from tests.prom_fixture import OpenMetrics, free_port, running_prometheus
 
 API = "placement.berth.dev/v1alpha1"
@@ -74,7 +75,7 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_plan_for_live_capacities_differs_and_is_valid(prom: str) -> None:
     from engine.planner import place
-    from engine.verify import verify
+    from engine.verification import verify
 
     bundle = load_documents(DOCS)
     file_plan = place(bundle, time_limit=10)

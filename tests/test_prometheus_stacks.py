@@ -19,9 +19,11 @@ from typer.testing import CliRunner
 
 from adapters.cli.app import app
 from adapters.prometheus import fetch_live
-from engine.bundle import Bundle, load_documents
+from engine.documents.bundle import Bundle
+from engine.documents.live import MetricsSource
+from engine.documents.load import load_documents
 from engine.errors import LiveSourceError
-from engine.live import LiveFleet, MetricsSource, apply_live
+from engine.live import LiveFleet, apply_live
 from tests.prom_fixture import OpenMetrics, free_port, running_prometheus
 from tests.test_prometheus import AT, GI, _node, _pod, _times
 

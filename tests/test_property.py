@@ -15,10 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.bundle import Bundle
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import ObjectiveWeights, PlacementPolicySpec
 from engine.planner import place
-from engine.resources import ObjectiveWeights, PlacementPolicySpec
-from engine.verify import affinity_matches, tolerates, verify
+from engine.verification import affinity_matches, tolerates, verify
 from tests.builders import bundle_of, cluster, policy, site, tenant, workload
 
 CROSS = {"Affinity"}  # violations that depend on other workloads' placement

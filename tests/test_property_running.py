@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.planner import place
-from engine.verify import verify
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, tenant, workload
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from adapters.cli.app import app
 from adapters.gitops import read_current, write_plan
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.planner import place
 from tests.api_fixture import API, cluster, workload
 

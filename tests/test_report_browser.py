@@ -17,9 +17,10 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from adapters.report import write_report
-from engine.bundle import load_documents
+from engine.documents.load import load_documents
+from engine.documents.scenario import Scenario
 from engine.planner import place
-from engine.scenario import Scenario, expand, solve_scenario, summarize
+from engine.scenario import expand, solve_scenario, summarize
 from tests.test_whatif import FLEET, SCENARIOS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

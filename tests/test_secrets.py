@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from adapters.gitops import write_plan
-from engine.redact import has_credentials, redact, strip_userinfo
+from engine.redaction import has_credentials, redact, strip_userinfo
 from tests.api_fixture import RETAIL, bearer, free_port, workload, write_service
 from tests.test_gitops_support import PLAN_A, bare_remote, clone, git, make_bundle, make_plan, write_bundle
 

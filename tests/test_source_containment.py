@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from adapters.gitops import write_plan
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.errors import InputError
 from engine.planner import place
 from tests.api_fixture import ADMIN, PAYMENTS, RETAIL, bearer, serve, workload, write_service

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from engine.bundle import Bundle, load_documents
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import LabelSelector, Taint, Toleration
+from engine.documents.load import load_documents
 from engine.errors import InputError
 from engine.plan import Plan
-from engine.resources import LabelSelector, Taint, Toleration
-from engine.verify import VIOLATION_CODES, codes, label_selector_matches, tolerates, verify
+from engine.verification import VIOLATION_CODES, codes, label_selector_matches, tolerates, verify
 
 API = "placement.berth.dev/v1alpha1"
 

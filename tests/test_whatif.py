@@ -15,9 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 from adapters.cli.app import app
-from engine.bundle import load_documents
+from engine.documents.load import load_documents
+from engine.documents.scenario import Scenario
 from engine.errors import InputError
-from engine.scenario import Scenario, apply_scenario, expand
+from engine.scenario import apply_scenario, expand
 from tests.api_fixture import API, cluster, workload
 
 FLEET = [

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.errors import InputError
+from engine import InputError
 
 __all__ = ["GitOpsSettings", "Limits", "LiveSettings", "ServiceConfig", "ServiceEnvironment", "TokenEntry",
            "hash_token", "load_config"]

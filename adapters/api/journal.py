@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import InputError
+from engine import InputError
 
 __all__ = ["Journal", "Pending", "Saved", "StateFileError"]
 

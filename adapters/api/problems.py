@@ -21,9 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.errors import BerthError, InputError, SourceError
-from engine.plan import Plan
-from engine.redact import redact
+from engine import BerthError, InputError, Plan, SourceError, redact
 
 __all__ = ["PROBLEM_TYPES", "BodyLimit", "Problem", "install_handlers", "problem_response", "refuse_infeasible"]
 

@@ -1,4 +1,4 @@
-"""Tokens and credentials never reach the logs: the service's half of :mod:`engine.redact`.
+"""Tokens and credentials never reach the logs: the service's half of :mod:`engine.redaction`.
 
 - :class:`QueryTokenGuard` refuses (401) a request that carries a credential in
   its URL (``?token=...``, ``?access_token=...``, or any query value that *is* a
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.api.config import hash_token
 from adapters.api.problems import problem_response
-from engine.redact import redact
+from engine import redact
 
 __all__ = ["QUERY_TOKEN_MESSAGE", "QueryTokenGuard", "RedactingFilter", "install_log_redaction"]
 

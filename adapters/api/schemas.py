@@ -8,8 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from engine.errors import InputError
-from engine.plan import Plan
+from engine import InputError, Plan
 
 __all__ = [
     "ClusterPublic",

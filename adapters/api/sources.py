@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from adapters.api.config import ServiceConfig
 from adapters.api.state import Principal
 from adapters.gitops.sources import SourceRejected, resolve_contained
-from engine.errors import InputError
-from engine.resources import Workload
+from engine import InputError, Workload
 
 __all__ = ["check_sources", "sources_root"]
 

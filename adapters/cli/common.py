@@ -13,9 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from adapters.cli.outputs import atomic_write
-from engine.errors import BerthError, InputError
-from engine.limits import MAX_REPLICAS
-from engine.redact import redact
+from engine import MAX_REPLICAS, BerthError, InputError, redact
 
 __all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignment", "report_violations",
            "run_guarded"]

@@ -19,15 +19,18 @@ from adapters.cli.common import console, err_console, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.outputs import Output
 from adapters.live import read_live
-from engine.bundle import Bundle, load_bundle
-from engine.errors import InputError
-from engine.limits import echo
-from engine.live import (
+from engine import (
+    API_VERSION,
+    Bundle,
+    Cluster,
+    InputError,
     LiveFleet,
     LiveReport,
+    echo,
+    format_quantity,
+    is_byte_resource,
+    load_bundle,
 )
-from engine.quantity import format_quantity, is_byte_resource
-from engine.resources import API_VERSION, Cluster
 
 __all__ = ["exact_quantity", "register"]
 

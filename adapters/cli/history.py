@@ -21,9 +21,18 @@ from rich.table import Table
 from adapters.cli.common import ExitCode, console, report_violations, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.gitops.history import Target, read_history, resolve_target, rollback_trailers
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced, diff_moves
+from engine import (
+    Bundle,
+    InputError,
+    ObjectiveValues,
+    Placement,
+    Plan,
+    PlanMetadata,
+    PlanStatus,
+    Reason,
+    Unplaced,
+    diff_moves,
+)
 
 __all__ = ["register", "rollback_plan"]
 
@@ -144,7 +153,7 @@ def register(app: typer.Typer) -> None:
         from adapters.cli.place import load_inputs
         from adapters.gitops import read_current, write_plan
         from adapters.gitops.sources import check_bundle_sources
-        from engine.verify import verify
+        from engine import verify
 
         def body() -> int:
             if push and not commit:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from engine.errors import BerthError, InputError
+from engine import BerthError, InputError
 
 __all__ = ["STDOUT", "Output", "atomic_write"]
 

@@ -22,13 +22,8 @@ from adapters.cli.outputs import Output
 from adapters.cli.progress import live_progress
 from adapters.cli.render import internal_errors, print_plan
 from adapters.gitops.sources import check_bundle_sources
-from engine.bundle import Bundle, load_bundle
-from engine.errors import InputError, SolveError
-from engine.limits import echo
-from engine.live import find_source
-from engine.plan import Plan
-from engine.planner import place as engine_place
-from engine.resources import ObjectiveWeights
+from engine import Bundle, InputError, ObjectiveWeights, Plan, SolveError, echo, find_source, load_bundle
+from engine import place as engine_place
 
 if TYPE_CHECKING:
     from adapters.gitops import WriteResult

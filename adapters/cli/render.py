@@ -6,9 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.bundle import Bundle
-from engine.plan import Plan, requested_by_cluster
-from engine.quantity import format_quantity
+from engine import Bundle, Plan, format_quantity, requested_by_cluster
 
 __all__ = ["print_plan"]
 

@@ -32,9 +32,8 @@ from adapters.cli.place import (
 from adapters.cli.progress import live_progress
 from adapters.cli.render import internal_errors
 from adapters.gitops.sources import check_bundle_sources
-from engine.errors import InputError
-from engine.planner import place as engine_place
-from engine.reoptimize import diff_summary
+from engine import InputError, diff_summary
+from engine import place as engine_place
 
 __all__ = ["register"]
 

@@ -11,8 +11,7 @@ import typer
 from rich.markup import escape
 
 from adapters.cli.common import console, load_assignment, run_guarded
-from engine.bundle import load_bundle
-from engine.errors import InputError
+from engine import InputError, load_bundle
 
 __all__ = ["register"]
 
@@ -27,7 +26,7 @@ def register(app: typer.Typer) -> None:
         max_moves: Annotated[int | None, typer.Option(help="Moves budget (default: the Objective's).")] = None,
     ) -> None:
         """Check a plan against every hard constraint; exit 1 on violations."""
-        from engine.verify import verify as check
+        from engine import verify as check
 
         def body() -> int:
             if len(paths) < 2:

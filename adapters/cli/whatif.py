@@ -20,15 +20,14 @@ from rich.table import Table
 from adapters.cli.common import atomic_write, console, err_console, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.place import load_inputs, read_current
-from engine.bundle import load_bundle
-from engine.errors import InputError
-from engine.planner import place as engine_place
+from engine import InputError, load_bundle
+from engine import place as engine_place
 
 __all__ = ["register"]
 
 
 def _load_scenarios(path: Path) -> list[Any]:
-    from engine.scenario import Scenario, expand
+    from engine import Scenario, expand
 
     docs = [d for d in load_bundle([path]).extras if isinstance(d, Scenario)]
     if not docs:
@@ -57,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
         def body() -> int:
             from adapters.distributed import run_scenarios
-            from engine.scenario import summarize
+            from engine import summarize
 
             check_format(fmt)
             groups = _load_scenarios(scenario)
@@ -81,7 +80,7 @@ def register(app: typer.Typer) -> None:
                 results = run_scenarios(loaded, points, current=base_plan.assignment(), time_limit=time_limit,
                                         scheduler=dask_scheduler, workers=workers, on_done=done,
                                         baseline=base_plan)
-            from engine.scenario import compare
+            from engine import compare
 
             for r in results:
                 if "summary" in r:

@@ -33,7 +33,7 @@ from adapters.gitops.layout import (
     record_file,
     root_kustomization,
 )
-from engine.errors import InputError
+from engine import InputError
 
 __all__ = ["CONFIG_NAME", "az_command", "check_names", "check_url", "flux_configuration", "kustomization_name",
            "render"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.redact import has_credentials, is_ssh
+from engine import has_credentials, is_ssh
 
 __all__ = ["DEFAULT_SECRET", "RenderContext", "secret_for"]
 

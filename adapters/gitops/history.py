@@ -24,7 +24,7 @@ from pathlib import Path
 from adapters.gitops.layout import CLUSTERS_DIR
 from adapters.gitops.reader import read_current
 from adapters.gitops.writer import EXTRA_TRAILERS
-from engine.errors import GitOpsError, InputError
+from engine import GitOpsError, InputError
 
 __all__ = [
     "ROLLBACK_TRAILER",

@@ -44,10 +44,7 @@ from adapters.gitops.connectivity import Export, ServicePort, connectivity_objec
 from adapters.gitops.overrides import OverrideTarget, override_ops
 from adapters.gitops.sources import KUSTOMIZATION_FILES, escaping_entries
 from adapters.gitops.tenancy import tenancy_objects
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.plan import Plan
-from engine.resources import Workload
+from engine import Bundle, InputError, Plan, Workload
 
 __all__ = [
     "BASES_DIR",

@@ -21,8 +21,7 @@ from typing import Any
 import yaml
 
 from adapters.gitops.layout import CLUSTERS_DIR, RECORD_FILE, RECORD_KIND
-from engine.errors import GitOpsError
-from engine.limits import MAX_REPLICAS
+from engine import MAX_REPLICAS, GitOpsError
 
 __all__ = ["ClusterRecord", "RecordEntry", "cluster_names", "read_current", "read_records", "recorded_names",
            "recorded_namespaces"]

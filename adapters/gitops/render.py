@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from adapters.gitops.layout import CLUSTERS_DIR
-from engine.errors import GitOpsError
+from engine import GitOpsError
 
 __all__ = ["build", "find_kubectl", "render_cluster"]
 

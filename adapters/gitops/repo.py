@@ -25,8 +25,7 @@ from filelock import FileLock, Timeout
 from git import GitCommandError, InvalidGitRepositoryError, NoSuchPathError, Repo
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from engine.errors import GitOpsError
-from engine.redact import redact, strip_userinfo
+from engine import GitOpsError, redact, strip_userinfo
 
 __all__ = ["DEFAULT_AUTHOR", "GitSession", "PushOutcome", "sanitize"]
 
@@ -43,7 +42,7 @@ OWNED = ("clusters", "bases")
 
 
 def sanitize(text: str) -> str:
-    """``text`` with the userinfo of every URL in it replaced by ``***`` (:func:`engine.redact.redact`)."""
+    """``text`` with the userinfo of every URL in it replaced by ``***`` (:func:`engine.redaction.redact`)."""
     return redact(text)
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import yaml
 
-from engine.bundle import Bundle
-from engine.errors import InputError
+from engine import Bundle, InputError
 
 __all__ = ["KUSTOMIZATION_FILES", "SourceRejected", "check_bundle_sources", "escaping_entries", "resolve_contained"]
 

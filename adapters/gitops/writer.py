@@ -40,10 +40,7 @@ from adapters.gitops.layout import (
 )
 from adapters.gitops.reader import cluster_names, read_records, recorded_names, recorded_namespaces
 from adapters.gitops.repo import GitSession, sanitize
-from engine.bundle import Bundle
-from engine.errors import BerthError, GitOpsError, InputError
-from engine.plan import Plan
-from engine.redact import strip_userinfo
+from engine import BerthError, Bundle, GitOpsError, InputError, Plan, strip_userinfo
 
 __all__ = ["FORMATS", "CommitInfo", "WriteResult", "open_clone", "write_plan"]
 

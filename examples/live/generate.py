@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.bundle import load_bundle
+from engine import load_bundle
 
 STALE = "edge-zurich-1"
 MISSING = "edge-vienna-1"

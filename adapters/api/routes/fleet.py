@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from adapters.api.deps import Caller, State
 from adapters.api.schemas import ClusterPublic, FleetPublic
-from engine.quantity import format_quantity
+from engine import format_quantity
 
 router = APIRouter(prefix="/v1/fleet", tags=["fleet"])
 

@@ -15,10 +15,8 @@ from adapters.api.problems import Problem, refuse_infeasible
 from adapters.api.schemas import PlanCreate, check_documents
 from adapters.api.sources import check_sources
 from adapters.api.state import ServiceState, parse_request_documents
-from engine.bundle import Bundle, Origin, check_references
-from engine.errors import DuplicateName
-from engine.plan import Plan
-from engine.planner import place as engine_place
+from engine import Bundle, DuplicateName, Origin, Plan, check_references
+from engine import place as engine_place
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 

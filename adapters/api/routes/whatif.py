@@ -14,9 +14,7 @@ from adapters.api.deps import Admin, State
 from adapters.api.problems import Problem
 from adapters.api.schemas import WhatIfCreate, WhatIfPublic, check_documents
 from adapters.api.state import objective_of
-from engine.bundle import parse_document
-from engine.errors import InputError
-from engine.scenario import Scenario, compare, expand, solve_scenario, summarize
+from engine import InputError, Scenario, compare, expand, parse_document, solve_scenario, summarize
 
 router = APIRouter(prefix="/v1/whatif", tags=["whatif"])
 

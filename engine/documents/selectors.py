@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.resources import TOPOLOGY_LABELS, ClusterAffinity, LabelSelector, SelectorRequirement
+from engine.documents.kinds import TOPOLOGY_LABELS, ClusterAffinity, LabelSelector, SelectorRequirement
 
 __all__ = ["FIELD_LABELS", "affinity_mask", "selector_mask"]
 

@@ -12,7 +12,7 @@ problem and the committed replicas (``O(pairs)``), keep it warm, and call
 it builds the state and places the workloads where ``new`` is true.
 
 Semantics: committed replicas never move. New workloads are placed one at a
-time by priority (high first) with :func:`engine.large.place_one` against the
+time by priority (high first) with :func:`engine.solvers.construct.place_one` against the
 residual capacity and quota: all or nothing, every hard constraint of spec
 section 2 for that workload (bounds, count, spread and skew, Duplicated,
 affinity to committed partners, anti-affinity, capacity, quota), earlier
@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from engine.large import Residual, pair_score, place_one
 from engine.problem import Problem
-from engine.solve import LevelResult, Solution
+from engine.solvers.construct import Residual, pair_score, place_one
+from engine.solvers.solution import LevelResult, Solution
 
 __all__ = ["Incremental", "place_incremental"]
 
@@ -87,11 +87,11 @@ def place_incremental(
         problem: the full problem (every workload, committed and new).
         committed_y: replicas per pair already promised; never moved.
         new: (W,) bool, the workloads to place now.
-        time_limit: accepted for API symmetry with :func:`engine.solve.solve_problem`;
+        time_limit: accepted for API symmetry with :func:`engine.solvers.dispatch.solve_problem`;
             the construction takes milliseconds.
 
     Returns:
-        A :class:`~engine.solve.Solution` whose ``y`` covers every pair.
+        A :class:`~engine.solvers.solution.Solution` whose ``y`` covers every pair.
     """
     del time_limit
     start = time.monotonic()

@@ -1,46 +1,24 @@
-"""The large-instance strategy: construct a valid plan fast, in the order of spec section 3.
+"""Construction: place one workload at a time against what is left, in the order of spec section 3.
 
-For problems too big for one CP-SAT model in the time limit (hundreds of
-thousands of eligible pairs), :func:`solve_large` builds the plan workload by
-workload against *residual* capacity and quota:
-
-1. workloads are taken by priority, highest first (a lower priority never
-   takes capacity before a higher one); inside one priority the hardest to fit
-   go first (fewest eligible clusters, biggest total request: the classic
-   first-fit-decreasing order that beats arrival order on bin packing);
-2. each workload is placed by :func:`place_one`, which honours every hard
-   constraint of section 2 for that workload (bounds, cluster count, spread and
-   skew, Duplicated and broadcast, affinity to placed partners, anti-affinity,
-   capacity, quota) and prefers earlier tiers, then the cheapest clusters by
-   the weighted objective per replica;
-3. workloads left out are retried once everything else is placed (their
-   affinity partners may have been placed meanwhile);
-4. after each level, and again at the end, :mod:`engine.repair` places what
-   construction missed (exact neighbourhood solves, then moving occupants
-   aside); :mod:`engine.refine` lowers the cost of the placement by LP;
-   last, a workload its tenant's quota blocks is traded for a smaller one
-   of the same priority (:func:`engine.repair.swap_for_quota`), and time left
-   over goes to a wider repair pass.
-
-The result is always a valid plan (``Feasible``): optimality is not proved.
-:func:`place_one` is also the building block of :mod:`engine.incremental` and
-of the greedy baseline in ``benchmarks/``.
+:func:`place_one` is the construction rule every heuristic shares (:mod:`engine.solvers.large`,
+:mod:`engine.solvers.repair`, :mod:`engine.solvers.incremental`, the explanations and the
+greedy baseline in ``benchmarks/``): all or nothing, every hard constraint of section 2 that
+concerns the workload, earlier tiers first, then the cheapest clusters by the weighted objective
+per replica. :class:`Residual` is the capacity and quota left; :func:`hardest_first` and
+:func:`smallest_first` are the construction orders.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine.lp import pair_weights
-from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters
-from engine.refine import flexible_workloads, refine_cost
+from engine.objective import pair_weights
+from engine.problem import BIG, UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters, usage
 
-__all__ = ["Residual", "hardest_first", "pair_score", "place_one", "solve_large"]
-
-_BIG = np.int64(2**62)
+__all__ = ["COST_WEIGHT", "ROOM_WEIGHT", "Residual", "hardest_first", "pair_score", "place_one", "place_scored",
+           "smallest_first", "spread_ok"]
 
 
 @dataclass
@@ -56,8 +34,8 @@ class Residual:
     def empty(cls, problem: Problem) -> Residual:
         p = problem
         return cls(
-            capacity=np.where(p.capacity == UNLIMITED, _BIG, p.capacity).astype(np.int64),
-            quota=np.where(p.quota == UNLIMITED, _BIG, p.quota).astype(np.int64),
+            capacity=np.where(p.capacity == UNLIMITED, BIG, p.capacity).astype(np.int64),
+            quota=np.where(p.quota == UNLIMITED, BIG, p.quota).astype(np.int64),
             y=np.zeros(p.num_pairs, dtype=np.int64),
             starts=np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1)),
         )
@@ -65,8 +43,6 @@ class Residual:
     @classmethod
     def from_y(cls, problem: Problem, y: np.ndarray) -> Residual:
         """The residual state after placing replicas ``y`` (per pair)."""
-        from engine.problem import usage
-
         p = problem
         state = cls.empty(p)
         state.y = y.astype(np.int64).copy()
@@ -117,7 +93,7 @@ def _group_order(order: np.ndarray, groups: np.ndarray, min_groups: int, max_gro
     return np.concatenate([order[firsts], order[rest]])
 
 
-def _spread_ok(problem: Problem, w: int, pcs: np.ndarray, ys: np.ndarray) -> bool:
+def spread_ok(problem: Problem, w: int, pcs: np.ndarray, ys: np.ndarray) -> bool:
     for rule in problem.group_spread[int(problem.group[w])]:
         groups = rule.group_of[pcs[ys > 0]]
         if (groups < 0).any():
@@ -322,7 +298,7 @@ def _check_and_take(p: Problem, w: int, state: Residual, pcs: np.ndarray, ys: np
     n_used = int((ys > 0).sum())
     if not p.broadcast[w] and not (count_min <= n_used <= count_max):
         return False
-    if not _spread_ok(p, w, pcs, ys):
+    if not spread_ok(p, w, pcs, ys):
         return False
     t = int(p.tenant[w])
     if t >= 0 and (int(ys.sum()) * p.request[w] > state.quota[t]).any():
@@ -344,12 +320,12 @@ def hardest_first(problem: Problem) -> np.ndarray:
 #: construction's cluster score inside a tier: room left counts twice as much as cost. Cost first
 #: (2 : 1, before) filled the cheap clusters that lower priorities could use too and left them
 #: fragments: at 95% load priority 0 got 97.9% of the LP's replicas, 99.3% now; on the cloud
-#: instance 96.8%, 99.6% now; the cost LP (engine.refine) makes the layout cheap afterwards
+#: instance 96.8%, 99.6% now; the cost LP (engine.solvers.refine) makes the layout cheap afterwards
 #: (gaps stayed 0.8-1.7% on eleven 2000 x 300 and 2000 x 40 instances)
 COST_WEIGHT, ROOM_WEIGHT = 1.0, 2.0
 
 
-def _place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
+def place_scored(p: Problem, w: int, state: Residual, score: np.ndarray) -> bool:
     """``place_one`` with a placement-first score: tier, then room left (mostly), then cost."""
     lo, hi = int(state.starts[w]), int(state.starts[w + 1])
     if lo == hi:
@@ -385,90 +361,3 @@ def smallest_first(problem: Problem) -> np.ndarray:
     per_replica = (p.request / total).sum(axis=1)
     pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
     return np.lexsort((pairs, per_replica, -p.priority))
-
-
-def _construct(p: Problem, order: np.ndarray, score: np.ndarray) -> Residual:
-    state = Residual.empty(p)
-    left = [w for w in order.tolist() if not place_one(p, w, state, score)]
-    for _ in range(2):  # partners placed meanwhile may unlock followers
-        left = [w for w in left if not place_one(p, w, state, score)]
-    return state
-
-
-def _lex_key(p: Problem, y: np.ndarray) -> tuple[float, ...]:
-    """Bigger is better, in the order of section 3 (without the ``used`` terms)."""
-    pair_prio = p.priority[p.pair_w]
-    placed = [float(y[pair_prio == v].sum()) for v in sorted(set(p.priority.tolist()), reverse=True)]
-    aggregated = float(((y > 0) & p.aggregated[p.pair_w]).sum()) * p.weights.clusters
-    return (*placed, -float((y * p.pair_tier).sum()), -float((y * pair_weights(p)).sum()) - aggregated)
-
-
-def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarray | None = None):
-    """A valid plan for a big problem (see the module docstring); returns a :class:`~engine.solve.Solution`."""
-    from engine.solve import LevelResult, Solution
-
-    start = time.monotonic()
-    p = problem
-    score = pair_score(p)
-    if hint_y is not None and p.max_moves is None:
-        # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
-        score = score - p.weights.moves * (hint_y > 0)
-    # construction level by level, highest priority first; after each level, exact neighbourhood
-    # repairs (engine.repair) place what construction missed while lower levels have not yet
-    # taken the room. Clusters are scored for placement (earlier tier, then most room left, then
-    # cost): packing for placement first; the LP below makes the layout cheap afterwards.
-    from engine.repair import repair_unplaced  # it builds on this module
-
-    orders = (hardest_first(p), smallest_first(p))
-    state = Residual.empty(p)
-    repair_budget = 0.5 * time_limit
-    values = sorted(set(p.priority.tolist()), reverse=True)
-    pair_prio = p.priority[p.pair_w]
-    for k, value in enumerate(values):
-        # two orders for this level (hardest to fit first; smallest first, which fits the most
-        # replicas when room runs short); the one placing more of this level, then cheaper, stays
-        best_level: tuple[tuple[float, float], Residual] | None = None
-        for order in orders:
-            trial = state.copy()
-            level = order[p.priority[order] == value]
-            left = [w for w in level.tolist() if not _place_scored(p, w, trial, score)]
-            for _ in range(2):  # partners placed meanwhile may unlock followers
-                left = [w for w in left if not _place_scored(p, w, trial, score)]
-            at = pair_prio == value
-            key = (float(trial.y[at].sum()), -float((trial.y[at] * score[at]).sum()))
-            if best_level is None or key > best_level[0]:
-                best_level = (key, trial)
-        state = best_level[1]
-        used = time.monotonic() - start
-        share = max(repair_budget - used, 0.0) / (len(values) - k)
-        repair_unplaced(p, state, deadline=time.monotonic() + share, only=p.priority == value)
-    # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
-    # cheaper layout of the same placement by LP (engine.refine) for the workloads it can move and
-    # exact one-by-one re-placement for the others (engine.repair.improve_placed)
-    from engine.repair import improve_placed, swap_for_quota
-
-    # the last solves may run past their deadline by their set-up time: keep a margin for it
-    budget = time_limit - min(0.4, 0.04 * time_limit)
-
-    def left() -> float:
-        return budget - (time.monotonic() - start)
-
-    repair_unplaced(p, state, deadline=time.monotonic() + 0.5 * max(left() - 0.3 * budget, 0.0))
-    if left() > 0.3:
-        y = refine_cost(p, state.y, time_limit=0.75 * left())
-        if not np.array_equal(y, state.y):
-            state = Residual.from_y(p, y)
-            improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
-            repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())
-    swap_for_quota(p, state, deadline=time.monotonic() + max(left(), 0.0))
-    # time left over (every narrow attempt made): once more with neighbourhoods twice as wide
-    if left() > 0.3:
-        repair_unplaced(p, state, deadline=time.monotonic() + left(), widen=2)
-    y = state.y
-    pair_prio = p.priority[p.pair_w]
-    levels = [
-        LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
-        for v in sorted(set(p.priority.tolist()), reverse=True)
-    ]
-    seconds = time.monotonic() - start
-    return Solution(y, "Feasible", seconds, levels)

@@ -2,8 +2,8 @@
 
 This module re-reads section 2 of ``spec/placement-semantics.md`` and checks a
 plan against the bundle's pydantic documents directly. By design it shares no
-code with the model compiler (``engine.problem``, ``engine.model``,
-``engine.solve``, ``policies``): selector matching, toleration matching,
+code with the model compiler (``engine.problem``, ``engine.solvers.model``,
+``engine.solvers.exact``, ``policies``): selector matching, toleration matching,
 eligibility and every sum are written again here, so that a bug in one is
 caught by the other.
 
@@ -29,7 +29,7 @@ Decisions where the spec is silent (written down so both sides agree):
   ``y[w,c] > 0``").
 - The policy of a workload is chosen again here from ``docs/karmada.md``
   (``spec.policy``, else ``resourceSelectors`` and ``priority``), not by
-  ``engine.selection``.
+  ``engine.documents.selection``.
 """
 
 from __future__ import annotations
@@ -39,11 +39,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.plan import Plan
-from engine.quantity import format_quantity, is_byte_resource
-from engine.resources import (
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import (
     Cluster,
     ClusterAffinity,
     FieldSelector,
@@ -56,6 +53,9 @@ from engine.resources import (
     WeightPreference,
     Workload,
 )
+from engine.errors import InputError
+from engine.plan import Plan
+from engine.quantity import format_quantity, is_byte_resource
 
 __all__ = [
     "VIOLATION_CODES",

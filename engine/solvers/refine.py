@@ -1,6 +1,6 @@
 """Cost refinement at a fixed placement: an LP over the flexible workloads, then rounding.
 
-Construction (:mod:`engine.large`) decides *which* workloads are placed; this
+Construction (:mod:`engine.solvers.construct`) decides *which* workloads are placed; this
 step moves their replicas to where the weighted objective is lowest without
 changing the replicas placed at any priority and without a worse tier sum:
 
@@ -37,8 +37,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from engine.lp import pair_weights
-from engine.problem import UNLIMITED, Problem, usage
+from engine.objective import pair_weights, placed_workloads
+from engine.problem import BIG, UNLIMITED, Problem, usage
 
 __all__ = ["flexible_workloads", "refine_cost"]
 
@@ -49,7 +49,6 @@ __all__ = ["flexible_workloads", "refine_cost"]
 _CANDIDATES = 6
 #: replicas of at most this many other workloads are examined to make room on one cluster
 _VICTIMS = 64
-_BIG = 2**62
 
 
 def flexible_workloads(problem: Problem) -> np.ndarray:
@@ -85,7 +84,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     """
     start = time.monotonic()
     p = problem
-    placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, y)
     free = flexible_workloads(p) & placed
     skewed = np.array([any(r.max_skew is not None for r in p.group_spread[g]) for g in p.group], dtype=bool)
     semi = placed & ~free & ~p.duplicated & ~skewed
@@ -95,7 +94,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     allowed = free[p.pair_w] | (semi[p.pair_w] & (y > 0))
     lower = np.where(semi[p.pair_w] & (y > 0), np.maximum(p.min_per[p.pair_w], 1), 0)
     # rounding takes about two thirds as long as the LP rounds at 10,000 workloads: time is kept for it
-    result = _column_generation(p, y, movable, free, lower, time_limit=0.6 * time_limit, rounds=rounds)
+    result = column_generation(p, y, movable, free, lower, time_limit=0.6 * time_limit, rounds=rounds)
     if result is None:
         return y
     x, cols, cap, quota, weight = result
@@ -111,46 +110,14 @@ def _tier_by_workload(p: Problem, y: np.ndarray) -> np.ndarray:
     return np.bincount(p.pair_w, weights=y * p.pair_tier, minlength=p.num_workloads)
 
 
-def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float | None:
-    """A lower bound on the weighted cost of any plan placing the same workloads.
-
-    The LP relaxation with the placed set fixed, every placed workload free to
-    split (spread, bounds, counts and co-location relaxed, which only lowers
-    the minimum), capacity and quota kept, tier no worse; solved to optimality
-    by column generation. When that has not converged within ``time_limit``
-    (millions of pairs), the best Lagrangian bound from the dual prices of the
-    rounds so far, which is valid at any round. ``None`` when no round finished.
-    """
-    placed = np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
-    if not placed.any():
-        return 0.0
-    pp = problem
-    lower = np.zeros(pp.num_pairs, dtype=np.int64)
-    # valid cuts for any plan with the same replicas per workload: with at least k clusters
-    # (count or spread groups), no cluster holds more than replicas - (k - 1) * minPerCluster
-    k = np.maximum(pp.count_min, np.array([max([r.min_groups for r in pp.group_spread[g]] or [1]) for g in pp.group]))
-    cut = pp.replicas - (k - 1) * np.maximum(pp.min_per, 1)
-    upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
-                     np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))
-    totals = np.bincount(pp.pair_w, weights=y, minlength=pp.num_workloads).astype(np.int64)
-    bound = _column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, time_limit=time_limit,
-                               rounds=50, exact=True)
-    if bound is None:
-        return None
-    # Aggregated workloads also pay ``clusters`` per cluster used, and any plan uses at least
-    # ``k`` clusters (one, or the count / spread minimum) for each placed one
-    clusters_used = int(k[placed & pp.aggregated].sum())
-    return bound + pp.weights.clusters * clusters_used
-
-
-def _column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
+def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
                        *, time_limit: float, rounds: int, exact: bool = False, upper: np.ndarray | None = None,
                        totals: np.ndarray | None = None):  # type: ignore[no-untyped-def]
     """LP over the pairs of ``flex`` workloads; only ``free`` ones get new columns by pricing."""
     start = time.monotonic()
     p = problem
     n_r = len(p.resource_names)
-    placed = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, y)
     pair_flex = flex[p.pair_w]
     weight = pair_weights(p)
     # capacity and quota left by the workloads that keep their placement
@@ -327,7 +294,7 @@ def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # type: ign
     lower = np.where(allowed & (y > 0) & first[p.pair_w], np.maximum(p.min_per[p.pair_w], 1), 0)
     floors = np.maximum(floors, np.where(movable, lower, 0))
     base = np.where(movable, 0, y).astype(np.int64) + floors
-    room = np.where(cap == UNLIMITED, _BIG, cap).astype(np.int64)
+    room = np.where(cap == UNLIMITED, BIG, cap).astype(np.int64)
     for r in range(len(p.resource_names)):
         np.subtract.at(room[:, r], p.pair_c, floors * p.request[p.pair_w, r])
     if (room < 0).any():
@@ -397,7 +364,7 @@ def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-
     mix = out.copy()
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
     limited = cap != UNLIMITED
-    room = np.where(limited, cap, _BIG).astype(np.int64)
+    room = np.where(limited, cap, BIG).astype(np.int64)
     for r in range(len(p.resource_names)):
         np.subtract.at(room[:, r], p.pair_c[movable], mix[movable] * p.request[p.pair_w[movable], r])
     back = np.zeros(p.num_workloads, dtype=bool)
@@ -452,7 +419,7 @@ def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool: 
             # no room left on its pairs: free some on the cheapest one where others can move away
             for i in order:
                 c = int(pcs[i])
-                need = req * missing - np.minimum(room[c], _BIG // 2)
+                need = req * missing - np.minimum(room[c], BIG // 2)
                 if allowed[lo + i] and out[lo + i] < p.pair_ub[lo + i] and _make_room(
                         p, c, need, out, room, allowed, weight, starts, free):
                     break

@@ -2,7 +2,7 @@
 
 The model reads like the OR-Tools samples, in a fixed order: variables, the
 core link (all or nothing), the plugins' constraints, then the objective
-levels of spec section 3 as linear expressions that :mod:`engine.solve`
+levels of spec section 3 as linear expressions that :mod:`engine.solvers.exact`
 optimises one after the other.
 """
 
@@ -15,6 +15,7 @@ from ortools.sat.python import cp_model
 
 from engine.problem import Problem
 from policies.base import ModelContext
+from policies.registry import PLUGINS
 
 __all__ = ["CompiledModel", "Level", "compile_model", "objective_scale"]
 
@@ -79,8 +80,6 @@ def objective_scale(coeffs: np.ndarray, others: list[float]) -> float:
 
 def compile_model(problem: Problem) -> CompiledModel:
     """Build the CP-SAT model and its objective levels for ``problem``."""
-    from policies.registry import PLUGINS
-
     p = problem
     model = cp_model.CpModel()
 
@@ -164,3 +163,16 @@ def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:
     ints = np.rint(coeffs * scale).astype(np.int64)
     keep = ints != 0
     return Level("weighted", index[keep], ints[keep], "min", scale=scale)
+
+
+def set_objective(model: cp_model.CpModel, level: Level) -> None:
+    """Make ``level`` the model's objective (CP-SAT minimises: a maximised level is negated)."""
+    model.clear_objective()
+    obj = model.proto.objective
+    obj.vars.extend(level.var_index.tolist())
+    if level.sense == "max":
+        obj.coeffs.extend((-level.coeffs).tolist())
+        obj.scaling_factor = -1.0
+    else:
+        obj.coeffs.extend(level.coeffs.tolist())
+        obj.scaling_factor = 1.0

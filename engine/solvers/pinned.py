@@ -28,14 +28,22 @@ its most copies stays so; with moves budget 0 alone it may gain a copy).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
-from engine.large import Residual, _spread_ok
+from engine.moves import moves_per_workload
+from engine.objective import evaluate, most_copies, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
+from engine.solvers.construct import Residual, spread_ok
+from engine.solvers.solution import LevelResult, Solution
 
-__all__ = ["pinned_placement", "solve_around", "solve_pinned"]
+__all__ = ["SolveRest", "pinned_placement", "solve_around", "solve_pinned"]
+
+#: how the workloads around the fixed ones are solved: :func:`engine.solvers.dispatch.solve_problem`
+#: (passed in by the dispatcher, which alone chooses strategies)
+SolveRest = Callable[..., Solution]
 
 
 def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | None:
@@ -55,6 +63,7 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
     y = np.zeros(p.num_pairs, dtype=np.int64)
     np.add.at(y, idx, p.current_n)
     starts = p.pair_starts
+    most = most_copies(p)
     for w in np.unique(p.current_w).tolist():
         lo, hi = int(starts[w]), int(starts[w + 1])
         ys = y[lo:hi]
@@ -63,21 +72,20 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
         if (ys[on] < p.min_per[w]).any():
             return None
         if p.duplicated[w]:
-            most = hi - lo if p.broadcast[w] else min(int(p.count_max[w]), hi - lo)
-            if (ys[on] != p.replicas[w]).any() or (copies != most and not frozen):
+            if (ys[on] != p.replicas[w]).any() or (copies != int(most[w]) and not frozen):
                 return None
         elif int(ys.sum()) != int(p.replicas[w]):
             return None
         if not p.broadcast[w] and not int(p.count_min[w]) <= copies <= int(p.count_max[w]):
             return None
-        if not _spread_ok(p, w, p.pair_c[lo:hi], ys):
+        if not spread_ok(p, w, p.pair_c[lo:hi], ys):
             return None
     state = Residual.from_y(p, y)
     # capacity and quota must hold for the pinned placement alone (unlimited ones never go below 0)
     if (state.capacity < 0).any() or (state.quota < 0).any():
         return None
     # co-location among pinned workloads must already hold; a pinned follower of a new one cannot
-    pinned = np.bincount(p.pair_w, weights=y, minlength=p.num_workloads) > 0
+    pinned = placed_workloads(p, y)
     for a, b in zip(p.affinity_from.tolist(), p.affinity_to.tolist(), strict=True):
         if pinned[a] and (not pinned[b] or not np.isin(state.clusters_of(a, p), state.clusters_of(b, p)).all()):
             return None
@@ -87,10 +95,10 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
     return state
 
 
-def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False):  # type: ignore[no-untyped-def]
-    """Solve a ``maxMoves: 0`` problem as pinned placement + the new workloads alone.
+def solve_pinned(problem: Problem, *, time_limit: float, solve: SolveRest, frozen: bool = False) -> Solution | None:
+    """Solve a ``maxMoves: 0`` problem as pinned placement + the new workloads alone (by ``solve``).
 
-    Returns a :class:`~engine.solve.Solution` over the whole problem (levels
+    Returns a :class:`~engine.solvers.solution.Solution` over the whole problem (levels
     include the pinned replicas), or ``None`` when the shortcut is not exact
     (see the module docstring). ``frozen``: see :func:`pinned_placement`.
     """
@@ -98,23 +106,20 @@ def solve_pinned(problem: Problem, *, time_limit: float, frozen: bool = False): 
     state = pinned_placement(problem, frozen=frozen)
     if state is None:
         return None
-    return solve_around(problem, state.y, time_limit=max(time_limit - (time.monotonic() - start), 0.05))
+    return solve_around(problem, state.y, time_limit=max(time_limit - (time.monotonic() - start), 0.05), solve=solve)
 
 
-def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float):  # type: ignore[no-untyped-def]
+def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float, solve: SolveRest) -> Solution:
     """Solve the workloads that ``fixed`` (replicas per pair, valid by itself) leaves at zero, around it.
 
     The fixed replicas are constants of every level; co-location with fixed partners becomes
     eligibility; the rest keeps its current placement and the moves budget (the fixed ones
-    move nothing). Returns a :class:`~engine.solve.Solution` over the whole problem.
+    move nothing). Returns a :class:`~engine.solvers.solution.Solution` over the whole problem.
     """
-    from engine.planner import evaluate
-    from engine.solve import LevelResult, Solution, solve_problem
-
     start = time.monotonic()
     p = problem
     state = Residual.from_y(p, fixed)
-    pinned = np.bincount(p.pair_w, weights=fixed, minlength=p.num_workloads) > 0
+    pinned = placed_workloads(p, fixed)
     new = ~pinned
     # co-location with pinned partners becomes eligibility of the new workload's pairs
     ub = p.pair_ub.copy()
@@ -133,7 +138,7 @@ def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float):  # 
     quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
     sub = restrict(replace(p, pair_ub=ub), new, capacity=capacity, quota=quota, keep_current=True)
     left = max(time_limit - (time.monotonic() - start), 0.05)
-    part = solve_problem(sub, time_limit=left)
+    part = solve(sub, time_limit=left)
     y = fixed.copy()
     y[new[p.pair_w]] = part.y  # restrict keeps the new workloads' pairs in order
     # every level of the whole problem: the pinned replicas are constants added to the part's
@@ -141,8 +146,6 @@ def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float):  # 
     offset = {f"priority:{k}": float(v) for k, v in base.placed_by_priority.items()}
     offset["tier"] = float(base.tier)
     # the rest's moves are the part's own: leave out what ``fixed`` alone counts for them
-    from engine.moves import moves_per_workload
-
     offset["weighted"] = float(base.weighted) - p.weights.moves * float(moves_per_workload(p, fixed)[new].sum())
     solved = {lv.name: lv for lv in part.levels}
     levels: list[LevelResult] = []

@@ -37,9 +37,8 @@ from engine.limits import (
     MAX_WEIGHT,
     WORKLOAD_TOTAL_FACTOR,
     echo,
-    max_quantity,
 )
-from engine.quantity import QuantityError, parse_quantity
+from engine.quantity import QuantityError, max_quantity, parse_quantity
 
 __all__ = [
     "API_VERSION",
@@ -623,7 +622,7 @@ class ClusterPlacementPolicy(_Model):
     It applies to the workloads its ``resourceSelectors`` match in any namespace, when no
     PlacementPolicy of the workload's own namespace matches it. ``resourceSelectors`` is
     required; ``affinity`` and ``antiAffinity`` name workloads of one namespace and belong in a
-    namespaced PlacementPolicy (both checked in :func:`engine.bundle.check_references`).
+    namespaced PlacementPolicy (both checked in :func:`engine.documents.bundle.check_references`).
     """
 
     api_version: Literal["placement.berth.dev/v1alpha1"]

@@ -1,6 +1,6 @@
 """Repair: place what construction left out with small exact solves.
 
-Construction (:mod:`engine.large`) places workloads one at a time with a fast
+Construction (:mod:`engine.solvers.construct`) places workloads one at a time with a fast
 rule, which can fail where a placement exists: a follower (``affinity``) finds
 its partner's clusters full, or a workload with bounds, counts or spread needs
 a combination the rule does not try. For each unplaced workload, highest
@@ -32,8 +32,10 @@ import time
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.large import _BIG, Residual, pair_score, place_one
-from engine.problem import UNLIMITED, Problem, keep_pairs, restrict
+from engine.objective import fewest_copies, pair_weights, placed_workloads
+from engine.problem import BIG, UNLIMITED, Problem, keep_pairs, restrict
+from engine.solvers.construct import Residual, pair_score, place_one
+from engine.solvers.model import compile_model, set_objective
 
 __all__ = ["improve_placed", "release", "repair_unplaced", "swap_for_quota"]
 
@@ -65,7 +67,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     moved aside (a second pass with time left over, after the narrow one found nothing more)."""
     p = problem
     added = 0
-    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, state.y)
     has_pairs = np.diff(state.starts) > 0
     todo = np.nonzero(~placed & has_pairs & (True if only is None else only))[0]
     # smallest per-replica request first (the most replicas for the room a repair finds), then fewest replicas
@@ -135,7 +137,7 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: float) -> int
     workloads and those with placed followers are left alone.
     """
     p = problem
-    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, state.y)
     has_followers = np.zeros(p.num_workloads, dtype=bool)
     has_followers[p.affinity_to[placed[p.affinity_from]]] = True
     score = pair_score(p)
@@ -206,8 +208,7 @@ def _swap_one_for_many(p: Problem, state: Residual, placed: np.ndarray, has_foll
 def _within_quota(p: Problem, state: Residual, w: int) -> bool:
     """Whether the tenant's quota left can take ``w`` at its smallest (a necessary condition)."""
     t = int(p.tenant[w])
-    # the fewest copies a plan can give it: all eligible clusters for a broadcast, else its minimum count
-    copies = (int(p.eligible_count[w]) if p.broadcast[w] else max(int(p.count_min[w]), 1)) if p.duplicated[w] else 1
+    copies = fewest_copies(p, w)
     return t < 0 or bool((int(p.replicas[w]) * copies * p.request[w] <= state.quota[t]).all())
 
 
@@ -274,7 +275,7 @@ EJECT_OCCUPANTS = 48
 
 def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.ndarray, widen: int = 1) -> bool:
     """Place ``w`` by moving occupants of its roomiest clusters elsewhere, one by one (each by
-    :func:`~engine.large.place_one`, never onto those clusters), until ``w`` fits; ``True`` when
+    :func:`~engine.solvers.construct.place_one`, never onto those clusters), until ``w`` fits; ``True`` when
     it does. Otherwise every occupant goes back where it was."""
     targets = _roomiest(p, state, w, EJECT_CLUSTERS * widen)
     if not len(targets):
@@ -285,7 +286,7 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
     occupants = occupants[~np.isin(occupants, anchors) & ~p.broadcast[occupants]]
     occupants = occupants[np.argsort(-np.diff(state.starts)[occupants], kind="stable")][:EJECT_OCCUPANTS * widen]
     moved: list[tuple[int, np.ndarray]] = []
-    state.capacity[targets] -= _BIG  # occupants must leave these clusters: none has room there
+    state.capacity[targets] -= BIG  # occupants must leave these clusters: none has room there
     try:
         for v in occupants.tolist():
             old = release(p, state, v)
@@ -293,18 +294,18 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
                 state.take(p, v, old)
                 continue
             moved.append((v, old))
-            state.capacity[targets] += _BIG
+            state.capacity[targets] += BIG
             try:
                 if place_one(p, w, state, score):
                     return True
             finally:
-                state.capacity[targets] -= _BIG
+                state.capacity[targets] -= BIG
         for v, old in reversed(moved):
             release(p, state, v)
             state.take(p, v, old)
         return False
     finally:
-        state.capacity[targets] += _BIG
+        state.capacity[targets] += BIG
 
 
 def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
@@ -368,7 +369,7 @@ def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int,
 
 
 #: CP-SAT seconds spent lowering a neighbourhood's cost once it has a placement: what a repair is
-#: for is placing; the cost LP (engine.refine) and improve_placed lower the cost afterwards
+#: for is placing; the cost LP (engine.solvers.refine) and improve_placed lower the cost afterwards
 POLISH_SECONDS = 0.04
 
 
@@ -397,14 +398,11 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     One CP-SAT call instead of the level-by-level solve: in a neighbourhood the
     priority levels are decided (all placed), so only feasibility and cost remain.
     """
-    from engine.model import compile_model
-    from engine.solve import _set_objective
-
     compiled = compile_model(sub)
     model = compiled.model
     for placed in compiled.ctx.placed:
         model.add(placed == 1)
-    _set_objective(model, compiled.levels[-1])
+    set_objective(model, compiled.levels[-1])
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1
@@ -450,13 +448,11 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
     placement is kept only when its (tier, weighted cost) is lower. Largest
     excess cost over the cheapest possible first, until ``deadline``.
     """
-    from engine.lp import pair_weights
-
     if time.monotonic() > deadline:
         return 0  # its set-up sorts every pair: seconds at millions of pairs
     p = problem
     weight = pair_weights(p)
-    placed = np.bincount(p.pair_w, weights=state.y, minlength=p.num_workloads) > 0
+    placed = placed_workloads(p, state.y)
     has_followers = np.zeros(p.num_workloads, dtype=bool)
     has_followers[p.affinity_to[placed[p.affinity_from]]] = True
     cost = np.bincount(p.pair_w, weights=state.y * weight, minlength=p.num_workloads)

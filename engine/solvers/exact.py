@@ -1,4 +1,4 @@
-"""Solve a problem in the strict order of spec section 3, within a time limit.
+"""The exact strategy: CP-SAT, in the strict order of spec section 3, within a deadline.
 
 Levels are solved one after the other on one model: each level's optimum (or
 the best value found when time runs out) is fixed as a constraint before the
@@ -9,59 +9,16 @@ is always valid and each level is exact whenever the solver proves it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.large import solve_large
-from engine.model import CompiledModel, Level, compile_model
-from engine.problem import Problem
-from engine.progress import Progress, ProgressCallback, solution_reporter
+from engine.objective import better, evaluate
+from engine.problem import BIG, Problem
+from engine.solvers.model import CompiledModel, Level, compile_model, set_objective
+from engine.solvers.solution import Deadline, LevelResult, Solution
 
-__all__ = ["LevelResult", "Solution", "prove_weighted", "solve_problem"]
-
-_INT_MAX = 2**62
-#: above this many eligible pairs, :mod:`engine.large` builds the plan (CP-SAT model too big)
-LARGE_PAIRS = 20_000
-#: from this many pairs on, CP-SAT starts from the construction's plan (and never returns less)
-FLOOR_PAIRS = 300
-
-
-@dataclass
-class LevelResult:
-    name: str
-    value: float
-    bound: float
-    proved: bool
-    seconds: float
-
-
-@dataclass
-class Solution:
-    """Replicas per pair and how the solve went."""
-
-    y: np.ndarray
-    status: str  # Optimal | Feasible | Infeasible
-    seconds: float
-    levels: list[LevelResult] = field(default_factory=list)
-
-    @property
-    def weighted_bound(self) -> float | None:
-        last = self.levels[-1] if self.levels else None
-        return last.bound if last and last.name == "weighted" else None
-
-
-def _set_objective(model: cp_model.CpModel, level: Level) -> None:
-    model.clear_objective()
-    obj = model.proto.objective
-    obj.vars.extend(level.var_index.tolist())
-    if level.sense == "max":
-        obj.coeffs.extend((-level.coeffs).tolist())
-        obj.scaling_factor = -1.0
-    else:
-        obj.coeffs.extend(level.coeffs.tolist())
-        obj.scaling_factor = 1.0
+__all__ = ["solve_exact"]
 
 
 def _fix(model: cp_model.CpModel, level: Level, value: int) -> None:
@@ -70,9 +27,9 @@ def _fix(model: cp_model.CpModel, level: Level, value: int) -> None:
     ct.vars.extend(level.var_index.tolist())
     ct.coeffs.extend(level.coeffs.tolist())
     if level.sense == "max":
-        ct.domain.extend([value, _INT_MAX])
+        ct.domain.extend([value, BIG])
     else:
-        ct.domain.extend([-_INT_MAX, value])
+        ct.domain.extend([-BIG, value])
 
 
 def _hint(model: cp_model.CpModel, values: np.ndarray) -> None:
@@ -108,44 +65,25 @@ def _already_optimal(stage: Level, solution: np.ndarray) -> bool:
     return value == 0 and bool((stage.coeffs >= 0).all())
 
 
-def solve_problem(
+def solve_exact(
     problem: Problem,
+    deadline: Deadline,
     *,
-    time_limit: float = 10.0,
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
-    freeze_current: bool = False,
-    on_progress: ProgressCallback | None = None,
+    floor: Solution | None = None,
 ) -> Solution:
-    """Solve ``problem`` level by level within ``time_limit`` seconds.
+    """Solve ``problem`` level by level by ``deadline``.
 
     Args:
         problem: the normalised problem.
-        time_limit: wall seconds for the whole solve (model building included).
+        deadline: when the whole solve (model building included) must end.
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
-        freeze_current: with ``maxMoves: 0``, keep the current placement exactly as it is, even
-            where section 3 would add to it (a Duplicated workload below its most copies).
-        on_progress: called at each level and each better solution (:mod:`engine.progress`).
+        floor: a valid plan made before (the construction's): never return a worse one.
     """
-    if problem.max_moves == 0 and len(problem.current_n):
-        # nothing may move: what runs today is a constant, solve only the new workloads around it
-        from engine.pinned import solve_pinned
-
-        pinned = solve_pinned(problem, time_limit=time_limit, frozen=freeze_current)
-        if pinned is not None:
-            return pinned
-    if problem.num_pairs > LARGE_PAIRS and not (problem.max_moves is not None and problem.has_current):
-        # too big for one CP-SAT model in the limit: construct by priority (engine.large)
-        return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
-    start = time.monotonic()
-    deadline = start + max(time_limit, 0.05)
-    # a fast valid plan first (construction + exact repairs): the hint, and the floor of the result
-    floor: Solution | None = None
-    if problem.num_pairs >= FLOOR_PAIRS and not (problem.max_moves is not None and problem.has_current):
-        floor = solve_large(problem, time_limit=min(0.08 * time_limit, 1.5), hint_y=hint_y)
-        if hint_y is None:
-            hint_y = floor.y
+    start = deadline.start
+    end = max(deadline.end, start + 0.05)
     compiled = compile_model(problem)
     model = compiled.model
     n_vars = len(model.proto.variables)
@@ -175,19 +113,16 @@ def solve_problem(
                 results.append(LevelResult(part.name, value / part.scale, value / part.scale, True, 0.0))
                 _fix(model, part, value)
             continue
-        remaining = deadline - time.monotonic()
+        remaining = end - time.monotonic()
         # a level may use what is left but a reserve of 10% per level still to come: the
         # priority levels usually prove fast and hand their time on; a hard one gets most of it
         share = remaining * max(1.0 - 0.1 * (len(stages) - 1 - k), 0.3)
-        _set_objective(model, stage)
+        set_objective(model, stage)
         solver = cp_model.CpSolver()
         solver.parameters.max_time_in_seconds = max(share, 0.01)
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = 7
-        if on_progress is not None:
-            placed = None if best is None else int(best[compiled.y_index].sum())
-            on_progress(Progress(stage.name, time.monotonic() - start, placed))
-        status = solver.solve(model, solution_reporter(on_progress, stage.name, compiled.y_index, start))
+        status = solver.solve(model)
         seconds = time.monotonic() - t0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             best = np.array(solver.response_proto.solution, dtype=np.int64)
@@ -217,7 +152,7 @@ def solve_problem(
 
     assert best is not None
     y = best[compiled.y_index]
-    if floor is not None and not all_proved and _better(problem, floor.y, y):
+    if floor is not None and not all_proved and better(problem, floor.y, y):
         # the time limit stopped CP-SAT short of the construction's plan: keep the better one, and
         # the proofs of the levels where the two agree (their bounds hold for the floor too)
         return Solution(floor.y, "Feasible", time.monotonic() - start, _merge_levels(problem, floor.y, results))
@@ -226,8 +161,6 @@ def solve_problem(
 
 def _merge_levels(problem: Problem, y: np.ndarray, results: list[LevelResult]) -> list[LevelResult]:
     """Level results for replicas ``y``: CP-SAT's proof where ``y`` has the same value, else none."""
-    from engine.planner import evaluate
-
     values = evaluate(problem, y)
     mine = {f"priority:{k}": float(v) for k, v in values.placed_by_priority.items()}
     mine["tier"] = float(values.tier)
@@ -245,52 +178,3 @@ def _merge_levels(problem: Problem, y: np.ndarray, results: list[LevelResult]) -
         out.append(LevelResult(r.name, mine.get(r.name, r.value), r.bound if same else float("nan"),
                                r.proved and same, r.seconds))
     return out
-
-
-def _better(problem: Problem, a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether replicas ``a`` beat ``b`` in the order of spec section 3."""
-    from engine.planner import evaluate
-
-    va, vb = evaluate(problem, a), evaluate(problem, b)
-    ka = (tuple(va.placed_by_priority.values()), -va.tier, -va.weighted)
-    kb = (tuple(vb.placed_by_priority.values()), -vb.tier, -vb.weighted)
-    return ka > kb
-
-
-#: above this many pairs one column-generation round takes longer than :func:`bound_seconds` allows
-#: (10,000 x 1,000: 6.3M pairs, no round in 5 s, and 10 s more end to end for nothing)
-PROVE_PAIRS = 2_000_000
-
-
-def bound_seconds(time_limit: float) -> float:
-    """Time :func:`prove_weighted` gets after a solve of ``time_limit`` seconds: 30% of it, at most 5 s."""
-    return min(0.3 * time_limit, 5.0)
-
-
-def prove_weighted(problem: Problem, solution: Solution, *, time_limit: float) -> Solution:
-    """Add a proved lower bound on the weighted level to a plan that has none (the large path).
-
-    The construction path proves nothing by itself; this is
-    :func:`engine.refine.cost_bound_at`: the LP minimum of the weighted cost over
-    plans placing the same workloads (the "LP minimum at that placement"; capacity
-    and quota kept, counts and spread relaxed to valid cuts). Column generation
-    converges in about 13 s at 2,000 x 300; within ``time_limit`` the bound is the
-    best Lagrangian bound of the rounds so far, valid at any round but looser (2.3%
-    after 4 s where the converged gap is 1.3%). The solution is returned unchanged
-    when it already has a weighted level, places nothing, or no round finished.
-    """
-    from engine.planner import evaluate
-    from engine.refine import cost_bound_at
-
-    if solution.status != "Feasible" or any(lv.name == "weighted" for lv in solution.levels):
-        return solution
-    if not solution.y.any() or problem.num_pairs > PROVE_PAIRS:
-        return solution
-    t0 = time.monotonic()
-    bound = cost_bound_at(problem, solution.y, time_limit=time_limit)
-    if bound is None or not np.isfinite(bound):
-        return solution
-    # the level's value and bound leave out the constant moves, as the CP-SAT path's do
-    weighted = float(evaluate(problem, solution.y).weighted) - problem.weights.moves * problem.fixed_moves
-    level = LevelResult("weighted", weighted, min(bound, weighted), False, time.monotonic() - t0)
-    return Solution(solution.y, solution.status, solution.seconds, [*solution.levels, level])

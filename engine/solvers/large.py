@@ -1,0 +1,107 @@
+"""The large-instance strategy: construct a valid plan fast, in the order of spec section 3.
+
+For problems too big for one CP-SAT model in the time limit (hundreds of
+thousands of eligible pairs), :func:`solve_large` builds the plan workload by
+workload against *residual* capacity and quota:
+
+1. workloads are taken by priority, highest first (a lower priority never
+   takes capacity before a higher one); inside one priority the hardest to fit
+   go first (fewest eligible clusters, biggest total request: the classic
+   first-fit-decreasing order that beats arrival order on bin packing);
+2. each workload is placed by :func:`place_one`, which honours every hard
+   constraint of section 2 for that workload (bounds, cluster count, spread and
+   skew, Duplicated and broadcast, affinity to placed partners, anti-affinity,
+   capacity, quota) and prefers earlier tiers, then the cheapest clusters by
+   the weighted objective per replica;
+3. workloads left out are retried once everything else is placed (their
+   affinity partners may have been placed meanwhile);
+4. after each level, and again at the end, :mod:`engine.solvers.repair` places what
+   construction missed (exact neighbourhood solves, then moving occupants
+   aside); :mod:`engine.solvers.refine` lowers the cost of the placement by LP;
+   last, a workload its tenant's quota blocks is traded for a smaller one
+   of the same priority (:func:`engine.solvers.repair.swap_for_quota`), and time left
+   over goes to a wider repair pass.
+
+The result is always a valid plan (``Feasible``): optimality is not proved.
+The construction rule itself is :mod:`engine.solvers.construct`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.problem import Problem
+from engine.solvers.construct import Residual, hardest_first, pair_score, place_scored, smallest_first
+from engine.solvers.refine import flexible_workloads, refine_cost
+from engine.solvers.repair import improve_placed, repair_unplaced, swap_for_quota
+from engine.solvers.solution import LevelResult, Solution
+
+__all__ = ["solve_large"]
+
+
+def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarray | None = None) -> Solution:
+    """A valid plan for a big problem (see the module docstring)."""
+
+    start = time.monotonic()
+    p = problem
+    score = pair_score(p)
+    if hint_y is not None and p.max_moves is None:
+        # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
+        score = score - p.weights.moves * (hint_y > 0)
+    # construction level by level, highest priority first; after each level, exact neighbourhood
+    # repairs (engine.solvers.repair) place what construction missed while lower levels have not yet
+    # taken the room. Clusters are scored for placement (earlier tier, then most room left, then
+    # cost): packing for placement first; the LP below makes the layout cheap afterwards.
+    orders = (hardest_first(p), smallest_first(p))
+    state = Residual.empty(p)
+    repair_budget = 0.5 * time_limit
+    values = sorted(set(p.priority.tolist()), reverse=True)
+    pair_prio = p.priority[p.pair_w]
+    for k, value in enumerate(values):
+        # two orders for this level (hardest to fit first; smallest first, which fits the most
+        # replicas when room runs short); the one placing more of this level, then cheaper, stays
+        best_level: tuple[tuple[float, float], Residual] | None = None
+        for order in orders:
+            trial = state.copy()
+            level = order[p.priority[order] == value]
+            left = [w for w in level.tolist() if not place_scored(p, w, trial, score)]
+            for _ in range(2):  # partners placed meanwhile may unlock followers
+                left = [w for w in left if not place_scored(p, w, trial, score)]
+            at = pair_prio == value
+            key = (float(trial.y[at].sum()), -float((trial.y[at] * score[at]).sum()))
+            if best_level is None or key > best_level[0]:
+                best_level = (key, trial)
+        state = best_level[1]
+        used = time.monotonic() - start
+        share = max(repair_budget - used, 0.0) / (len(values) - k)
+        repair_unplaced(p, state, deadline=time.monotonic() + share, only=p.priority == value)
+    # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
+    # cheaper layout of the same placement by LP (engine.solvers.refine) for the workloads it can move and
+    # exact one-by-one re-placement for the others (engine.solvers.repair.improve_placed)
+    # the last solves may run past their deadline by their set-up time: keep a margin for it
+    budget = time_limit - min(0.4, 0.04 * time_limit)
+
+    def left() -> float:
+        return budget - (time.monotonic() - start)
+
+    repair_unplaced(p, state, deadline=time.monotonic() + 0.5 * max(left() - 0.3 * budget, 0.0))
+    if left() > 0.3:
+        y = refine_cost(p, state.y, time_limit=0.75 * left())
+        if not np.array_equal(y, state.y):
+            state = Residual.from_y(p, y)
+            improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
+            repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())
+    swap_for_quota(p, state, deadline=time.monotonic() + max(left(), 0.0))
+    # time left over (every narrow attempt made): once more with neighbourhoods twice as wide
+    if left() > 0.3:
+        repair_unplaced(p, state, deadline=time.monotonic() + left(), widen=2)
+    y = state.y
+    pair_prio = p.priority[p.pair_w]
+    levels = [
+        LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
+        for v in sorted(set(p.priority.tolist()), reverse=True)
+    ]
+    seconds = time.monotonic() - start
+    return Solution(y, "Feasible", seconds, levels)
