@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from engine.build import build_problem
 from engine.documents.bundle import Bundle, Origin
-from engine.documents.kinds import API_VERSION, Cluster, ObjectiveWeights, PlacementPolicy, Workload
+from engine.documents.fields import API_VERSION
+from engine.documents.kinds import Cluster, ObjectiveWeights, Workload
 from engine.documents.live import (
     ClusterPrometheus,
     HttpClientSettings,
@@ -32,6 +33,7 @@ from engine.documents.live import (
     sanitize_label,
 )
 from engine.documents.load import load_bundle, load_documents, parse_document
+from engine.documents.policy import PlacementPolicy
 from engine.documents.references import check_references
 from engine.documents.scenario import Scenario
 from engine.errors import (
@@ -73,7 +75,7 @@ from engine.quantity import (
 from engine.redaction import has_credentials, is_ssh, redact, strip_userinfo
 from engine.reoptimize import assignment_values, diff_summary
 from engine.scenario import compare, expand, solve_scenario, summarize
-from engine.solvers.bound import bound_seconds, cost_bound_at, prove_weighted, solve_lp
+from engine.solvers.bound import cost_bound_at, solve_lp
 from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.incremental import Incremental
@@ -130,7 +132,6 @@ __all__ = [
     "Workload",
     "apply_live",
     "assignment_values",
-    "bound_seconds",
     "build_problem",
     "check_references",
     "compare",
@@ -156,7 +157,6 @@ __all__ = [
     "place",
     "place_one",
     "plan_from_solution",
-    "prove_weighted",
     "redact",
     "requested_by_cluster",
     "restrict",

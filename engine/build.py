@@ -11,7 +11,8 @@ import numpy as np
 
 from engine.division import division_of
 from engine.documents.bundle import Bundle
-from engine.documents.kinds import ObjectiveWeights, PlacementPolicySpec, ReplicaScheduling, Tenant, Workload
+from engine.documents.kinds import ObjectiveWeights, Tenant, Workload
+from engine.documents.policy import PlacementPolicySpec, ReplicaScheduling
 from engine.errors import InputError
 from engine.limits import MAX_FLEET_SUM
 from engine.problem import UNLIMITED, CompileContext, Problem

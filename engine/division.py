@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.documents.kinds import StaticClusterWeight, WeightPreference
+from engine.documents.policy import StaticClusterWeight, WeightPreference
 from engine.documents.selectors import affinity_mask
 from engine.problem import UNLIMITED
 

@@ -10,8 +10,6 @@ solves answer the "could it fit" questions exactly.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from ortools.sat.python import cp_model
 
@@ -22,6 +20,7 @@ from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers
 from engine.quantity import format_quantity
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model
+from engine.solvers.solution import Deadline
 from policies.registry import plugin_by_name
 
 __all__ = ["explain_unplaced"]
@@ -33,34 +32,45 @@ def _names(problem: Problem, clusters: np.ndarray) -> list[str]:
     return [problem.cluster_names[c] for c in clusters.tolist()]
 
 
-def _fits(problem: Problem, w: int, until: float, **overrides: object) -> bool:
+#: CP-SAT seconds for one "would it fit" solve, at most
+FIT_SECONDS = 2.0
+
+
+def _fits(problem: Problem, w: int, until: Deadline, **overrides: object) -> bool:
     """Whether ``w`` alone can be placed under the given capacity/quota overrides.
 
     Exact: arithmetic for a plain split; otherwise the construction rule first
     (when it places the workload, it fits: a millisecond) and a small CP-SAT
-    solve only when that fails (total room only, once the monotonic clock
-    passes ``until``).
+    solve only when that fails (total room only, once ``until`` has passed or when
+    the solve ran out of it).
     """
     keep = np.zeros(problem.num_workloads, dtype=bool)
     keep[w] = True
     sub = restrict(problem, keep, **overrides)  # type: ignore[arg-type]
     if sub.num_pairs == 0 or not sub.pair_ub.any():
         return False
-    if _plain(sub) or time.monotonic() > until:
-        # a plain split fits exactly when the pairs' room adds up to its replicas (and quota allows)
-        t = int(sub.tenant[0])
-        need = int(sub.replicas[0]) * sub.request[0]
-        if t >= 0 and ((sub.quota[t] != UNLIMITED) & (need > sub.quota[t])).any():
-            return False
-        return int(sub.pair_ub.sum()) >= int(sub.replicas[0])
+    if _plain(sub) or until.expired():
+        return _room_fits(sub)
     if place_one(sub, 0, Residual.empty(sub), pair_score(sub)):
         return True  # a valid placement of it alone: it fits (a solve would say the same, slower)
     compiled = compile_model(sub)
     compiled.model.add(compiled.ctx.placed[0] == 1)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = 2.0
+    solver.parameters.max_time_in_seconds = max(min(FIT_SECONDS, until.remaining()), 0.01)
     solver.parameters.num_workers = 1
-    return solver.solve(compiled.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    status = solver.solve(compiled.model)
+    if status == cp_model.UNKNOWN:
+        return _room_fits(sub)  # out of time: total room decides, as past ``until``
+    return status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+
+
+def _room_fits(sub: Problem) -> bool:
+    """A plain split fits exactly when the pairs' room adds up to its replicas (and quota allows)."""
+    t = int(sub.tenant[0])
+    need = int(sub.replicas[0]) * sub.request[0]
+    if t >= 0 and ((sub.quota[t] != UNLIMITED) & (need > sub.quota[t])).any():
+        return False
+    return int(sub.pair_ub.sum()) >= int(sub.replicas[0])
 
 
 def _plain(sub: Problem) -> bool:
@@ -131,12 +141,12 @@ def _base_free(problem: Problem, used: np.ndarray | None = None) -> np.ndarray:
 
 
 def explain_unplaced(
-    problem: Problem, y: np.ndarray, status: str, *, time_limit: float = 20.0
+    problem: Problem, y: np.ndarray, status: str, *, deadline: Deadline
 ) -> dict[int, list[Reason]]:
     """Reasons for every workload that ``y`` leaves unplaced.
 
     Whether a workload with bounds, counts or spread "fits" is decided by a
-    small exact solve; past ``time_limit`` seconds (fleets with thousands of
+    small exact solve; past ``deadline`` (fleets with thousands of
     unplaced workloads) it is decided by the pairs' total room instead, which
     can only call a "does not fit" case "fits" — the reason is then the later,
     more specific one of the sequence — never the other way round.
@@ -145,9 +155,8 @@ def explain_unplaced(
     placed = placed_workloads(p, y)
     out: dict[int, list[Reason]] = {}
     cache: dict[object, np.ndarray] = {}
-    until = time.monotonic() + time_limit
     for w in np.nonzero(~placed)[0].tolist():
-        out[w] = _explain_one(p, w, y, placed, status, cache, until)
+        out[w] = _explain_one(p, w, y, placed, status, cache, deadline)
     return out
 
 
@@ -165,7 +174,7 @@ def _taken(p: Problem, y: np.ndarray, placed: np.ndarray, above: int | None,
 
 
 def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str,
-                 cache: dict[object, np.ndarray], until: float) -> list[Reason]:
+                 cache: dict[object, np.ndarray], until: Deadline) -> list[Reason]:
     ctx = p.context
     eligible = p.first_reason[w] == -1
     if not eligible.any():
@@ -349,7 +358,7 @@ def _quota_base(p: Problem, t: int, r: int) -> int:
 
 
 def _moves_budget_blocks(p: Problem, w: int, y: np.ndarray, full: np.ndarray, used_all: np.ndarray,
-                         until: float) -> Reason | None:
+                         until: Deadline) -> Reason | None:
     """``MovesBudget`` when replicas kept where they run (the budget is spent) hold the room ``w`` needs."""
     if not p.max_moves or not len(p.current_w):
         return None  # maxMoves 0 is the service's frozen placement: capacity, not a budget, is what it lacks

@@ -28,10 +28,10 @@ from engine.plan import (
     diff_moves,
 )
 from engine.problem import Problem
-from engine.solvers.bound import bound_seconds, prove_weighted
-from engine.solvers.dispatch import solve_problem
+from engine.solvers.bound import prove_weighted
+from engine.solvers.dispatch import choose, solve_problem
 from engine.solvers.pinned import solve_around
-from engine.solvers.solution import Solution
+from engine.solvers.solution import Deadline, Solution
 from engine.verification import verify as check
 
 __all__ = ["place", "plan_from_solution"]
@@ -57,11 +57,15 @@ def plan_from_solution(
     now: datetime | None = None,
     warnings: list[str] | None = None,
     not_applied: list[NotApplied] | None = None,
-    explain_seconds: float = 20.0,
+    deadline: Deadline | None = None,
+    explained: dict[int, list[Reason]] | None = None,
 ) -> Plan:
     """Turn a solution into the plan of spec section 5, with explanations.
 
     ``not_applied``: running workloads kept where they run (spec 4); listed when still placed.
+    ``deadline``: when the explanations' exact "would it fit" solves give way to arithmetic
+    (without one, 20 s from now: callers outside :func:`place`); ``explained``: the reasons of
+    the unplaced workloads when the caller has them already.
     """
     p = problem
     y = solution.y
@@ -90,7 +94,9 @@ def plan_from_solution(
                 code="MovesBudget", message=f"no plan keeps within maxMoves {budget}: {why}",
             )]))
     else:
-        for w, reasons in sorted(explain_unplaced(p, y, solution.status, time_limit=explain_seconds).items()):
+        if explained is None:
+            explained = explain_unplaced(p, y, solution.status, deadline=deadline or Deadline(20.0))
+        for w, reasons in sorted(explained.items()):
             unplaced.append(Unplaced(workload=p.workload_keys[w], reasons=reasons))
     assignment = {pl.workload: pl.clusters for pl in placements}
     moves = diff_moves(current or {}, assignment) if current else []
@@ -147,9 +153,20 @@ def _hint_from_current(p: Problem) -> np.ndarray | None:
     return y
 
 
-def explain_seconds(time_limit: float) -> float:
-    """Exact "would it fit" solves for explanations: 20% of the time limit, 1 to 10 s (then arithmetic)."""
-    return max(1.0, min(10.0, 0.2 * time_limit))
+def _budget(problem: Problem, deadline: Deadline) -> tuple[Deadline, Deadline]:
+    """The deadlines of the phases of :func:`place`: (solve, explanations and bound proof).
+
+    Called right after the build. What follows the explanations and the bound proof
+    (verifying the plan, assembling it again) reads the same documents the build read, so it
+    keeps what the build took, plus 2% of the limit. Of the rest the solve gets 70% on the
+    large path, whose bound proof gets the other 30% (at most 5 s, as before it ran inside the
+    limit), and 90% otherwise (the explanations of unplaced workloads the other 10%, at most
+    5 s). A phase that ends early leaves its time to the next.
+    """
+    tail = deadline.elapsed() + 0.02 * deadline.total
+    avail = max(deadline.remaining() - tail, 0.0)
+    after = min((0.3 if choose(problem) == "large" else 0.1) * avail, 5.0)
+    return deadline.before(tail + after), deadline.before(tail)
 
 
 def place(
@@ -163,8 +180,13 @@ def place(
     warnings: list[str] | None = None,
     verify: bool = True,
     freeze_current: bool = False,
+    deadline: Deadline | None = None,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
+
+    The whole call (build, solve, bound proof, explanations, verification) ends within
+    ``time_limit`` seconds, or by ``deadline`` when the caller made one (a command that does
+    more before or after): one clock from which every phase draws (:func:`_budget`).
 
     ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
     the order of section 3 would add to it; the service's committed placements.
@@ -172,22 +194,28 @@ def place(
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
     """
+    deadline = deadline if deadline is not None else Deadline(time_limit)
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
-    solution = solve_problem(problem, time_limit=time_limit, hint_y=_hint_from_current(problem),
+    solve_by, report_by = _budget(problem, deadline)
+    solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
                              freeze_current=freeze_current)
     not_applied: list[NotApplied] = []
     if current:
         problem, solution, not_applied = _keep_running(
             bundle, problem, solution, current=current, weights=weights, max_moves=max_moves,
-            time_limit=time_limit)
-    # the large path proves no bound while solving: an LP bound at its placement, in a short extra time
-    solution = prove_weighted(problem, solution, time_limit=bound_seconds(time_limit))
+            solve_by=solve_by, explain_by=report_by.slice(0.5))
+    # explanations first (usually none, or quick), at most half of what is left for both ...
+    explained = (explain_unplaced(problem, solution.y, solution.status, deadline=report_by.slice(0.5))
+                 if solution.status != "Infeasible" else None)
+    # ... then the large path, which proves no bound while solving, an LP bound at its placement
+    solution = prove_weighted(problem, solution, deadline=report_by)
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,
-        warnings=warnings, not_applied=not_applied, explain_seconds=explain_seconds(time_limit),
+        warnings=warnings, not_applied=not_applied, explained=explained,
     )
     if verify and plan.status.solver in ("Optimal", "Feasible"):
-        plan = _verified(bundle, problem, solution, plan, current=current, now=now, warnings=warnings)
+        plan = _verified(bundle, problem, solution, plan, current=current, now=now, warnings=warnings,
+                         deadline=deadline)
     return plan
 
 
@@ -199,7 +227,8 @@ def _keep_running(
     current: dict[str, dict[str, int]],
     weights: ObjectiveWeights | None,
     max_moves: int | None,
-    time_limit: float,
+    solve_by: Deadline,
+    explain_by: Deadline,
 ) -> tuple[Problem, Solution, list[NotApplied]]:
     """Spec 4: running workloads whose change does not fit stay where they run (:mod:`engine.keep`).
 
@@ -211,7 +240,7 @@ def _keep_running(
     if solution.status == "Infeasible" and problem.max_moves is not None:
         # which running workloads do not fit, whatever the budget: keeping them may make it feasible
         loose = build_problem(bundle, current=current, weights=weights)
-        probe = solve_problem(loose, time_limit=max(time_limit / 2, 0.5), hint_y=_hint_from_current(loose))
+        probe = solve_problem(loose, deadline=solve_by.slice(0.5).at_least(0.5), hint_y=_hint_from_current(loose))
     y = probe.y
     kept: dict[str, int] = {}
     for _ in range(5):  # the kept set only grows; a few rounds reach the fixpoint in practice
@@ -236,13 +265,13 @@ def _keep_running(
         if (at < 0).any():  # the verifier accepted what the model cannot hold: keep nothing (safe side)
             return first_problem, first, []
         fixed[at] = problem.current_n[is_kept]
-        solution = solve_around(problem, fixed, time_limit=max(time_limit / 2, 0.5), solve=solve_problem)
+        solution = solve_around(problem, fixed, solve_by.slice(0.5).at_least(0.5), solve=solve_problem)
         y = solution.y
     if not kept:
         return first_problem, first, []
     first_y = first.y if first.status != "Infeasible" else probe.y
     explained = explain_unplaced(first_problem if first.status != "Infeasible" else build_problem(
-        bundle, current=current, weights=weights), first_y, "Feasible", time_limit=5.0)
+        bundle, current=current, weights=weights), first_y, "Feasible", deadline=explain_by)
     out: list[NotApplied] = []
     for key, count in kept.items():
         w = first_problem.workload_keys.index(key)
@@ -264,6 +293,7 @@ def _verified(
     current: dict[str, dict[str, int]] | None,
     now: datetime | None,
     warnings: list[str] | None,
+    deadline: Deadline,
 ) -> Plan:
     """The plan, with every workload whose placement fails the verifier left unplaced (spec 7).
 
@@ -307,7 +337,7 @@ def _verified(
             why.setdefault(w, message)
         dropped = Solution(y, "Feasible", solution.seconds, [])
         plan = plan_from_solution(p, dropped, input_digest=bundle.digest(), current=current, now=now,
-                                  warnings=warnings, not_applied=plan.not_applied)
+                                  warnings=warnings, not_applied=plan.not_applied, deadline=deadline)
         for u in plan.unplaced:
             w = index[u.workload]
             if w in why:

@@ -21,8 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-from engine.documents.kinds import Cluster, ObjectiveWeights, PlacementPolicySpec, Site, Tenant
-from engine.quantity import natural_per_base
+from engine.documents.kinds import Cluster, ObjectiveWeights, Site, Tenant
+from engine.documents.policy import PlacementPolicySpec
 
 __all__ = [
     "BIG", "UNLIMITED", "CompileContext", "Problem", "SpreadRule", "broadcast_groups", "broadcast_tiers",
@@ -206,11 +206,6 @@ class Problem:
         pos_ok = np.minimum(pos, max(len(keys) - 1, 0))
         found = (pos < len(keys)) & (keys[pos_ok] == want) if len(keys) else np.zeros_like(want, bool)
         return np.where(found, pos_ok, -1)
-
-    def natural_request(self) -> np.ndarray:
-        """(W, R) requests in natural units (cores, GiB, devices), for pricing."""
-        per = np.array([natural_per_base(r) for r in self.resource_names], dtype=float)
-        return self.request_base.astype(float) * per
 
 
 def restrict(

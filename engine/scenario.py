@@ -35,7 +35,8 @@ from pydantic import ValidationError
 
 from engine.build import build_problem
 from engine.documents.bundle import Bundle
-from engine.documents.kinds import Cluster, PlacementPolicySpec, Workload
+from engine.documents.kinds import Cluster, Workload
+from engine.documents.policy import PlacementPolicySpec
 from engine.documents.references import check_references
 from engine.documents.scenario import AddCluster, ClusterMatch, Edit, Scenario, WorkloadMatch
 from engine.documents.selectors import affinity_mask, selector_mask

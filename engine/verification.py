@@ -45,14 +45,12 @@ from engine.documents.kinds import (
     ClusterAffinity,
     FieldSelector,
     LabelSelector,
-    PlacementPolicySpec,
-    ResourceSelector,
     SelectorRequirement,
     Taint,
     Toleration,
-    WeightPreference,
     Workload,
 )
+from engine.documents.policy import PlacementPolicySpec, ResourceSelector, WeightPreference
 from engine.errors import InputError
 from engine.plan import Plan
 from engine.quantity import format_quantity, is_byte_resource

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.documents.kinds import SpreadConstraint
+from engine.documents.policy import SpreadConstraint
 from engine.documents.selectors import FIELD_LABELS
 from engine.problem import CompileContext, Problem, SpreadRule
 from policies.base import ModelContext, Plugin

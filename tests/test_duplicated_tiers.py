@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.build import build_problem
 from engine.planner import place
 from engine.solvers.large import solve_large
+from engine.solvers.solution import Deadline
 from engine.verification import verify
 from tests.builders import bundle_of, cluster, policy, workload
 from tests.test_cli import run, write_bundle
@@ -72,7 +73,7 @@ def test_the_verifier_rejects_copies_across_tiers() -> None:
 def test_the_large_path_tries_tiers_in_order() -> None:
     for edge_2, expected in (("4", {"e1": 2, "e2": 2}), ("1", {"c1": 2, "c2": 2})):
         problem = build_problem(bundle_of(*_docs(edge_2=edge_2)))
-        sol = solve_large(problem, time_limit=2.0)
+        sol = solve_large(problem, Deadline(2.0))
         got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
         assert got == expected
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
+from engine.solvers.solution import Deadline
 from engine.verification import codes, verify
 from tests.builders import bundle_of, cluster, messages, policy, reasons, solve, where, workload
 
@@ -479,9 +480,9 @@ def test_division_holds_on_the_large_path(monkeypatch: pytest.MonkeyPatch) -> No
     calls: list[int] = []
     real = engine.solvers.dispatch.solve_large
 
-    def spy(problem, **kw):  # type: ignore[no-untyped-def]
+    def spy(problem, *args, **kw):  # type: ignore[no-untyped-def]
         calls.append(problem.num_pairs)
-        return real(problem, **kw)
+        return real(problem, *args, **kw)
 
     monkeypatch.setattr(engine.solvers.dispatch, "LARGE_PAIRS", 10)
     monkeypatch.setattr(engine.solvers.dispatch, "solve_large", spy)
@@ -501,14 +502,14 @@ def test_division_survives_refine_and_incremental() -> None:
     docs = _fleet_with_divisions()
     problem = build_problem(bundle_of(*docs))
     want = _expected_divisions(docs)
-    y = solve_large(problem, time_limit=2.0).y
+    y = solve_large(problem, Deadline(2.0)).y
 
     def division(y_: Any, key: str) -> dict[str, int]:
         w = problem.workload_keys.index(key)
         sl = problem.pairs_of(w)
         return {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c[sl], y_[sl], strict=True) if n}
 
-    refined = refine_cost(problem, y, time_limit=2.0)
+    refined = refine_cost(problem, y, deadline=Deadline(2.0))
     for key in want:
         assert division(y, key) == want[key] and division(refined, key) == want[key]
     new = np.array([k in want for k in problem.workload_keys])
@@ -525,8 +526,8 @@ def test_division_holds_on_the_pinned_path(monkeypatch: pytest.MonkeyPatch) -> N
     calls: list[bool] = []
     real = engine.solvers.dispatch.solve_pinned
 
-    def spy(problem, **kw):  # type: ignore[no-untyped-def]
-        result = real(problem, **kw)
+    def spy(problem, *args, **kw):  # type: ignore[no-untyped-def]
+        result = real(problem, *args, **kw)
         calls.append(result is not None)
         return result
 

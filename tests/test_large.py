@@ -15,6 +15,7 @@ from engine.solvers.dispatch import solve_problem
 from engine.solvers.large import solve_large
 from engine.solvers.refine import refine_cost
 from engine.solvers.repair import repair_unplaced
+from engine.solvers.solution import Deadline
 from engine.verification import verify
 from tests.builders import bundle_of, cluster, policy, tenant, workload
 from tests.test_property import fleets
@@ -35,11 +36,11 @@ def test_refine_moves_replicas_to_cheaper_clusters_without_changing_placement() 
     for i in range(problem.num_pairs):
         if problem.cluster_names[problem.pair_c[i]] == "dear":
             y[i] = 2
-    better = refine_cost(problem, y)
+    better = refine_cost(problem, y, deadline=Deadline(5.0))
     weight = pair_weights(problem)
     assert (better * weight).sum() < (y * weight).sum()
     assert (_per_workload(problem, better) == _per_workload(problem, y)).all()
-    bound = cost_bound_at(problem, better)
+    bound = cost_bound_at(problem, better, deadline=Deadline(120.0))
     assert bound is not None and bound <= (better * weight).sum() + 1e-6
 
 
@@ -56,9 +57,8 @@ def test_repair_moves_partner_so_follower_fits() -> None:
     lo = int(state.starts[db])
     ys = (problem.pair_c[lo:int(state.starts[db + 1])] == problem.cluster_names.index("small")).astype(np.int64)
     state.take(problem, db, ys)
-    import time
 
-    added = repair_unplaced(problem, state, deadline=time.monotonic() + 10)
+    added = repair_unplaced(problem, state, deadline=Deadline(10.0))
     assert added == 1
     got = _per_workload(problem, state.y)
     assert (got == problem.replicas).all()
@@ -70,14 +70,14 @@ def test_repair_moves_partner_so_follower_fits() -> None:
 @given(fleets(max_clusters=6, max_workloads=6, max_replicas=4))
 def test_large_path_plans_verify_and_bound_holds(bundle: Bundle) -> None:
     problem = build_problem(bundle)
-    solution = solve_large(problem, time_limit=5)
+    solution = solve_large(problem, Deadline(5))
     plan = plan_from_solution(problem, solution, input_digest="x")
     assert verify(bundle, plan) == []
     exact = solve_problem(problem, time_limit=10)
     if exact.status == "Optimal" and (_per_workload(problem, exact.y) == _per_workload(problem, solution.y)).all():
         # at the same placement, the LP bound never exceeds the optimum's weighted cost (the
         # per-replica terms and the clusters used by Aggregated workloads)
-        bound = cost_bound_at(problem, solution.y)
+        bound = cost_bound_at(problem, solution.y, deadline=Deadline(120.0))
         assert bound is not None
         assert bound <= evaluate(problem, exact.y).weighted + 1e-6
 
@@ -90,7 +90,7 @@ def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
             workload("db", 1, cpu="1", priority=0), workload("api", 2, cpu="1", priority=100, policy="near-db")]
     bundle = bundle_of(*docs)
     problem = build_problem(bundle)
-    solution = solve_large(problem, time_limit=5)
+    solution = solve_large(problem, Deadline(5))
     plan = plan_from_solution(problem, solution, input_digest="x")
     assert verify(bundle, plan) == []
     assert plan.assignment() == {"default/api": {"b": 2}, "default/db": {"b": 1}}
@@ -191,8 +191,10 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     totals = _per_workload(problem, y).astype(np.int64)
     zero = np.zeros(problem.num_pairs, dtype=np.int64)
     args = (problem, y, placed, placed, zero)
-    early = column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=1, exact=True)
-    full = column_generation(*args, upper=problem.pair_ub, totals=totals, time_limit=60, rounds=50, exact=True)
+    early = column_generation(*args, upper=problem.pair_ub, totals=totals, deadline=Deadline(60), rounds=1,
+                              exact=True)
+    full = column_generation(*args, upper=problem.pair_ub, totals=totals, deadline=Deadline(60), rounds=50,
+                             exact=True)
     assert early is not None and full is not None
     assert early <= full + 1e-6
     assert full <= float((y * pair_weights(problem)).sum()) + 1e-6
@@ -202,7 +204,6 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
 def test_repair_moves_a_placed_workload_aside() -> None:
     # "pinned" may only run on "a", where "mobile" sits; alone it does not fit, so the repair
     # solves it together with the occupant, which moves to "b"
-    import time
 
     docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": "2"}),
             policy("only-a", clusterAffinity={"clusterNames": ["a"]}),
@@ -214,7 +215,7 @@ def test_repair_moves_a_placed_workload_aside() -> None:
     mobile = p.workload_keys.index("default/mobile")
     lo, hi = int(state.starts[mobile]), int(state.starts[mobile + 1])
     state.take(p, mobile, (p.pair_c[lo:hi] == p.cluster_names.index("a")).astype(np.int64))
-    assert repair_unplaced(p, state, deadline=time.monotonic() + 10) == 1
+    assert repair_unplaced(p, state, deadline=Deadline(10.0)) == 1
     where_ = {(p.workload_keys[int(p.pair_w[i])], p.cluster_names[int(p.pair_c[i])]) for i in np.nonzero(state.y)[0]}
     assert where_ == {("default/mobile", "b"), ("default/pinned", "a")}
     assert (state.capacity >= 0).all()
@@ -267,7 +268,7 @@ def test_swap_for_quota_trades_a_small_workload_for_a_bigger_blocked_one() -> No
     p = build_problem(bundle_of(*docs))
     state = Residual.empty(p)
     assert place_one(p, p.workload_keys.index("retail/small"), state, pair_score(p))
-    assert swap_for_quota(p, state, deadline=float("inf")) == 2
+    assert swap_for_quota(p, state, deadline=Deadline(3600.0)) == 2
     per_w = _per_workload(p, state.y)
     assert per_w[p.workload_keys.index("retail/big")] == 3 and per_w[p.workload_keys.index("retail/small")] == 0
     assert (state.quota >= 0).all() and (state.quota == Residual.from_y(p, state.y).quota).all()
@@ -340,9 +341,8 @@ def test_repair_spends_room_on_the_most_replicas() -> None:
             workload("big", 1, cpu="4"), workload("small", 3, cpu="1")]
     problem = build_problem(bundle_of(*docs))
     state = Residual.empty(problem)
-    import time
 
-    assert repair_unplaced(problem, state, deadline=time.monotonic() + 10) == 1
+    assert repair_unplaced(problem, state, deadline=Deadline(10.0)) == 1
     placed = _per_workload(problem, state.y)
     assert placed[problem.workload_keys.index("default/small")] == 3
     assert placed[problem.workload_keys.index("default/big")] == 0

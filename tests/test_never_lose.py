@@ -14,6 +14,7 @@ import pytest
 from engine.build import build_problem
 from engine.planner import place
 from engine.solvers.dispatch import solve_problem
+from engine.solvers.solution import Deadline
 from engine.verification import verify
 from tests.builders import bundle_of, cluster, objective, workload
 from tests.test_cli import run, write_bundle
@@ -69,7 +70,7 @@ def test_noschedule_kept_by_the_large_path() -> None:
     problem = build_problem(bundle_of(*docs), current=current)
     from engine.solvers.large import solve_large
 
-    sol = solve_large(problem, time_limit=2.0)
+    sol = solve_large(problem, Deadline(2.0))
     got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
     assert got["a"] <= 2 and sum(got.values()) == 6
 
@@ -385,7 +386,7 @@ def test_duplicated_with_max_groups_by_the_large_path() -> None:
 
     docs = _dup_by_region()
     problem = build_problem(bundle_of(*docs))
-    sol = solve_large(problem, time_limit=2.0)
+    sol = solve_large(problem, Deadline(2.0))
     got = {problem.cluster_names[c]: int(n) for c, n in zip(problem.pair_c, sol.y, strict=True) if n}
     assert got == {"eu-1": 1, "eu-2": 1}
 

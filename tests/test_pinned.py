@@ -12,12 +12,13 @@ import pytest
 
 from benchmarks.generate import Instance
 from engine.build import build_problem
-from engine.documents.kinds import API_VERSION as API
+from engine.documents.fields import API_VERSION as API
 from engine.documents.load import load_documents
 from engine.objective import evaluate
 from engine.planner import place
 from engine.solvers.dispatch import solve_problem
 from engine.solvers.pinned import pinned_placement, solve_pinned
+from engine.solvers.solution import Deadline
 
 
 def _assignment(problem, y, keep) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
@@ -53,7 +54,7 @@ def test_same_optimum_as_the_whole_problem(seed: int, monkeypatch: pytest.Monkey
     current = _committed(bundle, 0.7, seed)
     problem = build_problem(bundle, current=current, max_moves=0)
     assert pinned_placement(problem) is not None
-    fast = solve_pinned(problem, time_limit=20, solve=solve_problem)
+    fast = solve_pinned(problem, Deadline(20), solve=solve_problem)
     assert fast is not None
     monkeypatch.setattr("engine.solvers.dispatch.solve_pinned", lambda *a, **k: None)  # the whole-problem solve
     whole = solve_problem(problem, time_limit=20)
@@ -100,7 +101,7 @@ def test_new_follower_stays_on_its_pinned_partners_clusters() -> None:
     # db runs on a and b; noisy on a: api must follow db and avoid noisy, so b only (c is cheapest)
     current = {"shop/db": {"a": 1, "b": 1}, "shop/noisy": {"a": 1}}
     problem = build_problem(bundle, current=current, max_moves=0)
-    solution = solve_pinned(problem, time_limit=5, solve=solve_problem)
+    solution = solve_pinned(problem, Deadline(5), solve=solve_problem)
     assert solution is not None
     plan = place(bundle, current=current, max_moves=0, time_limit=5)
     assert plan.assignment()["shop/api"] == {"b": 2}
@@ -118,7 +119,7 @@ def test_falls_back_when_the_shortcut_is_not_exact(change: str) -> None:
     problem = build_problem(load_documents([{"apiVersion": API, **d} for d in docs]), current={"shop/web": {"a": 2}},
                             max_moves=None if change == "moves allowed" else 0)
     assert pinned_placement(problem) is None
-    assert solve_pinned(problem, time_limit=5, solve=solve_problem) is None
+    assert solve_pinned(problem, Deadline(5), solve=solve_problem) is None
 
 
 def test_frozen_keeps_a_duplicated_workload_below_its_most_copies_as_it_is() -> None:

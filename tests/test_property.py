@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.documents.bundle import Bundle
-from engine.documents.kinds import ObjectiveWeights, PlacementPolicySpec
+from engine.documents.kinds import ObjectiveWeights
+from engine.documents.policy import PlacementPolicySpec
 from engine.planner import place
 from engine.verification import affinity_matches, tolerates, verify
 from tests.builders import bundle_of, cluster, policy, site, tenant, workload

@@ -12,16 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from engine.documents.kinds import (
-    CLUSTER_SCOPED,
-    Cluster,
-    ClusterPlacementPolicy,
-    Objective,
-    PlacementPolicy,
-    Site,
-    Tenant,
-    Workload,
-)
+from engine.documents.kinds import CLUSTER_SCOPED, Cluster, Objective, Site, Tenant, Workload
+from engine.documents.policy import ClusterPlacementPolicy, PlacementPolicy
 from engine.documents.selection import AnyPolicy, PolicySelector
 
 __all__ = ["Bundle", "Origin", "name_key"]

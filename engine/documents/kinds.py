@@ -10,228 +10,60 @@ Unknown fields are errors, as ``kubectl apply --validate=strict`` would say.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
+from engine.documents.fields import (
+    LabelKey,
+    LabelValue,
+    Metadata,
+    PriceMap,
+    ResourceMap,
+    _check_label_key,
+    _Model,
+    _whole_number,
+)
 from engine.limits import (
-    MAX_CLUSTER_COUNT,
-    MAX_GROUPS,
     MAX_LATENCY_MS,
     MAX_MOVES,
-    MAX_PRICE,
     MAX_PRIORITY,
     MAX_REPLICAS,
-    MAX_SKEW,
     MAX_TEXT,
     MAX_WEIGHT,
     WORKLOAD_TOTAL_FACTOR,
     echo,
 )
-from engine.quantity import QuantityError, max_quantity, parse_quantity
+from engine.quantity import max_quantity
 
 __all__ = [
-    "API_VERSION",
     "TOPOLOGY_LABELS",
-    "AffinityTerm",
     "Cluster",
     "ClusterAffinity",
     "ClusterAffinityTier",
-    "ClusterCount",
-    "ClusterPlacementPolicy",
     "ClusterSpec",
-    "Document",
     "FieldSelector",
     "LabelSelector",
-    "LatencyRequirement",
-    "Metadata",
     "Objective",
     "ObjectiveSpec",
     "ObjectiveWeights",
-    "PlacementPolicy",
-    "PlacementPolicySpec",
     "PreferredClusterTerm",
-    "ReplicaScheduling",
-    "ResourceSelector",
     "SelectorRequirement",
     "Site",
     "SiteSpec",
-    "SpreadConstraint",
-    "StaticClusterWeight",
     "Taint",
     "Tenant",
     "TenantSpec",
     "Toleration",
-    "WeightPreference",
     "Workload",
     "WorkloadSource",
     "WorkloadSpec",
 ]
-
-API_VERSION = "placement.berth.dev/v1alpha1"
-
-#: names and namespaces become object names, folder names and label values: DNS-1123 labels.
-#: Patterns are used with ``fullmatch`` after a length check (no backtracking on huge input).
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
-_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-
-
-def is_dns_label(value: str) -> bool:
-    """A DNS-1123 label: at most 63 of ``[a-z0-9-]``, alphanumeric at both ends."""
-    return len(value) <= 63 and _DNS1123_LABEL.fullmatch(value) is not None
-
-
-def is_label_key(value: str) -> bool:
-    """A Kubernetes label key (or resource name): ``[prefix/]name``, as kubectl checks it."""
-    if len(value) > 253 + 1 + 63:
-        return False
-    prefix, sep, name = value.rpartition("/")
-    if sep and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
-        return False
-    return len(name) <= 63 and _LABEL_NAME.fullmatch(name) is not None
-
-
-def _check_label_value(value: str) -> str:
-    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-        raise ValueError(
-            f"{echo(value)} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _stringify_label(value: Any) -> Any:
-    """YAML reads ``pci: true`` as a bool; Kubernetes labels are strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-def _check_label_key(value: str) -> str:
-    if not is_label_key(value):
-        raise ValueError(f"{echo(value)} is not a valid label key: [prefix/]name, name at most 63 characters")
-    return value
-
-
-LabelValue = Annotated[str, BeforeValidator(_stringify_label), AfterValidator(_check_label_value)]
-LabelKey = Annotated[str, AfterValidator(_check_label_key)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=False,
-        allow_inf_nan=False,
-    )
-
-
-class EntryError(ValueError):
-    """A bad entry of a map field: the loader adds ``key`` to the field it names (``spec.resources.cpu``)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-def _check_resources(value: dict[str, Any]) -> dict[str, int]:
-    """Parse a ``{resource: quantity}`` map into base units."""
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping of resource names to quantities, got {echo(value)}")
-    out: dict[str, int] = {}
-    for name, raw in value.items():
-        if not isinstance(name, str) or not is_label_key(name):
-            raise ValueError(f"{echo(name)} is not a resource name")
-        try:
-            out[name] = parse_quantity(name, raw)
-        except QuantityError as exc:
-            raise EntryError(name, str(exc)) from exc
-    return out
-
-
-def _check_prices(value: dict[str, Any]) -> dict[str, float]:
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping of resource names to prices, got {echo(value)}")
-    out: dict[str, float] = {}
-    for name, raw in value.items():
-        if not isinstance(name, str) or not is_label_key(name):
-            raise ValueError(f"{echo(name)} is not a resource name")
-        expected = f"expected a price per unit-hour such as '0.04', got {echo(raw)}"
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str) or (
-            isinstance(raw, str) and len(raw) > 64
-        ):
-            raise EntryError(name, expected)
-        try:
-            price = float(raw)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise EntryError(name, expected) from exc
-        if not 0 <= price <= MAX_PRICE:  # also refuses nan and inf
-            raise EntryError(name, f"a price must be a number from 0 to {MAX_PRICE:g}, got {echo(raw)}")
-        out[name] = price
-    return out
-
-
-def _check_dns_label(value: str, what: str) -> str:
-    if not is_dns_label(value):
-        raise ValueError(f"{what} {echo(value)} is not a valid name: a DNS-1123 label")
-    return value
-
-
-def _check_subdomain(value: str, what: str) -> str:
-    if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
-        raise ValueError(f"{what} {echo(value)} is not a valid object name (a DNS-1123 subdomain)")
-    return value
-
-
-def _whole_number(value: Any) -> Any:
-    """Refuse what pydantic would coerce into an int: booleans, strings, fractions."""
-    if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return value
-
-
-ResourceMap = Annotated[dict[str, int], BeforeValidator(_check_resources)]
-PriceMap = Annotated[dict[str, float], BeforeValidator(_check_prices)]
-
-
-class Metadata(_Model):
-    name: str
-    namespace: str | None = None
-    labels: dict[str, LabelValue] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name", "namespace")
-    @classmethod
-    def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not is_dns_label(value):
-            raise ValueError(
-                f"{echo(value)} is not a valid name: a DNS-1123 label of at most 63 lower-case letters, "
-                "digits and '-', starting and ending with a letter or digit"
-            )
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not is_label_key(key):
-                raise ValueError(f"{echo(key)} is not a valid label key")
-        return value
 
 
 # --- selectors ---------------------------------------------------------------
@@ -458,179 +290,6 @@ class Tenant(_Model):
         return self.metadata.name
 
 
-# --- PlacementPolicy ------------------------------------------------------------
-
-
-class LatencyRequirement(_Model):
-    site: str
-    max_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
-
-
-class StaticClusterWeight(_Model):
-    """One ``staticWeightList`` entry: the clusters ``targetCluster`` matches get ``weight``."""
-
-    target_cluster: ClusterAffinity
-    weight: int = Field(ge=1, le=2**31 - 1)
-
-    _strict_weight = field_validator("weight", mode="before")(lambda cls, v: _whole_number(v))
-
-
-class WeightPreference(_Model):
-    """Karmada's ``weightPreference``: a fixed division of a Divided workload (docs/karmada.md)."""
-
-    static_weight_list: list[StaticClusterWeight] | None = None
-    dynamic_weight: Literal["AvailableReplicas"] | None = None
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> WeightPreference:
-        if (self.static_weight_list is None) == (self.dynamic_weight is None):
-            raise ValueError("give exactly one of staticWeightList and dynamicWeight")
-        if self.static_weight_list is not None and not self.static_weight_list:
-            raise ValueError("staticWeightList needs at least one entry")
-        return self
-
-
-class ReplicaScheduling(_Model):
-    replica_scheduling_type: Literal["Divided", "Duplicated"] = "Divided"
-    replica_division_preference: Literal["Weighted", "Aggregated"] = "Weighted"
-    min_per_cluster: int = Field(default=1, ge=1, le=MAX_REPLICAS)
-    max_per_cluster: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
-    weight_preference: WeightPreference | None = None
-
-    @model_validator(mode="after")
-    def _bounds_ordered(self) -> ReplicaScheduling:
-        if self.weight_preference is not None and (
-            self.replica_scheduling_type != "Divided" or self.replica_division_preference != "Weighted"
-        ):
-            raise ValueError(
-                "weightPreference divides the replicas of replicaSchedulingType Divided with "
-                f"replicaDivisionPreference Weighted, got {self.replica_scheduling_type} / "
-                f"{self.replica_division_preference}"
-            )
-        if self.max_per_cluster is not None and self.max_per_cluster < self.min_per_cluster:
-            raise ValueError(
-                f"maxPerCluster ({self.max_per_cluster}) is below minPerCluster "
-                f"({self.min_per_cluster})"
-            )
-        return self
-
-
-class ClusterCount(_Model):
-    min: int = Field(default=1, ge=1, le=MAX_CLUSTER_COUNT)
-    max: int | None = Field(default=None, ge=1, le=MAX_CLUSTER_COUNT)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ClusterCount:
-        if self.max is not None and self.max < self.min:
-            raise ValueError(f"max ({self.max}) is below min ({self.min})")
-        return self
-
-
-class SpreadConstraint(_Model):
-    spread_by_field: Literal["region", "zone", "provider", "cluster"] | None = None
-    spread_by_label: LabelKey | None = None
-    min_groups: int = Field(default=1, ge=1, le=MAX_GROUPS)
-    max_groups: int | None = Field(default=None, ge=1, le=MAX_GROUPS)
-    max_skew: int | None = Field(default=None, ge=0, le=MAX_SKEW)
-
-    @model_validator(mode="after")
-    def _one_key(self) -> SpreadConstraint:
-        if (self.spread_by_field is None) == (self.spread_by_label is None):
-            raise ValueError("give exactly one of spreadByField and spreadByLabel")
-        if self.max_groups is not None and self.max_groups < self.min_groups:
-            raise ValueError(f"maxGroups ({self.max_groups}) is below minGroups ({self.min_groups})")
-        return self
-
-
-class AffinityTerm(_Model):
-    workloads: list[str] = Field(default_factory=list)
-
-
-class ResourceSelector(_Model):
-    """Which workloads a policy applies to (Karmada's ``resourceSelectors`` entry).
-
-    ``apiVersion`` and ``kind`` are optional and, when given, must name Berth's Workload.
-    ``namespace`` narrows a ClusterPlacementPolicy; a PlacementPolicy selects only in its own
-    namespace. With ``name`` set, ``labelSelector`` is ignored (as in Karmada); with neither, every
-    Workload in scope matches.
-    """
-
-    api_version: Literal["placement.berth.dev/v1alpha1"] | None = None
-    kind: Literal["Workload"] | None = None
-    namespace: str | None = None
-    name: str | None = None
-    label_selector: LabelSelector | None = None
-
-    def implicit_priority(self) -> int:
-        """Karmada's implicit priority of a match: by name 3, by label selector 2, match-all 1."""
-        if self.name is not None:
-            return 3
-        return 2 if self.label_selector is not None else 1
-
-
-class PlacementPolicySpec(_Model):
-    resource_selectors: list[ResourceSelector] | None = None
-    priority: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
-    cluster_affinity: ClusterAffinity | None = None
-    cluster_affinities: list[ClusterAffinityTier] | None = None
-    preferred_clusters: list[PreferredClusterTerm] = Field(default_factory=list)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    latency: LatencyRequirement | None = None
-    replica_scheduling: ReplicaScheduling = Field(default_factory=ReplicaScheduling)
-    clusters: ClusterCount | None = None
-    spread_constraints: list[SpreadConstraint] = Field(default_factory=list)
-    affinity: AffinityTerm | None = None
-    anti_affinity: AffinityTerm | None = None
-
-    _strict_priority = field_validator("priority", mode="before")(lambda cls, v: _whole_number(v))
-
-    @field_validator("resource_selectors")
-    @classmethod
-    def _some_selectors(cls, value: list[ResourceSelector] | None) -> list[ResourceSelector] | None:
-        if value is not None and not value:
-            raise ValueError("resourceSelectors needs at least one selector (leave it out to select nothing)")
-        return value
-
-    @model_validator(mode="after")
-    def _one_affinity_form(self) -> PlacementPolicySpec:
-        if self.cluster_affinity is not None and self.cluster_affinities is not None:
-            raise ValueError("give clusterAffinity or clusterAffinities, not both")
-        if self.cluster_affinities is not None and self.replica_scheduling.weight_preference is not None:
-            raise ValueError(
-                "weightPreference fixes one division over the eligible clusters; it cannot be combined "
-                "with clusterAffinities tiers (use clusterAffinity)"
-            )
-        if self.cluster_affinities is not None:
-            if not self.cluster_affinities:
-                raise ValueError("clusterAffinities needs at least one tier")
-            names = [t.affinity_name for t in self.cluster_affinities]
-            if len(set(names)) != len(names):
-                raise ValueError(f"clusterAffinities repeats an affinityName: {names}")
-        return self
-
-
-class PlacementPolicy(_Model):
-    api_version: Literal["placement.berth.dev/v1alpha1"]
-    kind: Literal["PlacementPolicy"]
-    metadata: Metadata
-    spec: PlacementPolicySpec = Field(default_factory=PlacementPolicySpec)
-
-
-class ClusterPlacementPolicy(_Model):
-    """A cluster-scoped PlacementPolicy (Karmada's ClusterPropagationPolicy): a fleet-wide default.
-
-    It applies to the workloads its ``resourceSelectors`` match in any namespace, when no
-    PlacementPolicy of the workload's own namespace matches it. ``resourceSelectors`` is
-    required; ``affinity`` and ``antiAffinity`` name workloads of one namespace and belong in a
-    namespaced PlacementPolicy (both checked in :func:`engine.documents.bundle.check_references`).
-    """
-
-    api_version: Literal["placement.berth.dev/v1alpha1"]
-    kind: Literal["ClusterPlacementPolicy"]
-    metadata: Metadata
-    spec: PlacementPolicySpec
-
-
 # --- Workload -------------------------------------------------------------------
 
 
@@ -737,7 +396,6 @@ class Objective(_Model):
     spec: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
 
 
-Document = Cluster | Site | Tenant | Workload | PlacementPolicy | ClusterPlacementPolicy | Objective
 
 #: Kinds without a namespace; the namespace of the rest defaults to ``default``.
 CLUSTER_SCOPED = frozenset({"Cluster", "Site", "Tenant", "Objective", "ClusterPlacementPolicy"})

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.documents.kinds import Metadata, _Model
+from engine.documents.fields import Metadata, _Model
 from engine.limits import MAX_DURATION_SECONDS, echo
 
 __all__ = [

@@ -22,7 +22,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.documents.bundle import Bundle, Origin, name_key
-from engine.documents.kinds import API_VERSION, CLUSTER_SCOPED, EntryError, Objective
+from engine.documents.fields import API_VERSION, EntryError
+from engine.documents.kinds import CLUSTER_SCOPED, Objective
 from engine.documents.references import check_references
 from engine.documents.registry import KINDS
 from engine.errors import DuplicateName, InputError

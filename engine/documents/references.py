@@ -6,7 +6,7 @@ Each error names the document that refers and the field (spec section 1).
 from __future__ import annotations
 
 from engine.documents.bundle import Bundle, Origin, name_key
-from engine.documents.kinds import ClusterPlacementPolicy
+from engine.documents.policy import ClusterPlacementPolicy
 from engine.errors import DependencyCycle, InputError, ReferenceNotFound
 from engine.limits import echo
 

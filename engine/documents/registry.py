@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from engine.documents.kinds import (
-    Cluster,
-    ClusterPlacementPolicy,
-    Objective,
-    PlacementPolicy,
-    Site,
-    Tenant,
-    Workload,
-)
+from engine.documents.kinds import Cluster, Objective, Site, Tenant, Workload
 from engine.documents.live import MetricsSource
+from engine.documents.policy import ClusterPlacementPolicy, PlacementPolicy
 from engine.documents.scenario import Scenario
 
 __all__ = ["KINDS"]

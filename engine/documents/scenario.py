@@ -16,13 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from engine.documents.kinds import (
-    ClusterAffinity,
-    LabelSelector,
-    Metadata,
-    PriceMap,
-    _Model,
-)
+from engine.documents.fields import Metadata, PriceMap, _Model
+from engine.documents.kinds import ClusterAffinity, LabelSelector
 
 __all__ = ["AddCluster", "ChangePolicy", "ChangePrices", "ClusterMatch", "Edit", "ScaleCapacity", "ScaleDemand",
            "Scenario", "ScenarioSpec", "Sweep", "WorkloadMatch"]

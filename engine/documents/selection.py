@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from engine.documents.kinds import ClusterPlacementPolicy, PlacementPolicy, ResourceSelector, Workload
+from engine.documents.kinds import Workload
+from engine.documents.policy import ClusterPlacementPolicy, PlacementPolicy, ResourceSelector
 from engine.documents.selectors import selector_mask
 
 __all__ = ["AnyPolicy", "PolicySelector", "match_priority"]

@@ -33,12 +33,10 @@ from engine.moves import scale_down_credit
 from engine.objective import evaluate, most_copies, pair_weights, placed_workloads
 from engine.problem import UNLIMITED, Problem
 from engine.solvers.refine import column_generation
-from engine.solvers.solution import LevelResult, Solution
+from engine.solvers.solution import Deadline, LevelResult, Solution
 
-__all__ = ["PROVE_PAIRS", "LpResult", "bound_seconds", "cost_bound_at", "prove_weighted", "solve_lp",
-           "weighted_bound_at"]
+__all__ = ["PROVE_PAIRS", "LpResult", "cost_bound_at", "prove_weighted", "solve_lp"]
 
-_TOL = 1e-6
 _STEP = 10.0
 _DEBUG = bool(__import__("os").environ.get("BERTH_LP_DEBUG"))
 
@@ -162,13 +160,12 @@ class _Lp:
             m *= _STEP
         return c, weights
 
-    def solve(self, objective: np.ndarray, time_limit: float = 60.0) -> tuple[str, np.ndarray, float, float]:
+    def solve(self, objective: np.ndarray, deadline: Deadline) -> tuple[str, np.ndarray, float, float]:
         """Minimise by column generation over the pairs: few columns per workload, priced vectorised.
 
         Returns status, ``x``, the objective value and a Lagrangian lower bound
         on the objective over *all* columns (valid whatever the status).
         """
-        start = time.monotonic()
         ub = self.ub
         lo, hi = self.row_lo, self.row_hi
         x = np.zeros(self.n_cols)
@@ -182,7 +179,7 @@ class _Lp:
                 self.lb[cols], ub[cols], objective[cols], lo, hi, sp.csr_matrix(self.csc[:, cols])
             )
             solver = mbh.ModelSolverHelper("glop")
-            solver.set_time_limit_in_seconds(max(time_limit - (time.monotonic() - start), 0.1))
+            solver.set_time_limit_in_seconds(max(deadline.remaining(), 0.1))
             t0 = time.monotonic()
             solver.solve(model)
             if _DEBUG:
@@ -201,7 +198,7 @@ class _Lp:
             rows = np.where(duals > 0, duals * np.where(np.isfinite(lo), lo, 0.0),
                             duals * np.where(np.isfinite(hi), hi, 0.0))
             bound = max(bound, float(np.minimum(reduced, 0.0) @ ub + rows.sum()))
-            if status != "OPTIMAL" or time.monotonic() - start > time_limit:
+            if status != "OPTIMAL" or deadline.expired():
                 break
             gain = -reduced
             gain[self.active | (ub <= 0)] = 0.0
@@ -226,87 +223,31 @@ class LpResult:
     status: str
     seconds: float
 
-    def weighted_bound(self, problem: Problem, y: np.ndarray) -> float:
-        """Lower bound on the weighted cost of any plan placing at least what ``y`` places at each
-        priority, with tiers no worse (Lagrangian relaxation of those levels, from the LP duals)."""
-        p = problem
-        pair_prio = p.priority[p.pair_w]
-        total = self.bound_total
-        for value in sorted(set(p.priority.tolist())):
-            total += self.weights[f"priority:{value}"] * float(y[pair_prio == value].sum())
-        if "tier" in self.weights:
-            total -= self.weights["tier"] * float((y * p.pair_tier).sum())
-        return total + self.constant_moves
-
     constant_moves: float = 0.0
 
 
-def _slack(value: float) -> float:
-    return _TOL * max(1.0, abs(value))
-
-
 def solve_lp(problem: Problem, *, time_limit: float = 30.0, keep: int = 8) -> LpResult:
-    """Solve the combined LP relaxation (see :meth:`_Lp.combined`)."""
-    start = time.monotonic()
+    """Solve the combined LP relaxation (see :meth:`_Lp.combined`) within ``time_limit`` seconds."""
+    deadline = Deadline(time_limit)
     p = problem
     lp = _Lp(p, keep)
     c, weights = lp.combined()
-    status, x, _, bound = lp.solve(c, time_limit)
+    status, x, _, bound = lp.solve(c, deadline)
     y = x[: p.num_pairs]
     pair_prio = p.priority[p.pair_w]
     placed = {f"priority:{v}": float(y[pair_prio == v].sum()) for v in sorted(set(p.priority.tolist()), reverse=True)}
     return LpResult(y=y, placed=placed, tier=float((y * p.pair_tier).sum()), weights=weights,
-                    bound_total=bound, status=status, seconds=time.monotonic() - start,
+                    bound_total=bound, status=status, seconds=deadline.elapsed(),
                     constant_moves=lp.constant_moves)
 
 
-def weighted_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float:
-    """LP minimum of the weighted objective over plans placing at least what ``y`` places at each
-    priority with tiers no worse: a valid lower bound for the weighted level at that placement."""
-    p = problem
-    lp = _Lp(p)
-    pair_prio = p.priority[p.pair_w]
-    rows = []
-    lo = []
-    hi = []
-    for value in sorted(set(p.priority.tolist())):
-        row = np.zeros(lp.n_cols)
-        row[: p.num_pairs] = pair_prio == value
-        got = float(y[pair_prio == value].sum())
-        rows.append(row)
-        lo.append(got - _slack(got))
-        hi.append(np.inf)
-    if p.pair_tier.any():
-        row = np.zeros(lp.n_cols)
-        row[: p.num_pairs] = p.pair_tier
-        got = float((y * p.pair_tier).sum())
-        rows.append(row)
-        lo.append(-np.inf)
-        hi.append(got + _slack(got))
-    matrix = sp.vstack([lp.matrix, sp.csr_matrix(np.array(rows))], format="csr")
-    c, _ = lp.combined()
-    c = c.copy()
-    c[: p.num_pairs] = pair_weights(p) + lp.credit
-    agg = p.aggregated[p.pair_w]
-    c[: p.num_pairs][agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
-    model = mbh.ModelBuilderHelper()
-    model.fill_model_from_sparse_data(lp.lb, lp.ub, c, np.concatenate([lp.row_lo, lo]),
-                                      np.concatenate([lp.row_hi, hi]), matrix)
-    solver = mbh.ModelSolverHelper("glop")
-    solver.set_time_limit_in_seconds(time_limit)
-    solver.solve(model)
-    if solver.status() != mbh.SolveStatus.OPTIMAL:
-        return float("nan")
-    return solver.objective_value() + lp.constant_moves
-
-
-def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0) -> float | None:
+def cost_bound_at(problem: Problem, y: np.ndarray, *, deadline: Deadline) -> float | None:
     """A lower bound on the weighted cost of any plan placing the same workloads.
 
     The LP relaxation with the placed set fixed, every placed workload free to
     split (spread, bounds, counts and co-location relaxed, which only lowers
     the minimum), capacity and quota kept, tier no worse; solved to optimality
-    by column generation. When that has not converged within ``time_limit``
+    by column generation. When that has not converged by ``deadline``
     (millions of pairs), the best Lagrangian bound from the dual prices of the
     rounds so far, which is valid at any round. ``None`` when no round finished.
     """
@@ -322,7 +263,7 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
                      np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))
     totals = np.bincount(pp.pair_w, weights=y, minlength=pp.num_workloads).astype(np.int64)
-    bound = column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, time_limit=time_limit,
+    bound = column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, deadline=deadline,
                                rounds=50, exact=True)
     if bound is None:
         return None
@@ -332,24 +273,19 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, time_limit: float = 120.0)
     return bound + pp.weights.clusters * clusters_used
 
 
-#: above this many pairs one column-generation round takes longer than :func:`bound_seconds` allows
+#: above this many pairs one column-generation round takes longer than the few seconds the bound gets
 #: (10,000 x 1,000: 6.3M pairs, no round in 5 s, and 10 s more end to end for nothing)
 PROVE_PAIRS = 2_000_000
 
 
-def bound_seconds(time_limit: float) -> float:
-    """Time :func:`prove_weighted` gets after a solve of ``time_limit`` seconds: 30% of it, at most 5 s."""
-    return min(0.3 * time_limit, 5.0)
-
-
-def prove_weighted(problem: Problem, solution: Solution, *, time_limit: float) -> Solution:
+def prove_weighted(problem: Problem, solution: Solution, *, deadline: Deadline) -> Solution:
     """Add a proved lower bound on the weighted level to a plan that has none (the large path).
 
     The construction path proves nothing by itself; this is
     :func:`cost_bound_at`: the LP minimum of the weighted cost over
     plans placing the same workloads (the "LP minimum at that placement"; capacity
     and quota kept, counts and spread relaxed to valid cuts). Column generation
-    converges in about 13 s at 2,000 x 300; within ``time_limit`` the bound is the
+    converges in about 13 s at 2,000 x 300; by ``deadline`` the bound is the
     best Lagrangian bound of the rounds so far, valid at any round but looser (2.3%
     after 4 s where the converged gap is 1.3%). The solution is returned unchanged
     when it already has a weighted level, places nothing, or no round finished.
@@ -359,7 +295,7 @@ def prove_weighted(problem: Problem, solution: Solution, *, time_limit: float) -
     if not solution.y.any() or problem.num_pairs > PROVE_PAIRS:
         return solution
     t0 = time.monotonic()
-    bound = cost_bound_at(problem, solution.y, time_limit=time_limit)
+    bound = cost_bound_at(problem, solution.y, deadline=deadline)
     if bound is None or not np.isfinite(bound):
         return solution
     # the level's value and bound leave out the constant moves, as the CP-SAT path's do

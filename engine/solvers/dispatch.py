@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from engine.problem import Problem
@@ -20,7 +18,7 @@ from engine.solvers.large import solve_large
 from engine.solvers.pinned import solve_pinned
 from engine.solvers.solution import Deadline, Solution
 
-__all__ = ["FLOOR_PAIRS", "LARGE_PAIRS", "solve_problem"]
+__all__ = ["FLOOR_PAIRS", "LARGE_PAIRS", "choose", "solve_problem"]
 
 #: above this many eligible pairs, :mod:`engine.solvers.large` builds the plan (CP-SAT model too big)
 LARGE_PAIRS = 20_000
@@ -31,35 +29,53 @@ FLOOR_PAIRS = 300
 def solve_problem(
     problem: Problem,
     *,
+    deadline: Deadline | None = None,
     time_limit: float = 10.0,
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
     freeze_current: bool = False,
 ) -> Solution:
-    """Solve ``problem`` in the order of spec section 3 within ``time_limit`` seconds.
+    """Solve ``problem`` in the order of spec section 3 by ``deadline``.
 
     Args:
         problem: the normalised problem.
-        time_limit: wall seconds for the whole solve (model building included).
+        deadline: when the whole solve (model building included) must end; without one,
+            ``time_limit`` seconds from now.
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
         freeze_current: with ``maxMoves: 0``, keep the current placement exactly as it is, even
             where section 3 would add to it (a Duplicated workload below its most copies).
     """
-    if problem.max_moves == 0 and len(problem.current_n):
+    deadline = deadline if deadline is not None else Deadline(time_limit)
+    strategy = choose(problem)
+    if strategy == "pinned":
         # nothing may move: what runs today is a constant, solve only the new workloads around it
-        pinned = solve_pinned(problem, time_limit=time_limit, frozen=freeze_current, solve=solve_problem)
+        pinned = solve_pinned(problem, deadline, frozen=freeze_current, solve=solve_problem)
         if pinned is not None:
             return pinned
-    keeps_moves = problem.max_moves is not None and problem.has_current
-    if problem.num_pairs > LARGE_PAIRS and not keeps_moves:
+        strategy = choose(problem, pinned=False)
+    if strategy == "large":
         # too big for one CP-SAT model in the limit: construct by priority
-        return solve_large(problem, time_limit=time_limit, hint_y=hint_y)
-    deadline = Deadline(max(time_limit, 0.05), start=time.monotonic())
+        return solve_large(problem, deadline, hint_y=hint_y)
     # a fast valid plan first (construction + exact repairs): the hint, and the floor of the result
     floor: Solution | None = None
-    if problem.num_pairs >= FLOOR_PAIRS and not keeps_moves:
-        floor = solve_large(problem, time_limit=min(0.08 * time_limit, 1.5), hint_y=hint_y)
+    if problem.num_pairs >= FLOOR_PAIRS and not _keeps_moves(problem):
+        floor = solve_large(problem, deadline.within(min(0.08 * deadline.remaining(), 1.5)), hint_y=hint_y)
         if hint_y is None:
             hint_y = floor.y
     return solve_exact(problem, deadline, workers=workers, hint_y=hint_y, floor=floor)
+
+
+def _keeps_moves(problem: Problem) -> bool:
+    """A moves budget over something that runs: only the exact model counts moves against it."""
+    return problem.max_moves is not None and problem.has_current
+
+
+def choose(problem: Problem, *, pinned: bool = True) -> str:
+    """The strategy for ``problem``: ``pinned``, ``large`` or ``exact`` (``pinned`` falls back to the
+    others when its shortcut is not exact for the problem; ``pinned=False`` asks which)."""
+    if pinned and problem.max_moves == 0 and len(problem.current_n):
+        return "pinned"
+    if problem.num_pairs > LARGE_PAIRS and not _keeps_moves(problem):
+        return "large"
+    return "exact"

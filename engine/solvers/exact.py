@@ -82,8 +82,7 @@ def solve_exact(
         hint_y: replicas per pair to start from (for example the current placement).
         floor: a valid plan made before (the construction's): never return a worse one.
     """
-    start = deadline.start
-    end = max(deadline.end, start + 0.05)
+    deadline = deadline.at_least(0.05)
     compiled = compile_model(problem)
     model = compiled.model
     n_vars = len(model.proto.variables)
@@ -113,7 +112,7 @@ def solve_exact(
                 results.append(LevelResult(part.name, value / part.scale, value / part.scale, True, 0.0))
                 _fix(model, part, value)
             continue
-        remaining = end - time.monotonic()
+        remaining = deadline.remaining()
         # a level may use what is left but a reserve of 10% per level still to come: the
         # priority levels usually prove fast and hand their time on; a hard one gets most of it
         share = remaining * max(1.0 - 0.1 * (len(stages) - 1 - k), 0.3)
@@ -130,15 +129,15 @@ def solve_exact(
             bound = solver.best_objective_bound  # already in the stage's own sense
         elif status == cp_model.INFEASIBLE:
             return Solution(np.zeros(problem.num_pairs, np.int64), "Infeasible",
-                            time.monotonic() - start, results)
+                            deadline.elapsed(), results)
         elif best is not None:
             proved = False
             bound = float("nan")
         else:
             if floor is not None:
-                return Solution(floor.y, "Feasible", time.monotonic() - start, floor.levels)
+                return Solution(floor.y, "Feasible", deadline.elapsed(), floor.levels)
             return Solution(np.zeros(problem.num_pairs, np.int64), "Unknown",
-                            time.monotonic() - start, results)
+                            deadline.elapsed(), results)
         all_proved &= proved
         for part in parts:
             value = _level_value(part, best)
@@ -155,8 +154,8 @@ def solve_exact(
     if floor is not None and not all_proved and better(problem, floor.y, y):
         # the time limit stopped CP-SAT short of the construction's plan: keep the better one, and
         # the proofs of the levels where the two agree (their bounds hold for the floor too)
-        return Solution(floor.y, "Feasible", time.monotonic() - start, _merge_levels(problem, floor.y, results))
-    return Solution(y, "Optimal" if all_proved else "Feasible", time.monotonic() - start, results)
+        return Solution(floor.y, "Feasible", deadline.elapsed(), _merge_levels(problem, floor.y, results))
+    return Solution(y, "Optimal" if all_proved else "Feasible", deadline.elapsed(), results)
 
 
 def _merge_levels(problem: Problem, y: np.ndarray, results: list[LevelResult]) -> list[LevelResult]:

@@ -28,23 +28,19 @@ The construction rule itself is :mod:`engine.solvers.construct`.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from engine.problem import Problem
 from engine.solvers.construct import Residual, hardest_first, pair_score, place_scored, smallest_first
 from engine.solvers.refine import flexible_workloads, refine_cost
 from engine.solvers.repair import improve_placed, repair_unplaced, swap_for_quota
-from engine.solvers.solution import LevelResult, Solution
+from engine.solvers.solution import Deadline, LevelResult, Solution
 
 __all__ = ["solve_large"]
 
 
-def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarray | None = None) -> Solution:
-    """A valid plan for a big problem (see the module docstring)."""
-
-    start = time.monotonic()
+def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | None = None) -> Solution:
+    """A valid plan for a big problem by ``deadline`` (see the module docstring)."""
     p = problem
     score = pair_score(p)
     if hint_y is not None and p.max_moves is None:
@@ -56,7 +52,8 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
     # cost): packing for placement first; the LP below makes the layout cheap afterwards.
     orders = (hardest_first(p), smallest_first(p))
     state = Residual.empty(p)
-    repair_budget = 0.5 * time_limit
+    # half of the time for construction and the repairs after each level
+    levels_deadline = deadline.slice(0.5)
     values = sorted(set(p.priority.tolist()), reverse=True)
     pair_prio = p.priority[p.pair_w]
     for k, value in enumerate(values):
@@ -74,34 +71,30 @@ def solve_large(problem: Problem, *, time_limit: float = 10.0, hint_y: np.ndarra
             if best_level is None or key > best_level[0]:
                 best_level = (key, trial)
         state = best_level[1]
-        used = time.monotonic() - start
-        share = max(repair_budget - used, 0.0) / (len(values) - k)
-        repair_unplaced(p, state, deadline=time.monotonic() + share, only=p.priority == value)
+        repair_unplaced(p, state, deadline=levels_deadline.slice(1 / (len(values) - k)), only=p.priority == value)
     # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
     # cheaper layout of the same placement by LP (engine.solvers.refine) for the workloads it can move and
     # exact one-by-one re-placement for the others (engine.solvers.repair.improve_placed)
     # the last solves may run past their deadline by their set-up time: keep a margin for it
-    budget = time_limit - min(0.4, 0.04 * time_limit)
+    margin = min(0.4, 0.04 * deadline.total)
+    budget = deadline.total - margin
+    rest = deadline.before(margin)
 
-    def left() -> float:
-        return budget - (time.monotonic() - start)
-
-    repair_unplaced(p, state, deadline=time.monotonic() + 0.5 * max(left() - 0.3 * budget, 0.0))
-    if left() > 0.3:
-        y = refine_cost(p, state.y, time_limit=0.75 * left())
+    repair_unplaced(p, state, deadline=rest.within(0.5 * max(rest.remaining() - 0.3 * budget, 0.0)))
+    if rest.remaining() > 0.3:
+        y = refine_cost(p, state.y, deadline=rest.slice(0.75))
         if not np.array_equal(y, state.y):
             state = Residual.from_y(p, y)
-            improve_placed(p, state, ~flexible_workloads(p), deadline=time.monotonic() + 0.5 * left())
-            repair_unplaced(p, state, deadline=time.monotonic() + 0.9 * left())
-    swap_for_quota(p, state, deadline=time.monotonic() + max(left(), 0.0))
+            improve_placed(p, state, ~flexible_workloads(p), deadline=rest.slice(0.5))
+            repair_unplaced(p, state, deadline=rest.slice(0.9))
+    swap_for_quota(p, state, deadline=rest)
     # time left over (every narrow attempt made): once more with neighbourhoods twice as wide
-    if left() > 0.3:
-        repair_unplaced(p, state, deadline=time.monotonic() + left(), widen=2)
+    if rest.remaining() > 0.3:
+        repair_unplaced(p, state, deadline=rest, widen=2)
     y = state.y
     pair_prio = p.priority[p.pair_w]
     levels = [
         LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
         for v in sorted(set(p.priority.tolist()), reverse=True)
     ]
-    seconds = time.monotonic() - start
-    return Solution(y, "Feasible", seconds, levels)
+    return Solution(y, "Feasible", deadline.elapsed(), levels)

@@ -37,7 +37,7 @@ from engine.moves import moves_per_workload
 from engine.objective import evaluate, most_copies, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
 from engine.solvers.construct import Residual, spread_ok
-from engine.solvers.solution import LevelResult, Solution
+from engine.solvers.solution import Deadline, LevelResult, Solution
 
 __all__ = ["SolveRest", "pinned_placement", "solve_around", "solve_pinned"]
 
@@ -95,21 +95,20 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
     return state
 
 
-def solve_pinned(problem: Problem, *, time_limit: float, solve: SolveRest, frozen: bool = False) -> Solution | None:
+def solve_pinned(problem: Problem, deadline: Deadline, *, solve: SolveRest, frozen: bool = False) -> Solution | None:
     """Solve a ``maxMoves: 0`` problem as pinned placement + the new workloads alone (by ``solve``).
 
     Returns a :class:`~engine.solvers.solution.Solution` over the whole problem (levels
     include the pinned replicas), or ``None`` when the shortcut is not exact
     (see the module docstring). ``frozen``: see :func:`pinned_placement`.
     """
-    start = time.monotonic()
     state = pinned_placement(problem, frozen=frozen)
     if state is None:
         return None
-    return solve_around(problem, state.y, time_limit=max(time_limit - (time.monotonic() - start), 0.05), solve=solve)
+    return solve_around(problem, state.y, deadline, solve=solve)
 
 
-def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float, solve: SolveRest) -> Solution:
+def solve_around(problem: Problem, fixed: np.ndarray, deadline: Deadline, *, solve: SolveRest) -> Solution:
     """Solve the workloads that ``fixed`` (replicas per pair, valid by itself) leaves at zero, around it.
 
     The fixed replicas are constants of every level; co-location with fixed partners becomes
@@ -137,8 +136,7 @@ def solve_around(problem: Problem, fixed: np.ndarray, *, time_limit: float, solv
     capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
     quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
     sub = restrict(replace(p, pair_ub=ub), new, capacity=capacity, quota=quota, keep_current=True)
-    left = max(time_limit - (time.monotonic() - start), 0.05)
-    part = solve(sub, time_limit=left)
+    part = solve(sub, deadline=deadline.at_least(0.05))
     y = fixed.copy()
     y[new[p.pair_w]] = part.y  # restrict keeps the new workloads' pairs in order
     # every level of the whole problem: the pinned replicas are constants added to the part's

@@ -31,14 +31,13 @@ changing the replicas placed at any priority and without a worse tier sum:
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from engine.objective import pair_weights, placed_workloads
 from engine.problem import BIG, UNLIMITED, Problem, usage
+from engine.solvers.solution import Deadline
 
 __all__ = ["flexible_workloads", "refine_cost"]
 
@@ -73,7 +72,7 @@ def _candidates(p: Problem, cols_ok: np.ndarray, score: np.ndarray, y: np.ndarra
     return np.sort(keep)
 
 
-def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rounds: int = 3) -> np.ndarray:
+def refine_cost(problem: Problem, y: np.ndarray, *, deadline: Deadline, rounds: int = 3) -> np.ndarray:
     """A placement with the same replicas per workload and a lower weighted cost, or ``y`` itself.
 
     *Free* workloads (see :func:`flexible_workloads`) may use any of their pairs.
@@ -82,7 +81,6 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     constraints keep holding) but may move replicas between those clusters.
     Duplicated workloads and spread with ``maxSkew`` keep their placement.
     """
-    start = time.monotonic()
     p = problem
     placed = placed_workloads(p, y)
     free = flexible_workloads(p) & placed
@@ -94,11 +92,11 @@ def refine_cost(problem: Problem, y: np.ndarray, *, time_limit: float = 5.0, rou
     allowed = free[p.pair_w] | (semi[p.pair_w] & (y > 0))
     lower = np.where(semi[p.pair_w] & (y > 0), np.maximum(p.min_per[p.pair_w], 1), 0)
     # rounding takes about two thirds as long as the LP rounds at 10,000 workloads: time is kept for it
-    result = column_generation(p, y, movable, free, lower, time_limit=0.6 * time_limit, rounds=rounds)
+    result = column_generation(p, y, movable, free, lower, deadline=deadline.slice(0.6), rounds=rounds)
     if result is None:
         return y
     x, cols, cap, quota, weight = result
-    out, _ = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi, deadline=start + time_limit)
+    out, _ = _round(p, y, movable, allowed, cols, x, cap, quota, weight, semi, deadline=deadline)
     if out is None:
         return y
     before = (float((y * p.pair_tier).sum()), float((y * weight).sum()))
@@ -111,10 +109,9 @@ def _tier_by_workload(p: Problem, y: np.ndarray) -> np.ndarray:
 
 
 def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
-                       *, time_limit: float, rounds: int, exact: bool = False, upper: np.ndarray | None = None,
+                       *, deadline: Deadline, rounds: int, exact: bool = False, upper: np.ndarray | None = None,
                        totals: np.ndarray | None = None):  # type: ignore[no-untyped-def]
     """LP over the pairs of ``flex`` workloads; only ``free`` ones get new columns by pricing."""
-    start = time.monotonic()
     p = problem
     n_r = len(p.resource_names)
     placed = placed_workloads(p, y)
@@ -146,18 +143,17 @@ def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: n
     bounds_up = p.pair_ub if upper is None else upper
     totals_w = p.replicas if totals is None else totals
     for _ in range(rounds):
-        if time.monotonic() - start > time_limit:
+        if deadline.expired():
             break
-        left = time_limit - (time.monotonic() - start)
         latest = _solve_lp(p, cols, row_of_w, len(flex_ids), cap, quota, lim_c, lim_t, weight, tier_now, lower,
-                           bounds_up, totals_w, time_limit=max(left, 0.1))
+                           bounds_up, totals_w, time_limit=max(deadline.remaining(), 0.1))
         if latest is None:
             if solution is None:
                 return None
             break  # out of time in this round: the last round's optimum over its columns stands
         solution = latest
         _, duals = solution
-        if time.monotonic() - start > time_limit and not exact:
+        if deadline.expired() and not exact:
             break  # no time for another round: pricing alone takes seconds over millions of pairs
         # pricing: reduced cost of every flexible pair not yet a column
         u_w, v_cap, v_quota, v_tier = duals
@@ -280,7 +276,7 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
 
 
 def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # type: ignore[no-untyped-def]
-           deadline: float = float("inf")):
+           deadline: Deadline | None = None):
     """Round the LP: every movable workload first gets its LP replicas floored (they fit, since the
     LP solution does), then the few replicas the floors leave out go to the cheapest allowed pairs
     with room, biggest first. A workload that finds no room makes room by moving replicas of free
@@ -311,7 +307,7 @@ def _round(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # type: ign
     for _ in range(2):
         out, left = base.copy(), room.copy()
         # past the deadline the rest count as failed: they keep their old placement
-        failed = [w for w in order if time.monotonic() > deadline
+        failed = [w for w in order if (deadline is not None and deadline.expired())
                   or not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
         if not failed:
             break

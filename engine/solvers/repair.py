@@ -27,7 +27,6 @@ priority is lost.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -36,6 +35,7 @@ from engine.objective import fewest_copies, pair_weights, placed_workloads
 from engine.problem import BIG, UNLIMITED, Problem, keep_pairs, restrict
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model, set_objective
+from engine.solvers.solution import Deadline
 
 __all__ = ["improve_placed", "release", "repair_unplaced", "swap_for_quota"]
 
@@ -60,7 +60,7 @@ def _neighbourhood(p: Problem, w: int, placed: np.ndarray) -> list[int]:
     return sorted(hood)
 
 
-def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_solve: float = 1.0,
+def repair_unplaced(problem: Problem, state: Residual, *, deadline: Deadline, per_solve: float = 1.0,
                     only: np.ndarray | None = None, widen: int = 1) -> int:
     """Place unplaced workloads of ``state`` (those in ``only``, when given) by exact neighbourhood
     solves; returns how many were added. ``widen`` multiplies the clusters emptied and the workloads
@@ -81,16 +81,16 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     # since it last tried, when cheaper layouts or other repairs moved workloads
     score = pair_score(p)
     for w in todo.tolist():
-        if time.monotonic() > deadline:
+        if deadline.expired():
             break
         if place_one(p, w, state, score):
             placed[w] = True
             added += 1
     todo = todo[~placed[todo]]
     # the exact passes leave the last quarter of the time to the ejection pass at the end
-    exact_deadline = deadline - 0.25 * max(deadline - time.monotonic(), 0.0)
+    exact_deadline = deadline.slice(0.75)
     for w in todo.tolist():
-        if time.monotonic() > exact_deadline:
+        if exact_deadline.expired():
             break
         if placed[w]:
             continue
@@ -104,7 +104,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     # then exactly with placed workloads moved aside from the clusters where it comes closest to
     # fitting (bigger solves, so after every cheap attempt has had its turn)
     for w in todo.tolist():
-        if time.monotonic() > exact_deadline:
+        if exact_deadline.expired():
             break
         if placed[w]:
             continue
@@ -117,7 +117,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     # from the clusters with the most room for it (milliseconds each; after the exact passes, which
     # use the room better when they succeed)
     for w in todo.tolist():
-        if time.monotonic() > deadline:
+        if deadline.expired():
             break
         if not placed[w] and _eject(p, state, w, placed, score, widen):
             placed[w] = True
@@ -125,7 +125,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: float, per_s
     return added
 
 
-def swap_for_quota(problem: Problem, state: Residual, *, deadline: float) -> int:
+def swap_for_quota(problem: Problem, state: Residual, *, deadline: Deadline) -> int:
     """Trade a placed workload for a bigger one of the same tenant and priority that its quota
     blocks; returns the replicas gained.
 
@@ -144,7 +144,7 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: float) -> int
     blocked = np.nonzero(~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated)[0]
     gained = 0
     for w in blocked[np.argsort(-p.replicas[blocked], kind="stable")].tolist():
-        if time.monotonic() > deadline:
+        if deadline.expired():
             break
         if placed[w] or _within_quota(p, state, w):
             continue  # not quota-bound: the repairs have had their turn at it
@@ -308,7 +308,7 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
         state.capacity[targets] += BIG
 
 
-def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: float,
+def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadline: Deadline,
          per_solve: float) -> bool:
     """Solve ``hood`` exactly with every member placed; commit it to ``state`` when that works."""
     saved = {v: release(p, state, v) for v in hood if placed[v]}
@@ -319,8 +319,7 @@ def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadl
     sub = restrict(p, keep, capacity=capacity, quota=quota)
     _block_outside(p, sub, hood, state, placed)
     sub = keep_pairs(sub, _candidate_pairs(p, sub, hood, saved))
-    remaining = deadline - time.monotonic()
-    y_sub = _solve_all_placed(sub, time_limit=max(min(per_solve, remaining), 0.05))
+    y_sub = _solve_all_placed(sub, time_limit=max(min(per_solve, deadline.remaining()), 0.05))
     if y_sub is None:
         for v, ys in saved.items():
             state.take(p, v, ys)
@@ -439,7 +438,7 @@ def _clusters_of(p: Problem, state: Residual, w: int) -> np.ndarray:
     return p.pair_c[lo:hi][state.y[lo:hi] > 0]
 
 
-def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, deadline: float) -> int:
+def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, deadline: Deadline) -> int:
     """Re-place ``workloads`` one at a time, exactly, where that is cheaper; returns how many moved.
 
     For workloads the LP cannot move (cluster counts, spread, Duplicated): each
@@ -448,7 +447,7 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
     placement is kept only when its (tier, weighted cost) is lower. Largest
     excess cost over the cheapest possible first, until ``deadline``.
     """
-    if time.monotonic() > deadline:
+    if deadline.expired():
         return 0  # its set-up sorts every pair: seconds at millions of pairs
     p = problem
     weight = pair_weights(p)
@@ -463,7 +462,7 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
     todo = np.nonzero(workloads & placed & ~has_followers & (excess > 1e-9))[0]
     moved = 0
     for w in todo[np.argsort(-excess[todo], kind="stable")].tolist():
-        if time.monotonic() > deadline:
+        if deadline.expired():
             break
         lo, hi = int(state.starts[w]), int(state.starts[w + 1])
         old = state.y[lo:hi].copy()

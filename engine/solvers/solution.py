@@ -34,32 +34,26 @@ class Solution:
     seconds: float
     levels: list[LevelResult] = field(default_factory=list)
 
-    @property
-    def weighted_bound(self) -> float | None:
-        last = self.levels[-1] if self.levels else None
-        return last.bound if last and last.name == "weighted" else None
-
 
 class Deadline:
     """A point on the monotonic clock by which a piece of work must end.
 
     ``Deadline(10.0)`` ends ten seconds from now. A phase never reads the clock on its own: it
     asks how much is left (:meth:`remaining`), whether it is over (:meth:`expired`), or takes a
-    share of what is left as its own deadline (:meth:`slice`), which never ends after this one.
+    part of what is left as its own deadline (:meth:`slice`, :meth:`within`, :meth:`before`),
+    which never ends after this one.
     """
 
     __slots__ = ("end", "start")
 
-    def __init__(self, seconds: float, *, start: float | None = None) -> None:
-        self.start = time.monotonic() if start is None else start
+    def __init__(self, seconds: float) -> None:
+        self.start = time.monotonic()
         self.end = self.start + max(float(seconds), 0.0)
 
-    @classmethod
-    def until(cls, end: float) -> Deadline:
-        """A deadline at the monotonic time ``end`` (starting now)."""
-        out = cls(0.0)
-        out.end = max(end, out.start)
-        return out
+    @property
+    def total(self) -> float:
+        """Seconds from when this deadline was made to its end."""
+        return self.end - self.start
 
     def remaining(self) -> float:
         """Seconds left, never below 0."""
@@ -72,15 +66,22 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self.end
 
-    def slice(self, fraction: float = 1.0, *, at_most: float | None = None, at_least: float = 0.0) -> Deadline:
-        """A deadline for the next phase: ``fraction`` of what is left (at most ``at_most`` seconds,
-        at least ``at_least`` when that much is left), never after this one."""
-        left = self.remaining()
-        share = fraction * left
-        if at_most is not None:
-            share = min(share, at_most)
-        share = min(max(share, at_least), left)
-        return Deadline(share)
+    def within(self, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now, or this one's end if that comes first."""
+        return Deadline(min(max(seconds, 0.0), self.remaining()))
+
+    def slice(self, fraction: float) -> Deadline:
+        """A deadline after ``fraction`` of what is left."""
+        return self.within(fraction * self.remaining())
+
+    def before(self, margin: float) -> Deadline:
+        """A deadline ``margin`` seconds before this one (now, when less than that is left)."""
+        return self.within(self.remaining() - margin)
+
+    def at_least(self, seconds: float) -> Deadline:
+        """This deadline, or one ``seconds`` from now when less than that is left (a solver's
+        minimum to return anything at all; the caller's margins absorb it)."""
+        return self if self.remaining() >= seconds else Deadline(seconds)
 
     def __repr__(self) -> str:
         return f"Deadline(remaining={self.remaining():.3f}s)"
