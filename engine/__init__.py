@@ -74,14 +74,16 @@ from engine.quantity import (
 )
 from engine.redaction import has_credentials, is_ssh, redact, strip_userinfo
 from engine.reoptimize import assignment_values, diff_summary
-from engine.scenario import compare, expand, solve_scenario, summarize
+from engine.scenario import expand, solve_scenario
 from engine.solvers.bound import cost_bound_at, solve_lp
 from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.incremental import Incremental
 from engine.solvers.large import solve_large
 from engine.solvers.solution import Deadline, LevelResult, Solution
-from engine.verification import Violation, verify
+from engine.summary import compare, summarize
+from engine.verification import verify
+from engine.verification.violations import Violation
 
 __all__ = [
     "API_VERSION",

@@ -158,12 +158,13 @@ def _budget(problem: Problem, deadline: Deadline) -> tuple[Deadline, Deadline]:
 
     Called right after the build. What follows the explanations and the bound proof
     (verifying the plan, assembling it again) reads the same documents the build read, so it
-    keeps what the build took, plus 2% of the limit. Of the rest the solve gets 70% on the
+    keeps a quarter more than the build took, plus 5% of the limit (a last column-generation
+    round may end a little after its deadline). Of the rest the solve gets 70% on the
     large path, whose bound proof gets the other 30% (at most 5 s, as before it ran inside the
     limit), and 90% otherwise (the explanations of unplaced workloads the other 10%, at most
     5 s). A phase that ends early leaves its time to the next.
     """
-    tail = deadline.elapsed() + 0.02 * deadline.total
+    tail = 1.25 * deadline.elapsed() + 0.05 * deadline.total
     avail = max(deadline.remaining() - tail, 0.0)
     after = min((0.3 if choose(problem) == "large" else 0.1) * avail, 5.0)
     return deadline.before(tail + after), deadline.before(tail)

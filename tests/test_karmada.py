@@ -17,7 +17,8 @@ import pytest
 
 from engine.errors import InputError
 from engine.solvers.solution import Deadline
-from engine.verification import codes, verify
+from engine.verification import verify
+from engine.verification.violations import codes
 from tests.builders import bundle_of, cluster, messages, policy, reasons, solve, where, workload
 
 BERTH = str(Path(sys.executable).parent / "berth")
@@ -461,7 +462,8 @@ def _fleet_with_divisions(n_clusters: int = 12, n_plain: int = 30) -> list[dict[
 
 def _expected_divisions(docs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """The division each weighted workload must get, by the verifier's own reading of docs/karmada.md."""
-    from engine.verification import _Checker, _weighted_division
+    from engine.verification.reading import _Checker
+    from engine.verification.workload import _weighted_division
 
     bundle = bundle_of(*docs)
     ck = _Checker(bundle)

@@ -20,7 +20,8 @@ from adapters.report import write_report
 from engine.documents.load import load_documents
 from engine.documents.scenario import Scenario
 from engine.planner import place
-from engine.scenario import expand, solve_scenario, summarize
+from engine.scenario import expand, solve_scenario
+from engine.summary import summarize
 from tests.test_whatif import FLEET, SCENARIOS
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

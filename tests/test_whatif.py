@@ -176,7 +176,7 @@ def test_example_report_is_safe_to_decide_from(tmp_path: Path) -> None:
 def test_duplicated_counts_each_copy_placed_or_not() -> None:
     """Spec 3.1: a Duplicated workload's replicas are counted per copy, also when it is unplaced."""
     from engine.planner import place
-    from engine.scenario import summarize
+    from engine.summary import summarize
 
     policy = {"apiVersion": API, "kind": "PlacementPolicy", "metadata": {"name": "everywhere", "namespace": "ops"},
               "spec": {"replicaScheduling": {"replicaSchedulingType": "Duplicated"}}}
@@ -195,7 +195,7 @@ def test_duplicated_counts_each_copy_placed_or_not() -> None:
 def test_report_html_is_autoescaped(tmp_path: Path) -> None:
     from adapters.report import write_report
     from engine.planner import place
-    from engine.scenario import summarize
+    from engine.summary import summarize
 
     bundle = load_documents(FLEET)
     baseline = summarize(bundle, place(bundle, time_limit=5))
