@@ -22,7 +22,7 @@ from __future__ import annotations
 from engine.build import build_problem
 from engine.documents.bundle import Bundle, Origin
 from engine.documents.fields import API_VERSION
-from engine.documents.kinds import Cluster, ObjectiveWeights, Workload
+from engine.documents.kinds import Cluster, ObjectiveWeights, Tenant, Workload
 from engine.documents.live import (
     ClusterPrometheus,
     HttpClientSettings,
@@ -33,9 +33,12 @@ from engine.documents.live import (
     sanitize_label,
 )
 from engine.documents.load import load_bundle, load_documents, parse_document
+from engine.documents.overrides import ImageOverrider, ListOverrider, MapOverrider, OverridePolicy, Overriders
 from engine.documents.policy import PlacementPolicy
 from engine.documents.references import check_references
 from engine.documents.scenario import Scenario
+from engine.documents.selection import match_priority
+from engine.documents.selectors import affinity_mask
 from engine.errors import (
     BerthError,
     DependencyCycle,
@@ -101,19 +104,24 @@ __all__ = [
     "DuplicateName",
     "GitOpsError",
     "HttpClientSettings",
+    "ImageOverrider",
     "Incremental",
     "InputError",
     "LatencyLive",
     "LevelResult",
+    "ListOverrider",
     "LiveFleet",
     "LiveReport",
     "LiveSourceError",
+    "MapOverrider",
     "MetricsSource",
     "MetricsSourceSpec",
     "NotApplied",
     "ObjectiveValues",
     "ObjectiveWeights",
     "Origin",
+    "OverridePolicy",
+    "Overriders",
     "Placement",
     "PlacementPolicy",
     "Plan",
@@ -129,9 +137,11 @@ __all__ = [
     "Solution",
     "SolveError",
     "SourceError",
+    "Tenant",
     "Unplaced",
     "Violation",
     "Workload",
+    "affinity_mask",
     "apply_live",
     "assignment_values",
     "build_problem",
@@ -150,6 +160,7 @@ __all__ = [
     "is_ssh",
     "load_bundle",
     "load_documents",
+    "match_priority",
     "max_quantity",
     "merge_fleets",
     "natural_per_base",

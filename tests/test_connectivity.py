@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from adapters.gitops import FORMATS, render_cluster, write_plan
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.errors import InputError
 from tests.test_gitops_support import BUNDLE, PLAN_A, PLAN_B, make_plan, write_bundle
 from tests.upstream_schemas import errors_of

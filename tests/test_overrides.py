@@ -12,9 +12,9 @@ import yaml
 
 from adapters.gitops import FORMATS, render_cluster, write_plan
 from adapters.gitops.overrides import Image
-from engine.bundle import load_bundle
+from engine.documents.fields import API_VERSION
+from engine.documents.load import load_bundle
 from engine.errors import InputError
-from engine.resources import API_VERSION
 from tests.test_gitops_support import BUNDLE, PLAN_A, git, make_plan, write_bundle
 from tests.upstream_schemas import errors_of
 
@@ -193,7 +193,7 @@ def test_the_command_line_refuses_it_with_exit_2_before_anything_is_committed(tm
     ],
 )
 def test_image_components(image: str, component: str, operator: str, value: str, expected: str) -> None:
-    from engine.overrides import ImageOverrider
+    from engine.documents.overrides import ImageOverrider
 
     rule = ImageOverrider(component=component, operator=operator, value=value)  # type: ignore[arg-type]
     assert str(Image.parse(image).change(rule)) == expected

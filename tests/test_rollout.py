@@ -18,7 +18,7 @@ import pytest
 from adapters.gitops import read_current
 from adapters.gitops.rollout import RolloutTimeout, plan_waves, rollout
 from adapters.prometheus import fetch_ready
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from tests.prom_fixture import OpenMetrics, running_prometheus
 from tests.test_gitops_support import PLAN_A, git, make_plan, write_bundle
 

@@ -10,7 +10,7 @@ import yaml
 
 from adapters.gitops import FORMATS, render_cluster, write_plan
 from adapters.gitops.tenancy import k8s_quantity
-from engine.bundle import load_bundle
+from engine.documents.load import load_bundle
 from engine.errors import InputError
 from tests.test_gitops_support import BUNDLE, PLAN_A, git, make_plan, write_bundle
 from tests.upstream_schemas import errors_of

@@ -19,9 +19,7 @@ import typer
 from rich.markup import escape
 
 from adapters.cli.common import ExitCode, console, err_console, load_assignment, report_violations, run_guarded
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced
+from engine import Bundle, InputError, ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus, Reason, Unplaced
 
 __all__ = ["register", "target_plan"]
 
@@ -69,8 +67,7 @@ def register(app: typer.Typer) -> None:
         from adapters.gitops.rollout import rollout as run
         from adapters.gitops.sources import check_bundle_sources
         from adapters.prometheus import fetch_ready
-        from engine.bundle import load_bundle
-        from engine.verify import verify
+        from engine import load_bundle, verify
 
         def body() -> int:
             loaded = load_bundle(bundle)

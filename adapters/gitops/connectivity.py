@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.bundle import Bundle
-from engine.resources import Workload
+from engine import Bundle, Workload
 
 __all__ = ["ISTIO_API", "MCS_API", "Export", "ServicePort", "clients_of", "connectivity_objects"]
 

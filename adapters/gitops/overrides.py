@@ -21,12 +21,19 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from engine.bundle import Bundle
-from engine.errors import InputError
-from engine.overrides import ImageOverrider, ListOverrider, MapOverrider, OverridePolicy, Overriders
-from engine.resources import Cluster, Workload
-from engine.selection import match_priority
-from policies.selectors import affinity_mask
+from engine import (
+    Bundle,
+    Cluster,
+    ImageOverrider,
+    InputError,
+    ListOverrider,
+    MapOverrider,
+    OverridePolicy,
+    Overriders,
+    Workload,
+    affinity_mask,
+    match_priority,
+)
 
 __all__ = ["Image", "OverrideTarget", "override_ops", "policies_for"]
 

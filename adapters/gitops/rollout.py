@@ -29,9 +29,7 @@ from pathlib import Path
 from adapters.gitops.layout import main_kinds
 from adapters.gitops.reader import read_current
 from adapters.gitops.writer import EXTRA_TRAILERS, CommitInfo, write_plan
-from engine.bundle import Bundle
-from engine.errors import BerthError
-from engine.plan import Placement, Plan
+from engine import BerthError, Bundle, Placement, Plan
 
 __all__ = ["NotReady", "ReadyFn", "RolloutResult", "RolloutTimeout", "Wave", "plan_waves", "rollout"]
 

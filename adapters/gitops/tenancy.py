@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.quantity import is_byte_resource
-from engine.resources import Tenant
+from engine import Tenant, is_byte_resource
 
 __all__ = ["QUOTA_NAME", "k8s_quantity", "quota_hard", "tenancy_objects"]
 

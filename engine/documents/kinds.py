@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     field_validator,
     model_validator,
@@ -25,7 +26,10 @@ from engine.documents.fields import (
     Metadata,
     PriceMap,
     ResourceMap,
+    _check_dns_label,
     _check_label_key,
+    _check_resources,
+    _check_subdomain,
     _Model,
     _whole_number,
 )

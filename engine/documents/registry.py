@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from engine.documents.kinds import Cluster, Objective, Site, Tenant, Workload
 from engine.documents.live import MetricsSource
+from engine.documents.overrides import OverridePolicy
 from engine.documents.policy import ClusterPlacementPolicy, PlacementPolicy
 from engine.documents.scenario import Scenario
 
@@ -26,4 +27,5 @@ KINDS: dict[str, type[BaseModel]] = {
     "Objective": Objective,
     "MetricsSource": MetricsSource,
     "Scenario": Scenario,
+    "OverridePolicy": OverridePolicy,
 }

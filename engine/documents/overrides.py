@@ -28,8 +28,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.bundle import KINDS
-from engine.resources import ClusterAffinity, Metadata, ResourceSelector, _Model
+from engine.documents.fields import Metadata, _Model
+from engine.documents.kinds import ClusterAffinity
+from engine.documents.policy import ResourceSelector
 
 __all__ = [
     "ImageOverrider",
@@ -156,6 +157,3 @@ class OverridePolicy(_Model):
     kind: Literal["OverridePolicy"]
     metadata: Metadata
     spec: OverridePolicySpec
-
-
-KINDS.setdefault("OverridePolicy", OverridePolicy)
