@@ -83,6 +83,7 @@ from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.incremental import Incremental
 from engine.solvers.large import solve_large
+from engine.solvers.progress import Progress, ProgressCallback
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from engine.summary import compare, summarize
 from engine.verification import verify
@@ -128,6 +129,8 @@ __all__ = [
     "PlanMetadata",
     "PlanStatus",
     "Problem",
+    "Progress",
+    "ProgressCallback",
     "QuantityError",
     "Reason",
     "ReferenceNotFound",

@@ -31,6 +31,7 @@ from engine.problem import Problem
 from engine.solvers.bound import prove_weighted
 from engine.solvers.dispatch import choose, solve_problem
 from engine.solvers.pinned import solve_around
+from engine.solvers.progress import ProgressCallback
 from engine.solvers.solution import Deadline, Solution
 from engine.verification import verify as check
 
@@ -182,6 +183,7 @@ def place(
     verify: bool = True,
     freeze_current: bool = False,
     deadline: Deadline | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
 
@@ -191,6 +193,7 @@ def place(
 
     ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
     the order of section 3 would add to it; the service's committed placements.
+    ``on_progress`` is called as the solver advances (:class:`engine.solvers.progress.Progress`).
 
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
@@ -199,7 +202,7 @@ def place(
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solve_by, report_by = _budget(problem, deadline)
     solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
-                             freeze_current=freeze_current)
+                             freeze_current=freeze_current, on_progress=on_progress)
     not_applied: list[NotApplied] = []
     if current:
         problem, solution, not_applied = _keep_running(

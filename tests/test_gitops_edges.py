@@ -13,7 +13,8 @@ import yaml
 
 from adapters.gitops import write_plan
 from adapters.gitops.render import build
-from engine.bundle import Bundle, load_bundle
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_bundle
 from engine.errors import InputError
 from tests.test_gitops_support import PLAN_A, git, make_bundle, make_plan, write_bundle
 

@@ -20,7 +20,8 @@ import yaml
 
 from adapters.gitops import FORMATS, read_current, render_cluster, write_plan
 from adapters.gitops.render import build
-from engine.bundle import Bundle, load_bundle
+from engine.documents.bundle import Bundle
+from engine.documents.load import load_bundle
 from engine.planner import place
 from tests.schema_support import validate_arc, validate_object, yaml_objects
 from tests.test_gitops_support import git, make_plan

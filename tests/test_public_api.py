@@ -48,6 +48,8 @@ EXPECTED = [
     "PlanMetadata",
     "PlanStatus",
     "Problem",
+    "Progress",
+    "ProgressCallback",
     "QuantityError",
     "Reason",
     "ReferenceNotFound",

@@ -18,8 +18,7 @@ import yaml
 from rich.console import Console
 
 from adapters.cli.common import console
-from engine.errors import InputError
-from engine.limits import echo
+from engine import InputError, echo
 
 __all__ = ["FORMATS", "FORMAT_HELP", "check_format", "format_option", "print_data", "table_console"]
 

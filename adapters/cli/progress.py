@@ -14,7 +14,7 @@ from rich.progress import Progress as Bar
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from adapters.cli.common import err_console
-from engine.progress import Progress
+from engine import Progress
 
 __all__ = ["LiveProgress", "live_progress"]
 

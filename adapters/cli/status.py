@@ -15,7 +15,7 @@ from adapters.cli.common import console, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.outputs import Output
 from adapters.gitops import read_records
-from engine.errors import InputError
+from engine import InputError
 
 __all__ = ["register", "status", "status_data"]
 

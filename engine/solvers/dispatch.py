@@ -16,6 +16,7 @@ from engine.problem import Problem
 from engine.solvers.exact import solve_exact
 from engine.solvers.large import solve_large
 from engine.solvers.pinned import solve_pinned
+from engine.solvers.progress import ProgressCallback
 from engine.solvers.solution import Deadline, Solution
 
 __all__ = ["FLOOR_PAIRS", "LARGE_PAIRS", "choose", "solve_problem"]
@@ -34,6 +35,7 @@ def solve_problem(
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
     freeze_current: bool = False,
+    on_progress: ProgressCallback | None = None,
 ) -> Solution:
     """Solve ``problem`` in the order of spec section 3 by ``deadline``.
 
@@ -45,6 +47,8 @@ def solve_problem(
         hint_y: replicas per pair to start from (for example the current placement).
         freeze_current: with ``maxMoves: 0``, keep the current placement exactly as it is, even
             where section 3 would add to it (a Duplicated workload below its most copies).
+        on_progress: called at each level and each better solution of the exact strategy
+            (:mod:`engine.solvers.progress`).
     """
     deadline = deadline if deadline is not None else Deadline(time_limit)
     strategy = choose(problem)
@@ -63,7 +67,7 @@ def solve_problem(
         floor = solve_large(problem, deadline.within(min(0.08 * deadline.remaining(), 1.5)), hint_y=hint_y)
         if hint_y is None:
             hint_y = floor.y
-    return solve_exact(problem, deadline, workers=workers, hint_y=hint_y, floor=floor)
+    return solve_exact(problem, deadline, workers=workers, hint_y=hint_y, floor=floor, on_progress=on_progress)
 
 
 def _keeps_moves(problem: Problem) -> bool:

@@ -16,6 +16,7 @@ from ortools.sat.python import cp_model
 from engine.objective import better, evaluate
 from engine.problem import BIG, Problem
 from engine.solvers.model import CompiledModel, Level, compile_model, set_objective
+from engine.solvers.progress import Progress, ProgressCallback, solution_reporter
 from engine.solvers.solution import Deadline, LevelResult, Solution
 
 __all__ = ["solve_exact"]
@@ -72,6 +73,7 @@ def solve_exact(
     workers: int | None = None,
     hint_y: np.ndarray | None = None,
     floor: Solution | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Solution:
     """Solve ``problem`` level by level by ``deadline``.
 
@@ -81,6 +83,7 @@ def solve_exact(
         workers: CP-SAT workers; default 8 for large models, 1 for tiny ones.
         hint_y: replicas per pair to start from (for example the current placement).
         floor: a valid plan made before (the construction's): never return a worse one.
+        on_progress: called at each level and each better solution (:mod:`engine.solvers.progress`).
     """
     deadline = deadline.at_least(0.05)
     compiled = compile_model(problem)
@@ -121,7 +124,10 @@ def solve_exact(
         solver.parameters.max_time_in_seconds = max(share, 0.01)
         solver.parameters.num_workers = workers
         solver.parameters.random_seed = 7
-        status = solver.solve(model)
+        if on_progress is not None:
+            placed = None if best is None else int(best[compiled.y_index].sum())
+            on_progress(Progress(stage.name, deadline.elapsed(), placed))
+        status = solver.solve(model, solution_reporter(on_progress, stage.name, compiled.y_index, deadline.start))
         seconds = time.monotonic() - t0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             best = np.array(solver.response_proto.solution, dtype=np.int64)
