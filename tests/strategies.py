@@ -10,7 +10,7 @@ cannot be right in one strategy and wrong in another:
 * ``fast-empty`` / ``fast-part``: the service's fast path (``Incremental``, the construction rule
   against residual capacity), with nothing or the same workload committed.
 
-Each plan passes the independent verifier (``engine.verify``) with no violation, whatever the
+Each plan passes the independent verifier (``engine.verification``) with no violation, whatever the
 strategy: that is the one thing every strategy guarantees.
 """
 
@@ -20,15 +20,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.bundle import Bundle
-from engine.incremental import Incremental
-from engine.large import solve_large
-from engine.pinned import solve_around, solve_pinned
+from engine.build import build_problem
+from engine.documents.bundle import Bundle
 from engine.plan import Plan
 from engine.planner import place, plan_from_solution
-from engine.problem import Problem, build_problem
-from engine.solve import LevelResult, Solution
-from engine.verify import verify
+from engine.problem import Problem
+from engine.solvers.dispatch import solve_problem
+from engine.solvers.incremental import Incremental
+from engine.solvers.large import solve_large
+from engine.solvers.pinned import solve_around, solve_pinned
+from engine.solvers.solution import Deadline, LevelResult, Solution
+from engine.verification import verify
 
 __all__ = ["STRATEGIES", "Strategy", "committed_part"]
 
@@ -75,12 +77,13 @@ def exact(bundle: Bundle) -> Plan:
 
 def large(bundle: Bundle) -> Plan:
     problem = build_problem(bundle)
-    return _verified(bundle, problem, solve_large(problem, time_limit=2.0))
+    return _verified(bundle, problem, solve_large(problem, Deadline(2.0)))
 
 
 def pinned_empty(bundle: Bundle) -> Plan:
     problem = build_problem(bundle)
-    return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64), time_limit=5.0))
+    return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64), Deadline(5.0),
+                                                          solve=solve_problem))
 
 
 def pinned_part(bundle: Bundle) -> Plan:
@@ -88,8 +91,8 @@ def pinned_part(bundle: Bundle) -> Plan:
     problem = build_problem(bundle, current=current, max_moves=0)
     if not current:
         return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64),
-                                                       time_limit=5.0))
-    solution = solve_pinned(problem, time_limit=5.0, frozen=True)
+                                                       Deadline(5.0), solve=solve_problem))
+    solution = solve_pinned(problem, Deadline(5.0), solve=solve_problem, frozen=True)
     assert solution is not None, "a valid committed placement must pin"
     return _verified(bundle, problem, solution, current)
 

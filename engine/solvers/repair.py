@@ -168,7 +168,7 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: Deadline) -> 
 
 
 def _swap_one_for_many(p: Problem, state: Residual, placed: np.ndarray, has_followers: np.ndarray,
-                       score: np.ndarray, deadline: float) -> int:
+                       score: np.ndarray, deadline: Deadline) -> int:
     """Trade one placed workload for several smaller ones of its tenant and priority that the quota
     blocks, when together they place more replicas (one of 4 against two of 3 under a quota of 6);
     returns the replicas gained. The traded one comes back if it still fits."""
@@ -181,7 +181,7 @@ def _swap_one_for_many(p: Problem, state: Residual, placed: np.ndarray, has_foll
     donors = np.nonzero(placed & (p.tenant >= 0) & ~p.duplicated & ~has_followers
                         & np.isin(p.tenant, p.tenant[blocked]))[0]
     for v in donors[np.argsort(-p.replicas[donors], kind="stable")].tolist():
-        if time.monotonic() > deadline:
+        if deadline.expired():
             break
         small = np.nonzero(blocked & (p.tenant == p.tenant[v]) & (p.priority == p.priority[v])
                            & (p.replicas < p.replicas[v]))[0]
