@@ -50,7 +50,7 @@ from engine.errors import (
     SolveError,
     SourceError,
 )
-from engine.limits import MAX_LATENCY_MS, MAX_REPLICAS, echo
+from engine.limits import MAX_DEPTH, MAX_LATENCY_MS, MAX_REPLICAS, echo
 from engine.live import ClusterLive, LatencyLive, LiveFleet, LiveReport, apply_live, find_source, merge_fleets
 from engine.objective import evaluate
 from engine.plan import (
@@ -83,15 +83,18 @@ from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.incremental import Incremental
 from engine.solvers.large import solve_large
+from engine.solvers.pinned import pinned_placement
 from engine.solvers.progress import Progress, ProgressCallback
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from engine.summary import compare, summarize
 from engine.verification import verify
 from engine.verification.violations import Violation
+from engine.warm import WarmFleet
 
 __all__ = [
     "API_VERSION",
     "LARGE_PAIRS",
+    "MAX_DEPTH",
     "MAX_LATENCY_MS",
     "MAX_REPLICAS",
     "UNLIMITED",
@@ -143,6 +146,7 @@ __all__ = [
     "Tenant",
     "Unplaced",
     "Violation",
+    "WarmFleet",
     "Workload",
     "affinity_mask",
     "apply_live",
@@ -170,6 +174,7 @@ __all__ = [
     "parse_document",
     "parse_duration",
     "parse_quantity",
+    "pinned_placement",
     "place",
     "place_one",
     "plan_from_solution",

@@ -33,8 +33,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from engine.bundle import Bundle
-from engine.resources import Cluster, PlacementPolicy, Tenant, Workload
+from engine.documents.bundle import Bundle
+from engine.documents.kinds import Cluster, Tenant, Workload
+from engine.documents.policy import PlacementPolicy
 
 __all__ = ["MAX_PARTNERS", "WarmFleet", "links_of"]
 

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from adapters.api import hash_token, load_config
 from adapters.api.state import Principal, ServiceState, parse_request_documents
-from engine.bundle import Bundle, Origin
+from engine.documents.bundle import Bundle, Origin
 from engine.planner import place
-from engine.verify import verify
+from engine.verification import verify
 from tests.builders import bundle_of, cluster, policy, tenant, workload
 from tests.test_property import score
 

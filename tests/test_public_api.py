@@ -11,6 +11,7 @@ import engine
 EXPECTED = [
     "API_VERSION",
     "LARGE_PAIRS",
+    "MAX_DEPTH",
     "MAX_LATENCY_MS",
     "MAX_REPLICAS",
     "UNLIMITED",
@@ -62,6 +63,7 @@ EXPECTED = [
     "Tenant",
     "Unplaced",
     "Violation",
+    "WarmFleet",
     "Workload",
     "affinity_mask",
     "apply_live",
@@ -89,6 +91,7 @@ EXPECTED = [
     "parse_document",
     "parse_duration",
     "parse_quantity",
+    "pinned_placement",
     "place",
     "place_one",
     "plan_from_solution",

@@ -18,7 +18,7 @@ import yaml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.api.problems import problem_response
-from engine.limits import MAX_DEPTH
+from engine import MAX_DEPTH
 
 __all__ = ["YAML_TYPES", "YamlBodies", "parse_yaml_body"]
 

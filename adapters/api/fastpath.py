@@ -1,7 +1,7 @@
 """The service's warm state and fast path: place a few workloads without rebuilding the fleet.
 
 Today's exact path builds the whole committed fleet into one problem per request
-(``engine.pinned``): its cost grows with the fleet. The fast path keeps
+(``engine.solvers.pinned``): its cost grows with the fleet. The fast path keeps
 :class:`engine.warm.WarmFleet` (usage per cluster and tenant, links between committed
 workloads), updates it in place on every change that becomes current (accept, update,
 delete, and the live refresh of capacity), and solves a request as a *small* bundle: the
@@ -11,7 +11,7 @@ are linked to, pinned. That is exact for spec section 3 given nothing committed 
 
 The warm state is trusted only once the committed placement has been checked against the
 fleet as today's path checks it (every committed workload pinned, valid by itself:
-``engine.pinned.pinned_placement``), at start and whenever a refresh changes more than
+``engine.solvers.pinned.pinned_placement``), at start and whenever a refresh changes more than
 capacity; that check runs in a background thread, and requests take today's path meanwhile.
 """
 
@@ -24,11 +24,8 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from engine.bundle import Bundle, Origin
-from engine.plan import Plan
-from engine.planner import place as engine_place
-from engine.resources import PlacementPolicy, Workload
-from engine.warm import WarmFleet
+from engine import Bundle, Origin, PlacementPolicy, Plan, WarmFleet, Workload
+from engine import place as engine_place
 
 if TYPE_CHECKING:
     from adapters.api.state import ServiceState, Snapshot
@@ -81,8 +78,7 @@ class FastPath:
             self._run_check(generation)
 
     def _run_check(self, generation: int) -> None:
-        from engine.pinned import pinned_placement
-        from engine.problem import build_problem
+        from engine import build_problem, pinned_placement
 
         started = time.perf_counter()
         try:

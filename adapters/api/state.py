@@ -36,12 +36,25 @@ from adapters.api.metrics import ServiceMetrics
 from adapters.api.pagination import Paginator
 from adapters.api.problems import Problem
 from adapters.api.watch import ChangeFeed, changes
-from engine.bundle import Bundle, Origin, check_references, load_bundle, parse_document
-from engine.errors import GitOpsError, InputError, SourceError
-from engine.plan import ObjectiveValues, Placement, Plan, PlanMetadata, PlanStatus
-from engine.planner import place as engine_place
-from engine.redact import redact
-from engine.resources import PlacementPolicy, Workload
+from engine import (
+    Bundle,
+    GitOpsError,
+    InputError,
+    ObjectiveValues,
+    Origin,
+    Placement,
+    PlacementPolicy,
+    Plan,
+    PlanMetadata,
+    PlanStatus,
+    SourceError,
+    Workload,
+    check_references,
+    load_bundle,
+    parse_document,
+    redact,
+)
+from engine import place as engine_place
 
 if TYPE_CHECKING:
     from adapters.gitops.repo import GitSession
@@ -181,7 +194,7 @@ def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bun
     (``onStale``). Returns the fleet, the warnings and the stale clusters.
     """
     from adapters.live import read_live
-    from engine.live import MetricsSource, find_source
+    from engine import MetricsSource, find_source
 
     live = config.live
     source = (find_source(bundle) or MetricsSource.default()).model_copy(deep=True)
@@ -765,7 +778,7 @@ def stale_detail(info: dict[str, Any]) -> str:
 
 def objective_of(bundle: Bundle, placements: list[Placement]) -> ObjectiveValues:
     """Cost, latency and replicas by priority of some placements (section 3, natural units)."""
-    from engine.reoptimize import assignment_values
+    from engine import assignment_values
 
     v = assignment_values(bundle, {p.workload: p.clusters for p in placements})
     return ObjectiveValues(placed_by_priority=v["placedByPriority"], cost=v["cost"], latency=v["latency"])

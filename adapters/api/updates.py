@@ -23,11 +23,8 @@ from adapters.api.conditional import current_etag, if_match
 from adapters.api.journal import Pending
 from adapters.api.problems import Problem
 from adapters.api.state import Principal, Snapshot, _Definitions
-from engine.bundle import Origin
-from engine.errors import InputError
-from engine.plan import Plan
-from engine.planner import place as engine_place
-from engine.resources import PlacementPolicy, Workload
+from engine import InputError, Origin, PlacementPolicy, Plan, Workload
+from engine import place as engine_place
 
 if TYPE_CHECKING:
     from adapters.api.state import ServiceState

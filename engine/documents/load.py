@@ -241,13 +241,18 @@ def parse_document(raw: Any, file: str | None, index: int) -> BaseModel:
         errors = exc.errors()
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem(s) in this document)" if len(errors) > 1 else ""
-        loc = tuple(first["loc"])
-        cause = (first.get("ctx") or {}).get("error")
-        if isinstance(cause, EntryError):  # a bad entry of a map: name it (spec.resources.cpu)
-            loc = (*loc, cause.key)
+        loc = _entry_loc(first)  # a bad entry of a map: named (spec.resources.cpu)
+        every = [(_loc(_entry_loc(e)) or None, _explain(e)) for e in errors]
         raise InputError(
-            _explain(first) + more, file=file, document=where, field=_loc(loc) or None
+            _explain(first) + more, file=file, document=where, field=_loc(loc) or None, errors=every
         ) from None
+
+
+def _entry_loc(error: Any) -> tuple[Any, ...]:
+    """A pydantic error's location, with the key of a bad map entry appended (spec.resources.cpu)."""
+    loc = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    return (*loc, cause.key) if isinstance(cause, EntryError) else loc
 
 
 def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
