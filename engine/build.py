@@ -281,7 +281,6 @@ def build_problem(
         fixed_division=fixed_division,
         division_target=division,
     )
-    _co_location(bundle, problem)
     _current(problem, current or {})
     for plugin in PLUGINS:
         plugin.prepare(ctx, problem)
@@ -316,30 +315,6 @@ def _divisions(rs: list[ReplicaScheduling], eligible: np.ndarray, replicas: np.n
             out[w] = division_of(sched.weight_preference, int(replicas[w]), np.nonzero(eligible[w])[0],
                                  cluster_names, cluster_labels, request_base[w], capacity_base)
     return out
-
-
-def _co_location(bundle: Bundle, problem: Problem) -> None:
-    index = {k: i for i, k in enumerate(problem.workload_keys)}
-    aff_from: list[int] = []
-    aff_to: list[int] = []
-    anti: set[tuple[int, int]] = set()
-    for w, wl in enumerate(bundle.workloads):
-        spec = problem.group_specs[problem.group[w]]
-        ns = wl.metadata.namespace
-        for name in spec.affinity.workloads if spec.affinity else []:
-            v = index[f"{ns}/{name}"]
-            if v != w:
-                aff_from.append(w)
-                aff_to.append(v)
-        for name in spec.anti_affinity.workloads if spec.anti_affinity else []:
-            v = index[f"{ns}/{name}"]
-            if v != w:
-                anti.add((min(w, v), max(w, v)))
-    problem.affinity_from = np.array(aff_from, dtype=np.int32)
-    problem.affinity_to = np.array(aff_to, dtype=np.int32)
-    pairs = sorted(anti)
-    problem.anti_a = np.array([a for a, _ in pairs], dtype=np.int32)
-    problem.anti_b = np.array([b for _, b in pairs], dtype=np.int32)
 
 
 def _kept_running(

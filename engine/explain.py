@@ -16,11 +16,12 @@ from ortools.sat.python import cp_model
 from engine.moves import moves_per_workload
 from engine.objective import fewest_copies, placed_workloads
 from engine.plan import Reason
-from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, restrict, usage
+from engine.problem import UNLIMITED, Problem, restrict, usage
 from engine.quantity import format_quantity
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model
 from engine.solvers.solution import Deadline
+from policies import registry as concerns
 from policies.registry import plugin_by_name
 
 __all__ = ["explain_unplaced"]
@@ -74,35 +75,8 @@ def _room_fits(sub: Problem) -> bool:
 
 
 def _plain(sub: Problem) -> bool:
-    """One Divided workload with no per-cluster minimum, cluster count or spread."""
-    return bool(
-        not sub.duplicated[0]
-        and sub.min_per[0] <= 1
-        and sub.count_min[0] <= 1
-        and sub.count_max[0] >= sub.num_pairs
-        and not sub.group_spread[int(sub.group[0])]
-    )
-
-
-def _division_short(p: Problem, w: int, sl: slice) -> Reason | None:
-    """Why a fixed ``weightPreference`` division does not fit the empty fleet, or ``None`` when it does."""
-    target = p.division_target[w]
-    replicas = int(p.replicas[w])
-    if not target.any():
-        return Reason(code="InsufficientCapacity", message=(
-            f"weightPreference dynamicWeight AvailableReplicas: the eligible clusters can take fewer than "
-            f"its {replicas} replica(s)"))
-    room = np.zeros(p.num_clusters, dtype=np.int64)
-    room[p.pair_c[sl]] = p.pair_ub[sl]
-    short = np.nonzero((room < target) | ((target > 0) & (target < p.min_per[w])))[0]
-    if not len(short):
-        return None
-    detail = ", ".join(f"{p.cluster_names[c]} {int(target[c])} (room for {int(room[c])})"
-                       for c in short[:_MAX_NAMES].tolist())
-    return Reason(code="InsufficientCapacity", message=(
-        f"weightPreference fixes {replicas} replica(s) per cluster and some clusters cannot take their "
-        f"share: {detail} (per-cluster bounds {int(p.min_per[w])}..{int(p.max_per[w])})"),
-        clusters=_names(p, short)[:_MAX_NAMES])
+    """One workload that every concern lets split freely over its pairs (no bounds, count, spread...)."""
+    return not bool(concerns.rigid(sub)[0])
 
 
 def _shortfall(problem: Problem, w: int, free: np.ndarray, eligible: np.ndarray, after: str) -> str:
@@ -197,40 +171,13 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     sl = p.pairs_of(w)
     pair_clusters = p.pair_c[sl]
     elig_idx = np.nonzero(eligible)[0]
-    if w in p.division_target:
-        division = _division_short(p, w, sl)
-        if division is not None:
-            return [division]
-    if p.duplicated[w] and not (p.min_per[w] <= p.replicas[w] <= p.max_per[w]):
-        return [Reason(code="InsufficientCapacity", message=(
-            f"Duplicated copies of {int(p.replicas[w])} replica(s) do not fit "
-            f"minPerCluster {int(p.min_per[w])} / maxPerCluster {int(p.max_per[w])}"))]
-    if not p.duplicated[w] and p.min_per[w] > p.replicas[w]:
-        return [Reason(code="InsufficientCapacity", message=(
-            f"minPerCluster {int(p.min_per[w])} exceeds its {int(p.replicas[w])} replica(s)"))]
-    tiers = broadcast_tiers(p, w) if not broadcast_groups(p, w) else None
-    if tiers is not None:
-        # spec 2.6: the eligible clusters of one tier, the first that can take every copy
-        names = [t.affinity_name for t in p.group_specs[int(p.group[w])].cluster_affinities or []]
-        full = {t: np.setdiff1d(elig_idx[tiers[elig_idx] == t], pair_clusters)
-                for t in np.unique(tiers[elig_idx]).tolist()}
-        if all(len(m) for m in full.values()):
-            return [Reason(
-                code="InsufficientCapacity",
-                message=("Duplicated to the eligible clusters of one tier, but no tier can hold a copy of "
-                         f"{int(p.replicas[w])} replica(s) on each: "
-                         + "; ".join(f"{names[t]}: {len(m)} of {int((tiers[elig_idx] == t).sum())} full"
-                                     for t, m in full.items())),
-                clusters=_names(p, np.concatenate(list(full.values())))[:_MAX_NAMES],
-            )]
-    elif p.broadcast[w] and len(pair_clusters) < len(elig_idx):
-        missing = np.setdiff1d(elig_idx, pair_clusters)
-        return [Reason(
-            code="InsufficientCapacity",
-            message=(f"Duplicated to every eligible cluster, but {len(missing)} of "
-                     f"{len(elig_idx)} cannot hold a copy of {int(p.replicas[w])} replica(s)"),
-            clusters=_names(p, missing)[:_MAX_NAMES],
-        )]
+
+    def fits(**overrides: object) -> bool:
+        return _fits(p, w, until, **overrides)
+
+    never = concerns.why_never(p, w)  # the replica shape: a division, bounds, copies no tier can hold
+    if never is not None:
+        return [never]
 
     # quota, alone
     t = int(p.tenant[w])
@@ -248,25 +195,9 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
 
     full = p.capacity
     if not len(pair_clusters) or not _fits(p, w, until):
-        if len(pair_clusters) and _fits(p, w, until, drop_spread=True):
-            rules = p.group_spread[int(p.group[w])]
-            parts = []
-            for rule in rules:
-                groups = sorted({rule.group_names[g] for g in rule.group_of[pair_clusters] if g >= 0})
-                if not p.duplicated[w] and int(p.replicas[w]) < rule.min_groups:
-                    # each used group holds at least one replica: too few replicas, not too few clusters
-                    parts.append(f"{rule.key} needs {rule.min_groups} group(s) but the workload has only "
-                                 f"{int(p.replicas[w])} replica(s)")
-                    continue
-                parts.append(
-                    f"{rule.key} needs {rule.min_groups}"
-                    + (f"..{rule.max_groups}" if rule.max_groups else "")
-                    + (f" group(s) with maxSkew {rule.max_skew}" if rule.max_skew is not None
-                       else " group(s)")
-                    + f"; clusters with room span {len(groups)}: {', '.join(groups) or 'none'}"
-                )
-            return [Reason(code="SpreadUnsatisfiable", message="; ".join(parts),
-                           clusters=_names(p, pair_clusters)[:_MAX_NAMES])]
+        alone = concerns.why_not_alone(p, w, fits) if len(pair_clusters) else None  # spread
+        if alone is not None:
+            return [alone]
         message = _shortfall(p, w, _base_free(p), eligible, "")
         bounds = []
         if p.min_per[w] > 1 or p.max_per[w] < p.replicas[w]:
@@ -278,21 +209,10 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
         return [Reason(code="InsufficientCapacity", message=message,
                        clusters=_names(p, elig_idx)[:_MAX_NAMES])]
 
-    reasons: list[Reason] = []
-    # affinity partners
-    for v in p.affinity_to[p.affinity_from == w].tolist():
-        if not placed[v]:
-            reasons.append(Reason(code="AffinityUnsatisfied", message=(
-                f"must run beside {p.workload_keys[v]}, which is unplaced")))
-        else:
-            vs = p.pairs_of(v)
-            where = p.pair_c[vs][y[vs] > 0]
-            reasons.append(Reason(code="AffinityUnsatisfied", message=(
-                f"must run beside {p.workload_keys[v]}, which runs on "
-                f"{', '.join(_names(p, where)[:_MAX_NAMES])}; it does not fit there"),
-                clusters=_names(p, where)[:_MAX_NAMES]))
-    if reasons:
-        return reasons
+    # the placed workloads it depends on (co-location partners)
+    beside = concerns.why_not_beside(p, w, y, placed)
+    if beside:
+        return beside
 
     # residual capacity after higher priorities
     higher = placed & (p.priority > p.priority[w])
@@ -321,22 +241,10 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
                                           " after placing workloads of equal priority"),
                        clusters=_names(p, elig_idx)[:_MAX_NAMES])]
 
-    # anti-affinity: partners occupy the clusters it would need
-    partners = np.concatenate([p.anti_b[p.anti_a == w], p.anti_a[p.anti_b == w]])
-    partners = [v for v in partners.tolist() if placed[v]]
-    if partners:
-        blocked = resid_all.copy()
-        taken: set[int] = set()
-        for v in partners:
-            vs = p.pairs_of(v)
-            taken.update(p.pair_c[vs][y[vs] > 0].tolist())
-        blocked[list(taken)] = 0
-        if not _fits(p, w, until, capacity=blocked):
-            return [Reason(code="AntiAffinityConflict", message=(
-                "must not share a cluster with "
-                + ", ".join(p.workload_keys[v] for v in partners)
-                + f", which occupy {len(taken)} cluster(s) it would need"),
-                clusters=_names(p, np.array(sorted(taken)))[:_MAX_NAMES])]
+    # where its partners run is the room it would need (anti-affinity)
+    in_the_way = concerns.why_in_the_way(p, w, y, placed, resid_all, fits)
+    if in_the_way is not None:
+        return [in_the_way]
     if p.max_moves is not None:
         return [Reason(code="MovesBudget", message=(
             f"placing it would need replicas moved beyond the budget of {p.max_moves} move(s)"))]

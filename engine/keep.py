@@ -25,6 +25,7 @@ import numpy as np
 from engine.documents.bundle import Bundle
 from engine.problem import Problem
 from engine.verification import verify
+from policies import registry as concerns
 
 __all__ = ["keep_count", "keepable", "with_replicas"]
 
@@ -64,7 +65,7 @@ def keepable(
     p = problem
     trial = {**kept, key: count}
     w = p.workload_keys.index(key)
-    if any(p.workload_keys[v] not in trial for v in p.affinity_to[p.affinity_from == w].tolist()):
+    if any(p.workload_keys[v] not in trial for v in concerns.depends_on(p, w)):
         return False  # a partner that is solved again could leave: keep followers of kept partners only
     placements = [{"workload": k, "clusters": dict(current[k])} for k in trial]
     for v in np.nonzero(p.priority > p.priority[w])[0].tolist():

@@ -34,6 +34,7 @@ from engine.solvers.pinned import solve_around
 from engine.solvers.progress import ProgressCallback
 from engine.solvers.solution import Deadline, Solution
 from engine.verification import verify as check
+from policies import registry as concerns
 
 __all__ = ["place", "plan_from_solution"]
 
@@ -332,7 +333,7 @@ def _verified(
         todo = list(blamed)
         while todo:
             v = todo.pop()
-            for a in p.affinity_from[p.affinity_to == v].tolist():
+            for a in concerns.dependents(p, v):
                 if a not in blamed and y[p.pairs_of(a)].any():
                     blamed[a] = f"follows {p.workload_keys[v]} by affinity, which failed verification"
                     todo.append(a)

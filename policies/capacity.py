@@ -2,7 +2,10 @@
 
 ``pods``, when a cluster lists it, counts replicas; a resource a workload
 requests but a cluster does not list has capacity 0 there (such pairs are
-already removed when the problem is built).
+already removed when the problem is built). At construction time a pair has room for what the
+residual capacity of its cluster holds (:meth:`CapacityPlugin.room`); nothing more to admit: a
+placement within the room of every pair fits (the pinned path checks a whole committed placement
+against the residual capacity at once).
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from ortools.sat.python import cp_model
 
-from engine.problem import UNLIMITED
-from policies.base import ModelContext, Plugin
+from engine.problem import UNLIMITED, Problem
+from policies.base import ModelContext, Pairs, Placed, Plugin
 
 __all__ = ["CapacityPlugin"]
 
@@ -42,3 +45,11 @@ class CapacityPlugin(Plugin):
                     cp_model.LinearExpr.weighted_sum([m.y[i] for i in idx], coeff[keep].tolist())
                     <= limit
                 )
+
+    def room(self, problem: Problem, at: Pairs, state: Placed, room: np.ndarray) -> np.ndarray:
+        """At most what the residual capacity of each pair's cluster holds, per resource requested."""
+        req = problem.request[at.w]
+        cap = state.capacity[at.clusters]
+        for r in np.nonzero(req > 0)[0].tolist():
+            room = np.minimum(room, np.maximum(cap[:, r], 0) // int(req[r]))
+        return room

@@ -1,6 +1,7 @@
 """Tenancy: a tenant's clusterSelector narrows its clusters; its quota caps its total.
 
-A namespace with no Tenant document may use every cluster, without quota.
+A namespace with no Tenant document may use every cluster, without quota. At construction time a
+workload is admitted only when its replicas fit what its tenant's quota has left.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from engine.documents.selectors import affinity_mask
-from engine.problem import UNLIMITED, CompileContext
-from policies.base import ModelContext, Plugin
+from engine.problem import UNLIMITED, CompileContext, Problem
+from policies.base import ModelContext, Pairs, Placed, Plugin
 
 __all__ = ["TenancyPlugin"]
 
@@ -58,3 +59,8 @@ class TenancyPlugin(Plugin):
                     )
                     <= limit
                 )
+
+    def admit(self, problem: Problem, at: Pairs, ys: np.ndarray, state: Placed) -> bool:
+        """Within what the tenant's quota has left (every replica counts, every copy too)."""
+        t = int(problem.tenant[at.w])
+        return t < 0 or not bool((int(ys.sum()) * problem.request[at.w] > state.quota[t]).any())

@@ -34,6 +34,7 @@ from engine.objective import evaluate, most_copies, pair_weights, placed_workloa
 from engine.problem import UNLIMITED, Problem
 from engine.solvers.refine import column_generation
 from engine.solvers.solution import Deadline, LevelResult, Solution
+from policies import registry as concerns
 
 __all__ = ["PROVE_PAIRS", "LpResult", "cost_bound_at", "prove_weighted", "solve_lp"]
 
@@ -258,7 +259,7 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, deadline: Deadline) -> flo
     lower = np.zeros(pp.num_pairs, dtype=np.int64)
     # valid cuts for any plan with the same replicas per workload: with at least k clusters
     # (count or spread groups), no cluster holds more than replicas - (k - 1) * minPerCluster
-    k = np.maximum(pp.count_min, np.array([max([r.min_groups for r in pp.group_spread[g]] or [1]) for g in pp.group]))
+    k = concerns.fewest_clusters_all(pp)
     cut = pp.replicas - (k - 1) * np.maximum(pp.min_per, 1)
     upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
                      np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))

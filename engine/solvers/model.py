@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from engine.objective import most_copies
 from engine.problem import Problem
+from policies import registry as concerns
 from policies.base import ModelContext
 from policies.registry import PLUGINS
 
@@ -53,20 +55,12 @@ class CompiledModel:
 
 
 def needs_used(problem: Problem) -> np.ndarray:
-    """Workloads whose pairs need a Boolean "used" variable.
+    """Workloads whose pairs need a Boolean "used" variable: those some concern does not let split freely
+    (:func:`policies.registry.rigid`: bounds, counts, spread, co-location, Duplicated, Aggregated).
 
-    Plain Divided workloads without bounds, count, spread or co-location need
-    only their integer replica variables, which keeps big models small.
+    Plain Divided workloads need only their integer replica variables, which keeps big models small.
     """
-    p = problem
-    pairs_per_w = np.bincount(p.pair_w, minlength=p.num_workloads)
-    need = p.duplicated | (p.min_per > 1) | p.aggregated
-    need |= p.count_min > 1
-    need |= p.count_max < pairs_per_w
-    need |= np.array([bool(p.group_spread[g]) for g in p.group], dtype=bool)
-    for arr in (p.affinity_from, p.affinity_to, p.anti_a, p.anti_b):
-        need[arr] = True
-    return need
+    return concerns.rigid(problem)
 
 
 def objective_scale(coeffs: np.ndarray, others: list[float]) -> float:
@@ -131,19 +125,10 @@ def compile_model(problem: Problem) -> CompiledModel:
 
 
 def _level_upper(p: Problem, value: int) -> int:
-    """Most replicas that priority ``value`` could ever place (every workload in full)."""
-    total = 0
-    for w in np.nonzero(p.priority == value)[0].tolist():
-        sl = p.pairs_of(w)
-        n_pairs = sl.stop - sl.start
-        if n_pairs == 0:
-            continue
-        if p.duplicated[w]:
-            copies = n_pairs if p.broadcast[w] else min(int(p.count_max[w]), n_pairs)
-            total += int(p.replicas[w]) * copies
-        else:
-            total += int(p.replicas[w])
-    return total
+    """Most replicas that priority ``value`` could ever place (every workload in full, every copy)."""
+    pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
+    mine = (p.priority == value) & (pairs > 0)
+    return int((p.replicas[mine] * most_copies(p)[mine]).sum())
 
 
 def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:

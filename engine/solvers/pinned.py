@@ -36,8 +36,10 @@ import numpy as np
 from engine.moves import moves_per_workload
 from engine.objective import evaluate, most_copies, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
-from engine.solvers.construct import Residual, spread_ok
+from engine.solvers.construct import Residual
 from engine.solvers.solution import Deadline, LevelResult, Solution
+from policies import registry as concerns
+from policies.base import Pairs
 
 __all__ = ["SolveRest", "pinned_placement", "solve_around", "solve_pinned"]
 
@@ -62,35 +64,23 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
         return None  # not eligible there, or above a bound: the full model decides (infeasible)
     y = np.zeros(p.num_pairs, dtype=np.int64)
     np.add.at(y, idx, p.current_n)
-    starts = p.pair_starts
-    most = most_copies(p)
-    for w in np.unique(p.current_w).tolist():
-        lo, hi = int(starts[w]), int(starts[w + 1])
-        ys = y[lo:hi]
-        on = ys > 0
-        copies = int(on.sum())
-        if (ys[on] < p.min_per[w]).any():
-            return None
-        if p.duplicated[w]:
-            if (ys[on] != p.replicas[w]).any() or (copies != int(most[w]) and not frozen):
-                return None
-        elif int(ys.sum()) != int(p.replicas[w]):
-            return None
-        if not p.broadcast[w] and not int(p.count_min[w]) <= copies <= int(p.count_max[w]):
-            return None
-        if not spread_ok(p, w, p.pair_c[lo:hi], ys):
-            return None
     state = Residual.from_y(p, y)
     # capacity and quota must hold for the pinned placement alone (unlimited ones never go below 0)
     if (state.capacity < 0).any() or (state.quota < 0).any():
         return None
-    # co-location among pinned workloads must already hold; a pinned follower of a new one cannot
-    pinned = placed_workloads(p, y)
-    for a, b in zip(p.affinity_from.tolist(), p.affinity_to.tolist(), strict=True):
-        if pinned[a] and (not pinned[b] or not np.isin(state.clusters_of(a, p), state.clusters_of(b, p)).all()):
-            return None
-    for a, b in zip(p.anti_a.tolist(), p.anti_b.tolist(), strict=True):
-        if pinned[a] and pinned[b] and np.isin(state.clusters_of(a, p), state.clusters_of(b, p)).any():
+    most = most_copies(p)
+    for w in np.unique(p.current_w).tolist():
+        lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+        ys = y[lo:hi].copy()
+        if p.duplicated[w] and int((ys > 0).sum()) != int(most[w]) and not frozen:
+            return None  # it could still gain a copy: the full model decides
+        # every concern must admit it as it runs, beside the other pinned workloads (a pinned
+        # follower of a new workload cannot be pinned: its partner is not there yet)
+        state.take(p, w, -ys)
+        state.y[lo:hi] = 0
+        admitted = concerns.admit(p, Pairs(w, lo, hi, p.pair_c[lo:hi]), ys, state)
+        state.take(p, w, ys)
+        if not admitted:
             return None
     return state
 
@@ -120,18 +110,12 @@ def solve_around(problem: Problem, fixed: np.ndarray, deadline: Deadline, *, sol
     state = Residual.from_y(p, fixed)
     pinned = placed_workloads(p, fixed)
     new = ~pinned
-    # co-location with pinned partners becomes eligibility of the new workload's pairs
+    # where pinned partners run becomes eligibility of the new workloads' pairs (co-location)
     ub = p.pair_ub.copy()
-    starts = p.pair_starts
-    for a, b in zip(p.affinity_from.tolist(), p.affinity_to.tolist(), strict=True):
-        if new[a] and pinned[b]:
-            lo, hi = int(starts[a]), int(starts[a + 1])
-            ub[lo:hi][~np.isin(p.pair_c[lo:hi], state.clusters_of(b, p))] = 0
-    for a, b in zip(p.anti_a.tolist(), p.anti_b.tolist(), strict=True):
-        for v, u in ((a, b), (b, a)):
-            if new[v] and pinned[u]:
-                lo, hi = int(starts[v]), int(starts[v + 1])
-                ub[lo:hi][np.isin(p.pair_c[lo:hi], state.clusters_of(u, p))] = 0
+    for w in np.nonzero(new & concerns.ties(p))[0].tolist():
+        sl = p.pairs_of(w)
+        at = Pairs(w, sl.start, sl.stop, p.pair_c[sl])
+        ub[sl][~concerns.admit_pairs(p, at, state, ub[sl], together=new)] = 0
     # what the pinned placement leaves, with the problem's own marks for "no limit"
     capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
     quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)

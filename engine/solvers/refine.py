@@ -38,6 +38,7 @@ from scipy.optimize import linprog
 from engine.objective import pair_weights, placed_workloads
 from engine.problem import BIG, UNLIMITED, Problem, usage
 from engine.solvers.solution import Deadline
+from policies import registry as concerns
 
 __all__ = ["flexible_workloads", "refine_cost"]
 
@@ -51,14 +52,9 @@ _VICTIMS = 64
 
 
 def flexible_workloads(problem: Problem) -> np.ndarray:
-    """(W,) bool: workloads whose replicas may be moved freely between their pairs."""
-    p = problem
-    pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
-    flex = ~p.duplicated & ~p.aggregated & (p.min_per <= 1) & (p.count_min <= 1) & (p.count_max >= pairs)
-    flex &= np.array([not p.group_spread[g] for g in p.group], dtype=bool)
-    for arr in (p.affinity_from, p.affinity_to, p.anti_a, p.anti_b):
-        flex[arr] = False
-    return flex
+    """(W,) bool: workloads whose replicas may be moved freely between their pairs (no concern makes
+    them rigid, :func:`policies.registry.rigid`)."""
+    return ~concerns.rigid(problem)
 
 
 def _candidates(p: Problem, cols_ok: np.ndarray, score: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
@@ -84,8 +80,7 @@ def refine_cost(problem: Problem, y: np.ndarray, *, deadline: Deadline, rounds: 
     p = problem
     placed = placed_workloads(p, y)
     free = flexible_workloads(p) & placed
-    skewed = np.array([any(r.max_skew is not None for r in p.group_spread[g]) for g in p.group], dtype=bool)
-    semi = placed & ~free & ~p.duplicated & ~skewed
+    semi = placed & ~free & ~concerns.fixed_layout(p)
     movable = free | semi
     if not movable.any():
         return y

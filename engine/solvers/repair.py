@@ -36,6 +36,8 @@ from engine.problem import BIG, UNLIMITED, Problem, keep_pairs, restrict
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model, set_objective
 from engine.solvers.solution import Deadline
+from policies import registry as concerns
+from policies.base import Pairs
 
 __all__ = ["improve_placed", "release", "repair_unplaced", "swap_for_quota"]
 
@@ -48,16 +50,6 @@ def release(problem: Problem, state: Residual, w: int) -> np.ndarray:
         state.take(problem, w, -old)
         state.y[lo:hi] = 0
     return old
-
-
-def _neighbourhood(p: Problem, w: int, placed: np.ndarray) -> list[int]:
-    hood = {w}
-    partners = p.affinity_to[p.affinity_from == w].tolist()
-    hood.update(partners)
-    for v in partners:
-        followers = p.affinity_from[p.affinity_to == v].tolist()
-        hood.update(f for f in followers if placed[f])
-    return sorted(hood)
 
 
 def repair_unplaced(problem: Problem, state: Residual, *, deadline: Deadline, per_solve: float = 1.0,
@@ -98,7 +90,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: Deadline, pe
         if _fits_alone(p, state, w) and _try(p, state, [w], placed, exact_deadline, per_solve):
             added += 1
             continue
-        hood = _neighbourhood(p, w, placed)
+        hood = concerns.neighbourhood(p, w, placed)
         if len(hood) > 1 and _try(p, state, hood, placed, exact_deadline, per_solve):
             added += 1
     # then exactly with placed workloads moved aside from the clusters where it comes closest to
@@ -108,7 +100,7 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: Deadline, pe
             break
         if placed[w]:
             continue
-        hood = _neighbourhood(p, w, placed)
+        hood = concerns.neighbourhood(p, w, placed)
         movers = _movers(p, state, w, hood, placed, widen)
         if movers and _try(p, state, sorted(hood + movers), placed, exact_deadline,
                            min(per_solve, MOVER_SECONDS * widen)):
@@ -138,8 +130,7 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: Deadline) -> 
     """
     p = problem
     placed = placed_workloads(p, state.y)
-    has_followers = np.zeros(p.num_workloads, dtype=bool)
-    has_followers[p.affinity_to[placed[p.affinity_from]]] = True
+    has_followers = concerns.anchored(p, placed)
     score = pair_score(p)
     blocked = np.nonzero(~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated)[0]
     gained = 0
@@ -242,8 +233,8 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     candidates = _occupants(p, state, _roomiest(p, state, w, MOVER_CLUSTERS * widen))
     inside = np.zeros(p.num_workloads, dtype=bool)
     inside[hood] = True
-    anchors = p.affinity_to[placed[p.affinity_from] & ~inside[p.affinity_from]]
-    ok = ~np.isin(candidates, anchors) & ~inside[candidates] & ~p.broadcast[candidates]
+    anchors = concerns.anchored(p, placed & ~inside)
+    ok = ~anchors[candidates] & ~inside[candidates] & ~p.broadcast[candidates]
     candidates = candidates[ok]
     mobility = np.diff(state.starts)[candidates]
     return candidates[np.argsort(-mobility, kind="stable")[:MOVERS * widen]].tolist()
@@ -282,8 +273,8 @@ def _eject(p: Problem, state: Residual, w: int, placed: np.ndarray, score: np.nd
         return False
     occupants = _occupants(p, state, targets)
     # a workload with placed followers stays (moving it would strand them), and so do broadcasts
-    anchors = p.affinity_to[placed[p.affinity_from]]
-    occupants = occupants[~np.isin(occupants, anchors) & ~p.broadcast[occupants]]
+    anchors = concerns.anchored(p, placed)
+    occupants = occupants[~anchors[occupants] & ~p.broadcast[occupants]]
     occupants = occupants[np.argsort(-np.diff(state.starts)[occupants], kind="stable")][:EJECT_OCCUPANTS * widen]
     moved: list[tuple[int, np.ndarray]] = []
     state.capacity[targets] -= BIG  # occupants must leave these clusters: none has room there
@@ -317,7 +308,7 @@ def _try(p: Problem, state: Residual, hood: list[int], placed: np.ndarray, deadl
     capacity = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
     quota = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
     sub = restrict(p, keep, capacity=capacity, quota=quota)
-    _block_outside(p, sub, hood, state, placed)
+    _block_outside(p, sub, hood, state)
     sub = keep_pairs(sub, _candidate_pairs(p, sub, hood, saved))
     y_sub = _solve_all_placed(sub, time_limit=max(min(per_solve, deadline.remaining()), 0.05))
     if y_sub is None:
@@ -360,10 +351,7 @@ def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int,
         order = cand[np.argsort(score[lo:hi][cand], kind="stable")]
         keep[lo + order[:CANDIDATES]] = True
         keep[lo:hi] |= now[sub.pair_c[lo:hi]] & open_[lo:hi]
-        for rule in sub.group_spread[int(sub.group[i])]:
-            groups = rule.group_of[sub.pair_c[lo:hi][order]]
-            for gid in np.unique(groups):
-                keep[lo + order[groups == gid][:2]] = True
+        keep[lo + concerns.offer(sub, Pairs(i, lo, hi, sub.pair_c[lo:hi]), order)] = True
     return keep
 
 
@@ -415,27 +403,17 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     return np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]
 
 
-def _block_outside(p: Problem, sub: Problem, hood: list[int], state: Residual, placed: np.ndarray) -> None:
-    """Keep co-location with workloads outside the neighbourhood: follow them, or avoid them."""
-    inside = set(hood)
+def _block_outside(p: Problem, sub: Problem, hood: list[int], state: Residual) -> None:
+    """Keep what the concerns ask of the workloads outside the neighbourhood (co-location: follow
+    them, or avoid them): a pair of ``sub`` that no concern admits beside them gets no room."""
+    inside = np.zeros(p.num_workloads, dtype=bool)
+    inside[hood] = True
     for i, v in enumerate(hood):
         lo = int(np.searchsorted(sub.pair_w, i, side="left"))
         hi = int(np.searchsorted(sub.pair_w, i, side="right"))
-        clusters = sub.pair_c[lo:hi]
-        allow = np.ones(hi - lo, dtype=bool)
-        for u in p.affinity_to[p.affinity_from == v].tolist():
-            if u not in inside:
-                allow &= np.isin(clusters, _clusters_of(p, state, u))
-        for arr_a, arr_b in ((p.anti_a, p.anti_b), (p.anti_b, p.anti_a)):
-            for u in arr_b[arr_a == v].tolist():
-                if u not in inside and placed[u]:
-                    allow &= ~np.isin(clusters, _clusters_of(p, state, u))
+        sl = p.pairs_of(v)  # sub keeps every pair of v, in the same order
+        allow = concerns.admit_pairs(p, Pairs(v, sl.start, sl.stop, p.pair_c[sl]), state, sub.pair_ub[lo:hi], inside)
         sub.pair_ub[lo:hi][~allow] = 0
-
-
-def _clusters_of(p: Problem, state: Residual, w: int) -> np.ndarray:
-    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
-    return p.pair_c[lo:hi][state.y[lo:hi] > 0]
 
 
 def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, deadline: Deadline) -> int:
@@ -452,8 +430,7 @@ def improve_placed(problem: Problem, state: Residual, workloads: np.ndarray, *, 
     p = problem
     weight = pair_weights(p)
     placed = placed_workloads(p, state.y)
-    has_followers = np.zeros(p.num_workloads, dtype=bool)
-    has_followers[p.affinity_to[placed[p.affinity_from]]] = True
+    has_followers = concerns.anchored(p, placed)
     cost = np.bincount(p.pair_w, weights=state.y * weight, minlength=p.num_workloads)
     order = np.lexsort((weight, p.pair_w))
     first = np.minimum(np.searchsorted(p.pair_w[order], np.arange(p.num_workloads)), max(len(order) - 1, 0))
