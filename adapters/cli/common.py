@@ -19,7 +19,8 @@ __all__ = ["ExitCode", "atomic_write", "console", "err_console", "load_assignmen
            "run_guarded"]
 
 console = Console()
-err_console = Console(stderr=True)
+#: messages are never folded: a path or a field name stays whole, so logs and scripts can grep it
+err_console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
