@@ -6,6 +6,7 @@ to enforce the time limit and to stamp ``createdAt``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import numpy as np
@@ -185,6 +186,7 @@ def place(
     freeze_current: bool = False,
     deadline: Deadline | None = None,
     on_progress: ProgressCallback | None = None,
+    frozen: Collection[str] = (),
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
 
@@ -194,6 +196,11 @@ def place(
 
     ``freeze_current`` (with ``max_moves=0``): what runs today stays exactly as it is, even where
     the order of section 3 would add to it; the service's committed placements.
+
+    ``frozen`` (with ``current``): these running workloads stay exactly where they run and the
+    others are solved around them, within ``max_moves`` (failover re-places only what a lost
+    cluster held). Their current placement must be valid by itself; one that is no longer
+    eligible where it runs is solved like the rest.
     ``on_progress`` is called as the solver advances (:class:`engine.solvers.progress.Progress`).
 
     Raises:
@@ -202,10 +209,14 @@ def place(
     deadline = deadline if deadline is not None else Deadline(time_limit)
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solve_by, report_by = _budget(problem, deadline)
-    solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
-                             freeze_current=freeze_current, on_progress=on_progress)
+    held = _frozen_replicas(problem, frozen) if current and frozen else None
+    if held is not None:
+        solution = solve_around(problem, held, solve_by, solve=solve_problem)
+    else:
+        solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
+                                 freeze_current=freeze_current, on_progress=on_progress)
     not_applied: list[NotApplied] = []
-    if current:
+    if current and held is None:
         problem, solution, not_applied = _keep_running(
             bundle, problem, solution, current=current, weights=weights, max_moves=max_moves,
             solve_by=solve_by, explain_by=report_by.slice(0.5))
@@ -222,6 +233,24 @@ def place(
         plan = _verified(bundle, problem, solution, plan, current=current, now=now, warnings=warnings,
                          deadline=deadline)
     return plan
+
+
+def _frozen_replicas(p: Problem, frozen: Collection[str]) -> np.ndarray | None:
+    """Replicas per pair of the ``frozen`` workloads where they run, or ``None`` when none can be held."""
+    index = {k: i for i, k in enumerate(p.workload_keys)}
+    chosen = np.isin(p.current_w, [index[k] for k in frozen if k in index])
+    if not chosen.any() or not p.num_pairs:
+        return None
+    at = p.pair_index(p.current_w, p.current_c)
+    # a workload with any replica where it may no longer run (or no longer so many) is not held
+    over = (at < 0) | (p.current_n > p.pair_ub[np.maximum(at, 0)])
+    lost = np.union1d(p.current_w[chosen & over], np.nonzero(p.current_gone > 0)[0])
+    chosen &= ~np.isin(p.current_w, lost) & (at >= 0)
+    if not chosen.any():
+        return None
+    held = np.zeros(p.num_pairs, dtype=np.int64)
+    np.add.at(held, at[chosen], p.current_n[chosen])
+    return held
 
 
 def _keep_running(

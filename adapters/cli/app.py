@@ -52,6 +52,7 @@ COMMAND_MODULES = (
     "adapters.cli.whatif",
     "adapters.cli.history",
     "adapters.cli.rollout",
+    "adapters.cli.watch",
 )
 
 for _name in COMMAND_MODULES:

@@ -156,9 +156,11 @@ def _requests_of(pods: str) -> str:
 #: ``$lookback``, ``$window``, ``$step``, ``$quantile``, ``$probe`` (the latency series).
 DEFAULT_QUERIES: dict[str, str] = {
     # allocatable of schedulable nodes, per (cluster, resource); cpu in cores
+    # (0 for a cluster whose nodes are all excluded: it has no room, it is not stale)
     "allocatable": (
         "sum by ($cluster, $resource) (max by ($cluster, $node, $resource) "
-        "(kube_node_status_allocatable) unless on ($cluster, $node) $excluded_nodes)"
+        "(kube_node_status_allocatable) unless on ($cluster, $node) $excluded_nodes) "
+        "or on ($cluster) 0 * sum by ($cluster, $resource) (kube_node_status_allocatable)"
     ),
     # requests of Running/Pending pods not managed by Berth, on schedulable nodes or not
     # yet bound, per (cluster, resource): kube-scheduler's numbers for the clusters that
@@ -192,8 +194,10 @@ DEFAULT_QUERIES: dict[str, str] = {
     ),
 }
 
+#: nodes that take no new pods: cordoned, NotReady (or Unknown), or tainted against them
 _EXCLUDED_NODES = (
     "(kube_node_spec_unschedulable == 1 or "
+    'kube_node_status_condition{condition="Ready",status="true"} == 0 or '
     'kube_node_spec_taint{effect=~"NoSchedule|NoExecute", key!~"$tolerated"})'
 )
 
