@@ -380,8 +380,9 @@ def run_pass(
     try:
         digest, commits = commit(healing)
     except Exception as exc:  # git, the remote or the state file: recorded, retried on the next pass
+        detail = redact(str(getattr(exc, "detail", None) or exc))
         events.append(Event("FailoverFailed", at, clusters,
-                            f"failover off {', '.join(clusters)} could not be committed: {redact(str(exc))}",
+                            f"failover off {', '.join(clusters)} could not be committed: {detail}",
                             workloads=healing.affected, moves=_moves_of(healing.plan)))
         return events
     tracker.last_infeasible = None

@@ -14,6 +14,7 @@ import uvicorn
 import yaml
 
 from adapters.api import create_app, hash_token, load_config
+from adapters.api.state import ServiceState
 
 API = "placement.berth.dev/v1alpha1"
 ADMIN = "admin-secret-token"
@@ -74,8 +75,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(config_path: Path) -> Iterator[str]:
-    app = create_app(load_config(config_path))
+def serve(config_path: Path, *, state: ServiceState | None = None) -> Iterator[str]:
+    """``state``: the service's own (one made with a ``clock``: live data at explicit times)."""
+    app = create_app(state.config if state is not None else load_config(config_path), state=state)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, limit_concurrency=400, backlog=512))

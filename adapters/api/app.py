@@ -13,7 +13,7 @@ from adapters.api.config import ServiceConfig
 from adapters.api.idempotency import Idempotency
 from adapters.api.problems import BodyLimit, install_handlers
 from adapters.api.redaction import QueryTokenGuard, install_log_redaction
-from adapters.api.routes import fleet, health, placements, plans, whatif
+from adapters.api.routes import events, fleet, health, placements, plans, whatif
 from adapters.api.state import ServiceState
 
 __all__ = ["create_app"]
@@ -49,7 +49,7 @@ def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> F
                   docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
     app.state.berth = service
     install_handlers(app)
-    for module in (placements, plans, fleet, whatif, health):
+    for module in (placements, plans, fleet, whatif, events, health):
         app.include_router(module.router)
 
     @app.middleware("http")

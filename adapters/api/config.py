@@ -9,6 +9,7 @@ Example (``docs/service.md`` explains every field)::
     gitops: {repo: /srv/deploy, format: flux, push: false}
     live: {prometheus: http://prometheus:9090, refreshSeconds: 60, maxAgeSeconds: 300, onStale: fallback}
     limits: {maxRequestBytes: 1048576, maxWorkloadsPerRequest: 50, timeLimitSeconds: 5}
+    failover: {maxMoves: 20, graceSeconds: 300}   # self-healing with live inputs (docs/failover.md)
     stateFile: /var/lib/berth/accepted.yaml
 
 Tokens are stored only as sha256 hex digests of the bearer token.
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.failover import FailoverSettings
 from engine import InputError
 
 __all__ = ["GitOpsSettings", "Limits", "LiveSettings", "ServiceConfig", "ServiceEnvironment", "TokenEntry",
@@ -104,6 +106,8 @@ class ServiceConfig(_Cfg):
     gitops: GitOpsSettings | None = None
     live: LiveSettings = Field(default_factory=LiveSettings)
     limits: Limits = Field(default_factory=Limits)
+    #: self-healing: re-place what lost or shrunken clusters hold (needs live inputs)
+    failover: FailoverSettings | None = None
     state_file: Path | None = None
     sources_dir: Path | None = None
     current: Path | None = None  # a plan file as the current placement when there is no gitops repo

@@ -38,3 +38,10 @@ class ServiceMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )
         self.reserved = Gauge("berth_reserved_replicas", "Replicas committed by the service", registry=r)
+        self.failover_events = Counter(
+            "berth_failover_events_total", "Self-healing events by type (docs/failover.md)", ["type"], registry=r,
+        )
+        self.failover_moves = Counter(
+            "berth_failover_moved_replicas_total", "Replicas that committed failovers moved", registry=r,
+        )
+        self.troubled = Gauge("berth_clusters_troubled", "Clusters lost or short now", ["state"], registry=r)

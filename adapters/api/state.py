@@ -57,7 +57,10 @@ from engine import (
 from engine import place as engine_place
 
 if TYPE_CHECKING:
+    from adapters.api.failover import ServiceFailover
+    from adapters.failover import Healing
     from adapters.gitops.repo import GitSession
+    from engine.live import LiveFleet, LiveReport
 
 __all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents", "stale_detail"]
 
@@ -185,13 +188,15 @@ def _fast_forward(session: GitSession, pending: bool, remote: str = "origin") ->
     git.reset("-q", "--hard", tracking)
 
 
-def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bundle, list[str], list[dict[str, str]]]:
+def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime
+               ) -> tuple[Bundle, list[str], list[dict[str, str]], LiveReport, LiveFleet]:
     """Live capacity evaluated at ``at``, with the service's ``maxAgeSeconds``.
 
     Staleness is the age of the *data* (its newest sample against ``at``), not whether
     Prometheus answered. The source always falls back here so that every stale or
     missing cluster is known by name; the service then refuses or reports them
-    (``onStale``). Returns the fleet, the warnings and the stale clusters.
+    (``onStale``). Returns the fleet, the warnings, the stale clusters, and the report and
+    snapshot that self-healing reads (:mod:`adapters.api.failover`).
     """
     from adapters.live import read_live
     from engine import MetricsSource, find_source
@@ -201,11 +206,11 @@ def _load_live(bundle: Bundle, config: ServiceConfig, at: datetime) -> tuple[Bun
     source.spec.max_age = f"{max(1, int(live.max_age_seconds))}s"
     source.spec.on_stale = "fallback"
     source.spec.on_missing = "fallback"
-    applied, report, _ = read_live(bundle, prometheus=live.prometheus, kubeconfig=live.kubeconfig,
-                                   contexts=live.contexts, at=at, source=source)
+    applied, report, fleet = read_live(bundle, prometheus=live.prometheus, kubeconfig=live.kubeconfig,
+                                       contexts=live.contexts, at=at, source=source)
     stale = [{"name": s.name, "reason": s.reason} for s in report.stale]
     stale += [{"name": name, "reason": "no live data within the lookback"} for name in report.missing]
-    return applied, list(report.warnings), sorted(stale, key=lambda s: s["name"])
+    return applied, list(report.warnings), sorted(stale, key=lambda s: s["name"]), report, fleet
 
 
 @dataclass(frozen=True)
@@ -259,9 +264,17 @@ class ServiceState:
         self.fleet_ok_at: float | None = clock()
         self.fleet_error: str | None = None
         self.stale_clusters: list[dict[str, str]] = []
-        self.live = bool(config.live.prometheus or config.live.kubeconfig)
+        self.live = bool(config.live.prometheus or config.live.kubeconfig or _bundle_names_prometheus(self.base))
         if self.live:
             self.fleet_ok_at = None
+        self.failover: ServiceFailover | None = None
+        if config.failover is not None:
+            if not self.live:
+                raise InputError("self-healing needs live inputs: set live.prometheus or live.kubeconfig "
+                                 "(or a MetricsSource in the bundle)", field="failover")
+            from adapters.api.failover import ServiceFailover
+
+            self.failover = ServiceFailover(self, config.failover)
         self.sources_file = str((config.sources_dir or Path.cwd()) / "_api.yaml")
         self.journal = Journal(config.state_file)
         self.recovered: str | None = None
@@ -414,8 +427,9 @@ class ServiceState:
         """Read live capacity once; on failure keep the last good fleet and say why."""
         if not self.live:
             return
+        at = self.clock()
         try:
-            fleet, warnings, stale = _load_live(self.base, self.config, datetime.fromtimestamp(self.clock(), UTC))
+            fleet, warnings, stale, report, live = _load_live(self.base, self.config, datetime.fromtimestamp(at, UTC))
         except SourceError as exc:
             self.fleet_error = str(exc)
             log.warning("live refresh failed: %s", exc)
@@ -424,6 +438,8 @@ class ServiceState:
             self.fast.refreshed(fleet)
             self.fleet_ok_at = self.clock()
             self.fleet_error = None
+            if self.failover is not None:  # a failed refresh moves nothing: a monitoring outage is not a lost fleet
+                self.failover.run(at, report, live)
         self.freshness()
 
     def start(self) -> None:
@@ -576,6 +592,22 @@ class ServiceState:
         self.metrics.reserved.set(new.reserved())
         self.fast.changed(new, pending.after)
         self.feed.publish(changes(new.revision, old.committed, new.committed, pending.after))
+
+    def commit_failover(self, snap: Snapshot, healing: Healing) -> tuple[str, list[str]]:
+        """Commit a failover's new spreads like a placement: write-ahead record, git, done. Caller holds the lock.
+
+        Returns the plan's digest (the id in the commits' trailers) and the commits.
+        """
+        from adapters.gitops.layout import plan_id
+
+        assert healing.plan is not None and healing.bundle is not None
+        changed = sorted(k for k, v in healing.after.items() if _spread(v) != _spread(snap.committed.get(k)))
+        new = Snapshot(committed=dict(healing.after), defs=snap.defs, api_raw=snap.api_raw, orphans=snap.orphans,
+                       orphan_clusters=snap.orphan_clusters)
+        pending = Pending("failover", before={k: snap.committed.get(k) for k in changed},
+                          after={k: healing.after[k] for k in changed})
+        git = self._apply(snap, new, pending, healing.bundle, healing.plan)
+        return plan_id(healing.plan), list((git or {}).get("commits", []))
 
     # --- placement ----------------------------------------------------------------------
 
@@ -760,6 +792,14 @@ class ServiceState:
         out.status.warnings = [w for w in out.status.warnings if self.scrub(w, hidden) == w]
         return out
 
+
+
+def _bundle_names_prometheus(bundle: Bundle) -> bool:
+    """Whether the bundle's MetricsSource names a Prometheus (a global layer or per-cluster servers)."""
+    from engine.live import find_source
+
+    source = find_source(bundle)
+    return source is not None and source.spec.prometheus.configured
 
 
 def stale_detail(info: dict[str, Any]) -> str:
