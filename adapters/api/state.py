@@ -439,7 +439,10 @@ class ServiceState:
             self.fleet_ok_at = self.clock()
             self.fleet_error = None
             if self.failover is not None:  # a failed refresh moves nothing: a monitoring outage is not a lost fleet
-                self.failover.run(at, report, live)
+                try:
+                    self.failover.run(at, report, live)
+                except Exception:  # a bug must not stop the refresh loop; nothing was committed
+                    log.exception("failover pass failed; nothing was committed")
         self.freshness()
 
     def start(self) -> None:
