@@ -186,14 +186,28 @@ class Healing:
         return sorted({c for m in moved for c in (m.from_, m.to) if c})
 
 
-def lost_capacity(bundle: Bundle, lost: Iterable[str]) -> Bundle:
-    """A copy of ``bundle`` where the ``lost`` clusters have no room for anything (``pods`` 0 too)."""
+def lost_capacity(bundle: Bundle, lost: Iterable[str], committed: Assignment | None = None,
+                  due: Iterable[str] = ()) -> Bundle:
+    """A copy of ``bundle`` where the ``lost`` clusters have no room for anything (``pods`` 0 too).
+
+    With ``committed``, a cluster that is not ``due`` (short, but still in its grace period)
+    keeps room for what is committed there and no more: what it holds stays, nothing new comes.
+    """
     out = bundle.copy()
-    names = set(lost)
+    names, due = set(lost), set(due) | set(lost)
     requested = {r for w in out.workloads for r in w.spec.resources}
+    workloads = {w.key: w for w in out.workloads}
     for c in out.clusters:
-        if c.metadata.name in names:
+        name = c.metadata.name
+        if name in names:
             c.spec.capacity = {r: 0 for r in {*c.spec.capacity, *requested, "pods"}}
+        elif committed and name not in due:
+            used = _usage((workloads[k], n) for k, spread in committed.items()
+                          if (n := spread.get(name, 0)) > 0 and k in workloads)
+            if "pods" not in c.spec.capacity:
+                used.pop("pods", None)
+            c.spec.capacity = {**c.spec.capacity,
+                               **{r: n for r, n in used.items() if n > c.spec.capacity.get(r, 0)}}
     return out
 
 
@@ -229,7 +243,7 @@ def heal(bundle: Bundle, committed: Assignment, due: dict[str, Trouble], *, max_
     if not affected:
         return Healing("none")
     lost = [name for name, t in due.items() if t.kind == "lost"]
-    healing = lost_capacity(bundle, lost)
+    healing = lost_capacity(bundle, lost, committed, due)
     frozen = sorted(set(committed) - affected)
     plan = place(healing, current=committed, max_moves=max_moves, frozen=frozen, time_limit=time_limit,
                  warnings=list(warnings or []))

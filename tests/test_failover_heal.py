@@ -53,3 +53,17 @@ def test_a_short_cluster_keeps_what_still_fits() -> None:
 
 def test_nothing_on_the_cluster_is_nothing_to_do() -> None:
     assert heal(_fleet(), {"shop/api": {"pricey-c": 2}}, LOST, max_moves=10, time_limit=5).outcome == "none"
+
+
+def test_a_short_cluster_in_its_grace_period_keeps_what_it_holds() -> None:
+    # edge-b is short (2 cpu live, 3 committed) but not due yet; edge-a is lost and due
+    fleet = bundle_of(
+        cluster("edge-a", capacity={"cpu": "4"}, price={"cpu": "0.01"}),
+        cluster("edge-b", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
+        cluster("cloud", capacity={"cpu": "16"}, price={"cpu": "0.10"}),
+        workload("web", 2, namespace="shop"), workload("api", 3, namespace="shop"),
+    )
+    committed = {"shop/web": {"edge-a": 2}, "shop/api": {"edge-b": 3}}
+    healing = heal(fleet, committed, LOST, max_moves=10, time_limit=5)
+    assert healing.outcome == "moved", healing.why
+    assert healing.after == {"shop/web": {"cloud": 2}, "shop/api": {"edge-b": 3}}
