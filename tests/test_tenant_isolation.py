@@ -215,6 +215,12 @@ def probe_fleet(w: World) -> None:
     assert r.status_code == 200 and r.json()["committedWorkloads"] == 0
 
 
+def probe_events(w: World) -> None:
+    # without failover configured nothing is recorded; tests/test_failover_service.py scopes real events
+    r = w.call("GET", "/v1/events")
+    assert r.status_code == 200 and r.json() == []
+
+
 def probe_whatif(w: World) -> None:
     scenario = {"apiVersion": API, "kind": "Scenario", "metadata": {"name": "s"}, "spec": {}}
     refused(w.call("POST", "/v1/whatif", json={"scenarios": [scenario]}), 403)
@@ -237,6 +243,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/plans"): probe_plans,
     ("GET", "/v1/fleet"): probe_fleet,
     ("POST", "/v1/whatif"): probe_whatif,
+    ("GET", "/v1/events"): probe_events,
     ("GET", "/healthz"): probe_public("/healthz"),
     ("GET", "/readyz"): probe_public("/readyz"),
     ("GET", "/metrics"): probe_public("/metrics"),
