@@ -31,13 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from engine.bundle import Bundle
-from engine.live import LiveFleet, LiveReport
-from engine.plan import Plan
-from engine.planner import place
-from engine.quantity import format_quantity
-from engine.redact import redact
-from engine.resources import Workload
+from engine import Bundle, LiveFleet, LiveReport, Plan, Workload, format_quantity, place, redact
 
 __all__ = [
     "Event",

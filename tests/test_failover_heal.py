@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from adapters.failover import Trouble, heal
-from engine.planner import place
+from engine import place
 from tests.builders import bundle_of, cluster, workload
 
 LOST = {"edge-a": Trouble("edge-a", "lost", "its metrics stopped")}

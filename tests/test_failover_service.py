@@ -69,7 +69,7 @@ def _events(client: httpx.Client, token: str) -> list[dict[str, Any]]:
 
 def _placements(client: httpx.Client) -> dict[str, dict[str, int]]:
     r = client.get("/v1/placements", headers=bearer(ADMIN))
-    return {p["workload"]: p["clusters"] for p in r.json()}
+    return {p["workload"]: p["clusters"] for p in r.json()["items"]}
 
 
 def _whole(assignment: dict[str, dict[str, int]]) -> None:

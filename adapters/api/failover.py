@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from adapters.failover import Event, EventLog, FailoverSettings, Healing, Tracker, run_pass
-from engine.live import LiveFleet, LiveReport
+from engine import LiveFleet, LiveReport
 
 if TYPE_CHECKING:
     from adapters.api.state import ServiceState

@@ -50,6 +50,7 @@ from engine import (
     SourceError,
     Workload,
     check_references,
+    find_source,
     load_bundle,
     parse_document,
     redact,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from adapters.api.failover import ServiceFailover
     from adapters.failover import Healing
     from adapters.gitops.repo import GitSession
-    from engine.live import LiveFleet, LiveReport
+    from engine import LiveFleet, LiveReport
 
 __all__ = ["Principal", "ServiceState", "objective_of", "parse_request_documents", "stale_detail"]
 
@@ -799,8 +800,6 @@ class ServiceState:
 
 def _bundle_names_prometheus(bundle: Bundle) -> bool:
     """Whether the bundle's MetricsSource names a Prometheus (a global layer or per-cluster servers)."""
-    from engine.live import find_source
-
     source = find_source(bundle)
     return source is not None and source.spec.prometheus.configured
 

@@ -32,8 +32,7 @@ from adapters.cli.common import ExitCode, atomic_write, console, err_console, ru
 from adapters.cli.fleet import _parse_at
 from adapters.cli.place import GITOPS_FORMATS
 from adapters.failover import Event, FailoverSettings, Healing, Tracker, run_pass
-from engine.bundle import Bundle, load_bundle
-from engine.errors import GitOpsError, InputError, SourceError
+from engine import Bundle, GitOpsError, InputError, SourceError, load_bundle
 
 __all__ = ["register", "watch_once"]
 
