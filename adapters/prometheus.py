@@ -1,4 +1,4 @@
-"""Live capacity and latency from Prometheus (spec section 6), via prometheus-api-client.
+"""Live capacity and latency from Prometheus (spec section 6), over httpx.
 
 Every query is an instant query evaluated at one explicit time (``at``,
 default now) so that the numbers of one fetch belong together. The queries
@@ -16,10 +16,10 @@ naming the URL (without credentials), what failed and what to check.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +29,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
-from urllib3.util.retry import Retry
 
 from adapters.http_auth import client_session
 from engine import (
@@ -74,7 +72,6 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 class _Unreachable(LiveSourceError):
     """No answer could be had (down, too slow, refused credentials): for one cluster's own
     Prometheus this makes that cluster stale instead of failing the fetch."""
-_STATUS = re.compile(r"HTTP Status Code (\d+) \((.*)\)$", re.S)
 
 
 def redact_url(url: str) -> str:
@@ -139,7 +136,10 @@ class _Transient(Exception):
 
 
 class _Client:
-    """prometheus-api-client with bounded retries (tenacity) and an overall deadline."""
+    """Prometheus' HTTP API over httpx, with bounded retries (tenacity) and an overall deadline.
+
+    The status of every answer comes from the httpx response itself (``status_code`` and the
+    JSON ``error`` of the body), never from the text of an exception."""
 
     def __init__(
         self,
@@ -164,16 +164,11 @@ class _Client:
         self.sleep = sleep
         # One deadline for the whole fetch, shared by every Prometheus it reads.
         self.deadline = clock() + self.total if deadline is None else deadline
-        # Retries are ours (bounded by the deadline), so the adapter's own are off.
-        self.conn = PrometheusConnect(
-            url=self.url,
-            session=client_session(settings if http is None else http, field),
-            retry=Retry(total=0, connect=0, read=False, redirect=2, status=0, raise_on_status=False),
-            timeout=self.timeout,
-        )
+        # Retries are ours (bounded by the deadline); httpx itself makes one attempt per call.
+        self.http = client_session(settings if http is None else http, field, timeout=self.timeout)
 
     def close(self) -> None:
-        self.conn.close()
+        self.http.close()
 
     def fail(self, name: str, what: str, check: str, *, unreachable: bool = False) -> LiveSourceError:
         """The one-line error for query ``name``; ``unreachable``: no answer could be had."""
@@ -221,36 +216,53 @@ class _Client:
         params = {"time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(timeout * 1000))}ms"}
         hint = "check that the URL is right and Prometheus is running and reachable"
         try:
-            return self._parse(name, self.conn.custom_query(promql, params, timeout=timeout))
-        except requests.Timeout:
+            response = self.http.get(f"{self.url}/api/v1/query", params={"query": promql, **params},
+                                     timeout=timeout)
+        except httpx.TimeoutException:
             raise _Transient(f"timed out after {timeout:.1f} s",
                              "check that Prometheus is up and not overloaded, or raise "
                              "spec.prometheus.timeout/totalTimeout") from None
-        except requests.exceptions.SSLError as exc:
-            raise self.fail(
-                name,
-                f"failed the TLS handshake ({_tls_detail(exc)})",
-                "check spec.prometheus.tls (caFile for the server's CA, certFile and keyFile "
-                "for a client certificate)",
-                unreachable=True,
-            ) from None
-        except requests.ConnectionError as exc:
+        except httpx.ConnectError as exc:
+            tls = _tls_failure(exc)
+            if tls is not None:
+                raise self.fail(
+                    name,
+                    f"failed the TLS handshake ({tls})",
+                    "check spec.prometheus.tls (caFile for the server's CA, certFile and keyFile "
+                    "for a client certificate)",
+                    unreachable=True,
+                ) from None
             raise _Transient("could not connect" + _connection_detail(exc), hint) from None
-        except PrometheusApiClientException as exc:
-            status, body = _status_of(exc)
-            if status not in _RETRY_STATUS:
-                raise self._http_error(name, status, body) from None
-            raise _Transient(f"got HTTP {status}{_error_text(body)}", hint) from None
-        except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            tls = _tls_failure(exc)
+            if tls is not None:
+                raise self.fail(name, f"failed the TLS handshake ({tls})",
+                                "check spec.prometheus.tls (certFile and keyFile for a client certificate)",
+                                unreachable=True) from None
+            raise _Transient(f"lost the connection ({type(exc).__name__})", hint) from None
+        except httpx.TooManyRedirects:
+            raise self.fail(name, "was redirected too often", "check that the URL is Prometheus' base URL") from None
+        except httpx.HTTPError as exc:
+            raise self.fail(name, f"failed: {type(exc).__name__}", "check the URL") from None
+        if response.status_code != 200:
+            if response.status_code not in _RETRY_STATUS:
+                raise self._http_error(name, response.status_code, response.text)
+            raise _Transient(f"got HTTP {response.status_code}{_error_text(response.text)}", hint)
+        try:
+            body = response.json()
+            if body["status"] == "error":
+                raise self.fail(name, f"failed{_error_text(response.text)}", "check Prometheus' logs")
+            if body["status"] != "success":
+                raise KeyError("status")
+            return self._parse(name, body["data"]["result"])
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise self.fail(
                 name,
                 "got an answer that is not the Prometheus HTTP API",
                 "check that the URL is Prometheus' base URL",
             ) from None
-        except requests.RequestException as exc:
-            raise self.fail(name, f"failed: {type(exc).__name__}", "check the URL") from None
 
-    def _http_error(self, name: str, status: int | None, body: str) -> LiveSourceError:
+    def _http_error(self, name: str, status: int, body: str) -> LiveSourceError:
         text = _error_text(body)
         if status == 400 and 'parameter "query"' in text:
             return self.fail(
@@ -289,15 +301,25 @@ class _Client:
         return result
 
 
-def _tls_detail(exc: Exception) -> str:
-    """The reason of a TLS failure without the URL (whose query string could be long)."""
+def _tls_failure(exc: Exception) -> str | None:
+    """The reason of a TLS failure without the URL, or ``None`` when ``exc`` is not one.
+
+    httpx raises the transport's error with the :class:`ssl.SSLError` as its cause (or context)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            reason = getattr(seen, "verify_message", None) or getattr(seen, "reason", None)
+            if isinstance(seen, ssl.SSLCertVerificationError):
+                return f"certificate verify failed: {reason}" if reason else "certificate verify failed"
+            if reason and "ALERT" in str(reason).upper():
+                return "the server refused the client certificate"
+            return str(reason).lower().replace("_", " ") if reason else "see the server's log"
+        seen = seen.__cause__ or seen.__context__
     text = str(exc)
-    match = re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text) or re.search(r"(certificate[^'\")(]*)", text)
+    match = re.search(r"\[SSL: [A-Z_]+\] ([^'\")(]+)", text)
     if match:
         return match.group(1).strip().rstrip(",")
-    if "alert" in text.lower():
-        return "the server refused the client certificate"
-    return "see the server's log"
+    return None
 
 
 @contextmanager
@@ -317,19 +339,6 @@ def _connection_detail(exc: Exception) -> str:
     if "resolve" in text.lower() or "name or service" in text.lower():
         return " (host name not resolved)"
     return ""
-
-
-def _status_of(exc: PrometheusApiClientException) -> tuple[int | None, str]:
-    match = _STATUS.match(str(exc))
-    if not match:
-        return None, ""
-    status = int(match.group(1))
-    try:
-        body = ast.literal_eval(match.group(2))
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    except (ValueError, SyntaxError):
-        text = match.group(2)
-    return status, text
 
 
 def _error_text(body: str) -> str:

@@ -452,3 +452,24 @@ def test_a_malformed_answer_is_a_live_source_error_naming_the_query(
         fetch_live(bundle(), url, at=AT)
     assert f"query {query!r} gave a value Berth cannot use" in str(info.value)
     assert info.value.exit_code == 3
+
+
+def test_http_status_comes_from_the_response_not_from_text() -> None:
+    """A body that reads like another status, a redirect to the real API, and a Prometheus error
+    envelope: the status Berth reports is the response's own (httpx ``status_code``)."""
+    def answer(path: str) -> tuple[int, bytes]:
+        if path.startswith("/teapot"):
+            return 418, b'{"status": "error", "errorType": "x", "error": "HTTP Status Code 503 (retry me)"}'
+        if path.startswith("/envelope"):
+            return 200, b'{"status": "error", "errorType": "execution", "error": "query was cancelled"}'
+        return 200, b"{}"
+
+    with http_server(answer) as url:
+        cfg = source(prometheus={"retries": 2, "backoff": "50ms"})
+        with pytest.raises(LiveSourceError) as teapot:
+            fetch_live(bundle(), f"{url}/teapot", source=cfg, at=AT)
+        # 418 is not retried (one attempt) and is reported as 418, whatever the body says.
+        assert "failed with HTTP 418: HTTP Status Code 503 (retry me)" in str(teapot.value)
+        assert "attempt" not in str(teapot.value)
+        with pytest.raises(LiveSourceError, match="failed: query was cancelled"):
+            fetch_live(bundle(), f"{url}/envelope", source=cfg, at=AT)
