@@ -13,6 +13,7 @@ from engine.division import division_of
 from engine.documents.bundle import Bundle
 from engine.documents.kinds import ObjectiveWeights, Tenant, Workload
 from engine.documents.policy import PlacementPolicySpec, ReplicaScheduling
+from engine.documents.selectors import LabelTable
 from engine.errors import InputError
 from engine.limits import MAX_FLEET_SUM
 from engine.problem import UNLIMITED, CompileContext, Problem
@@ -195,7 +196,7 @@ def build_problem(
         possible[kept_w, kept_c] = True
         eligible_count += np.bincount(kept_w, minlength=n_w).astype(np.int64)
     # weightPreference: the division over the eligible clusters is fixed; only its clusters keep pairs
-    division = _divisions(rs, eligible, replicas, cluster_names, ctx.cluster_labels, request_base, capacity_base)
+    division = _divisions(rs, eligible, replicas, cluster_names, ctx.label_table, request_base, capacity_base)
     for w, target in division.items():
         possible[w] &= target > 0
     if len(kept_w) and division:
@@ -306,7 +307,7 @@ def _check_sums(request: np.ndarray, pair_w: np.ndarray, pair_ub: np.ndarray, re
 
 
 def _divisions(rs: list[ReplicaScheduling], eligible: np.ndarray, replicas: np.ndarray, cluster_names: list[str],
-               cluster_labels: list[dict[str, str]], request_base: np.ndarray,
+               cluster_labels: LabelTable, request_base: np.ndarray,
                capacity_base: np.ndarray) -> dict[int, np.ndarray]:
     """Workload -> (C,) replicas its ``weightPreference`` fixes per cluster (engine.division)."""
     out: dict[int, np.ndarray] = {}

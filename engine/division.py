@@ -11,10 +11,12 @@ recomputes the division from the docs on its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from engine.documents.policy import StaticClusterWeight, WeightPreference
-from engine.documents.selectors import affinity_mask
+from engine.documents.selectors import LabelTable, affinity_mask
 from engine.problem import UNLIMITED
 
 __all__ = ["NO_LIMIT", "available_replicas", "divide", "division_of", "static_weights"]
@@ -24,7 +26,7 @@ NO_LIMIT = 2**31 - 1
 
 
 def static_weights(entries: list[StaticClusterWeight], cluster_names: list[str],
-                   cluster_labels: list[dict[str, str]], candidates: np.ndarray) -> list[int]:
+                   cluster_labels: Sequence[Mapping[str, str]] | LabelTable, candidates: np.ndarray) -> list[int]:
     """Weight of each candidate cluster: the first entry whose ``targetCluster`` matches it, else 0;
     every candidate weighs 1 when none matches any entry (as in Karmada)."""
     weights = [0] * len(candidates)
@@ -63,7 +65,8 @@ def divide(replicas: int, names: list[str], weights: list[int]) -> list[int]:
 
 
 def division_of(pref: WeightPreference, replicas: int, candidates: np.ndarray, cluster_names: list[str],
-                cluster_labels: list[dict[str, str]], request: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+                cluster_labels: Sequence[Mapping[str, str]] | LabelTable, request: np.ndarray,
+                capacity: np.ndarray) -> np.ndarray:
     """(C,) replicas per cluster that ``pref`` fixes over ``candidates`` (all 0: it cannot be placed).
 
     ``request`` (R,) and ``capacity`` (C, R) are base units (``pods`` counted per replica).

@@ -10,9 +10,11 @@ solves answer the "could it fit" questions exactly.
 
 from __future__ import annotations
 
-import numpy as np
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.lazy import lazy_module
 from engine.moves import moves_per_workload
 from engine.objective import fewest_copies, placed_workloads
 from engine.plan import Reason
@@ -23,6 +25,11 @@ from engine.solvers.model import compile_model
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
 from policies.registry import plugin_by_name
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["explain_unplaced"]
 

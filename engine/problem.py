@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.documents.kinds import Cluster, ObjectiveWeights, Site, Tenant
 from engine.documents.policy import PlacementPolicySpec
+from engine.documents.selectors import LabelTable
 
 __all__ = [
     "BIG", "UNLIMITED", "CompileContext", "Problem", "SpreadRule", "broadcast_groups", "broadcast_tiers",
@@ -59,6 +60,15 @@ class CompileContext:
 
     def __post_init__(self) -> None:
         self.cluster_index = {c.metadata.name: i for i, c in enumerate(self.clusters)}
+
+    @cached_property
+    def cluster_names(self) -> list[str]:
+        return [c.metadata.name for c in self.clusters]
+
+    @cached_property
+    def label_table(self) -> LabelTable:
+        """The clusters' labels and names as columns: every filter's selectors read it (vectorised)."""
+        return LabelTable(self.cluster_labels, self.cluster_names)
 
     @property
     def num_clusters(self) -> int:

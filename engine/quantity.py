@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import lru_cache
 
 from engine.limits import MAX_BYTES, MAX_COUNT, MAX_CPU_MILLI, echo
 
@@ -99,10 +100,25 @@ def _to_decimal(value: object) -> Decimal:
 def parse_quantity(resource: str, value: object) -> int:
     """Parse ``value`` for ``resource`` into an integer count of base units.
 
+    A fleet writes the same few quantities thousands of times ("500m", "1Gi"): strings and
+    integers are parsed once each (errors are raised again each time, never cached).
+
     Raises:
         QuantityError: malformed, negative, beyond :func:`max_quantity`,
             or fractional where the resource is counted (``nvidia.com/gpu: 0.5``).
     """
+    if isinstance(value, str | int) and not isinstance(value, bool) and (not isinstance(value, str)
+                                                                         or len(value) <= _MAX_LENGTH):
+        return _parse_once(resource, value)
+    return _parse(resource, value)
+
+
+@lru_cache(maxsize=8192, typed=True)
+def _parse_once(resource: str, value: str | int) -> int:
+    return _parse(resource, value)
+
+
+def _parse(resource: str, value: object) -> int:
     amount = _to_decimal(value)
     if amount < 0:
         raise QuantityError(f"a quantity cannot be negative, got {echo(value)}")

@@ -43,7 +43,8 @@ def _copies(bundle: Bundle, keys: set[str]) -> dict[str, int]:
     """
     wanted = {w.key: w for w in bundle.workloads if w.key in keys}
     out = {key: w.spec.replicas for key, w in wanted.items()}
-    duplicated = [key for key, w in wanted.items() if (policy := bundle.policy_for(w)) is not None
+    selector = bundle.policy_selector()
+    duplicated = [key for key, w in wanted.items() if (policy := selector.policy_for(w)) is not None
                   and policy.spec.replica_scheduling.replica_scheduling_type == "Duplicated"]
     if not duplicated:
         return out
@@ -91,7 +92,8 @@ def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
     # a running workload whose change does not fit keeps its current replicas (spec 4): the replicas
     # it wants beyond those are demand left unplaced too
     copies_of = {pl.workload: len(pl.clusters) for pl in plan.placements}
-    duplicated = {w.key for w in bundle.workloads if (pol := bundle.policy_for(w)) is not None
+    selector = bundle.policy_selector()
+    duplicated = {w.key for w in bundle.workloads if (pol := selector.policy_for(w)) is not None
                   and pol.spec.replica_scheduling.replica_scheduling_type == "Duplicated"}
     not_applied: list[dict[str, Any]] = []
     for na in getattr(plan, "not_applied", []):

@@ -10,11 +10,18 @@ against the residual capacity at once).
 
 from __future__ import annotations
 
-import numpy as np
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.lazy import lazy_module
 from engine.problem import UNLIMITED, Problem
 from policies.base import ModelContext, Pairs, Placed, Plugin
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["CapacityPlugin"]
 

@@ -20,15 +20,15 @@ NO_TIER = 1 << 20
 
 def _tiers(ctx: CompileContext) -> np.ndarray:
     """(G, C) tier index of each cluster, ``NO_TIER`` where no tier matches."""
-    names = [c.metadata.name for c in ctx.clusters]
+    names = ctx.cluster_names
     out = np.full((ctx.num_groups, ctx.num_clusters), NO_TIER, dtype=np.int64)
     for g, spec in enumerate(ctx.groups):
         if spec.cluster_affinities:
             for t, tier in enumerate(spec.cluster_affinities):
-                hit = affinity_mask(tier, names, ctx.cluster_labels) & (out[g] == NO_TIER)
+                hit = affinity_mask(tier, names, ctx.label_table) & (out[g] == NO_TIER)
                 out[g, hit] = t
         else:
-            out[g, affinity_mask(spec.cluster_affinity, names, ctx.cluster_labels)] = 0
+            out[g, affinity_mask(spec.cluster_affinity, names, ctx.label_table)] = 0
     return out
 
 

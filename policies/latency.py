@@ -16,11 +16,19 @@ __all__ = ["LatencyPlugin"]
 def _latency(ctx: CompileContext) -> np.ndarray:
     """(G, C) latency in ms from each group's site; inf when unreachable, 0 without latency."""
     out = np.zeros((ctx.num_groups, ctx.num_clusters), dtype=float)
+    by_site: dict[str, np.ndarray] = {}  # one row per site, however many groups use it
     for g, spec in enumerate(ctx.groups):
         if spec.latency is None:
             continue
-        table = ctx.sites[spec.latency.site].spec.latency_ms
-        out[g] = [table.get(c.metadata.name, np.inf) for c in ctx.clusters]
+        site = spec.latency.site
+        if site not in by_site:
+            row = np.full(ctx.num_clusters, np.inf)
+            for name, ms in ctx.sites[site].spec.latency_ms.items():
+                c = ctx.cluster_index.get(name)
+                if c is not None:
+                    row[c] = ms
+            by_site[site] = row
+        out[g] = by_site[site]
     return out
 
 

@@ -12,12 +12,18 @@ Duplicated one moves ``min(removed, added)``, chosen by one Boolean.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
+from engine.lazy import lazy_module
 from engine.moves import scale_down_credit
 from policies.base import ModelContext, Plugin
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["MovesPlugin"]
 

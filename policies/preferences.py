@@ -19,11 +19,11 @@ class PreferencesPlugin(Plugin):
     name = "Preferences"
 
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
-        names = [c.metadata.name for c in ctx.clusters]
+        names = ctx.cluster_names
         pref = np.zeros((ctx.num_groups, ctx.num_clusters), dtype=float)
         for g, spec in enumerate(ctx.groups):
             for term in spec.preferred_clusters:
-                pref[g] += affinity_mask(term, names, ctx.cluster_labels) * (term.weight / 100.0)
+                pref[g] += affinity_mask(term, names, ctx.label_table) * (term.weight / 100.0)
         problem.pair_preference = pref[problem.group[problem.pair_w], problem.pair_c]
 
     def score(self, m: ModelContext) -> None:

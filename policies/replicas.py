@@ -19,12 +19,19 @@ its test, the cost LP's cuts, and the explanations of a shape no placement can m
 
 from __future__ import annotations
 
-import numpy as np
-from ortools.sat.python import cp_model
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.lazy import lazy_module
 from engine.plan import Reason
 from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters
 from policies.base import Candidates, ModelContext, Pairs, Placed, Plugin
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["ReplicaSchedulingPlugin"]
 

@@ -13,14 +13,21 @@ Every face of the rule lives here: the filter, the CP-SAT constraints, the const
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from ortools.sat.python import cp_model
 
 from engine.documents.policy import SpreadConstraint
 from engine.documents.selectors import FIELD_LABELS
+from engine.lazy import lazy_module
 from engine.plan import Reason
 from engine.problem import CompileContext, Problem, SpreadRule
 from policies.base import Candidates, Fits, ModelContext, Pairs, Placed, Plugin
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["SpreadPlugin", "spread_holds"]
 

@@ -55,14 +55,36 @@ def timed_tolerations(taint: Taint, tolerations: list[Toleration]) -> int | None
 
 
 def _untolerated(ctx: CompileContext, effects: tuple[str, ...]) -> np.ndarray:
-    out = np.zeros((ctx.num_groups, ctx.num_clusters), dtype=bool)
+    """(G, C) whether some taint of the cluster binds the group with one of ``effects``.
+
+    Vectorised over clusters: a fleet has a few distinct taints and a few distinct toleration
+    lists, so :func:`binding_effect` is asked once per (group, distinct taint), and a matrix
+    product with the clusters' taint incidence spreads the answer over every cluster.
+    """
+    index: dict[tuple[str, str, str], int] = {}
+    distinct: list[Taint] = []
+    rows: list[int] = []
+    cols: list[int] = []
     for c, cluster in enumerate(ctx.clusters):
-        taints = cluster.spec.taints
-        if not taints:
-            continue
-        for g, spec in enumerate(ctx.groups):
-            out[g, c] = any(binding_effect(t, spec.tolerations) in effects for t in taints)
-    return out
+        for t in cluster.spec.taints:
+            at = index.setdefault((t.key, t.value, t.effect), len(distinct))
+            if at == len(distinct):
+                distinct.append(t)
+            rows.append(c)
+            cols.append(at)
+    if not distinct:
+        return np.zeros((ctx.num_groups, ctx.num_clusters), dtype=bool)
+    has = np.zeros((ctx.num_clusters, len(distinct)), dtype=np.int32)
+    has[rows, cols] = 1
+    binds = np.zeros((ctx.num_groups, len(distinct)), dtype=np.int32)
+    by_tolerations: dict[str, np.ndarray] = {}  # groups with the same tolerations answer alike
+    for g, spec in enumerate(ctx.groups):
+        key = repr([tol.model_dump() for tol in spec.tolerations]) if spec.tolerations else ""
+        if key not in by_tolerations:
+            by_tolerations[key] = np.array([binding_effect(t, spec.tolerations) in effects for t in distinct],
+                                           dtype=np.int32)
+        binds[g] = by_tolerations[key]
+    return (binds @ has.T) > 0
 
 
 class TaintsPlugin(Plugin):

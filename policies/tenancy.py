@@ -6,12 +6,19 @@ workload is admitted only when its replicas fit what its tenant's quota has left
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from ortools.sat.python import cp_model
 
 from engine.documents.selectors import affinity_mask
+from engine.lazy import lazy_module
 from engine.problem import UNLIMITED, CompileContext, Problem
 from policies.base import ModelContext, Pairs, Placed, Plugin
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["TenancyPlugin"]
 
@@ -21,7 +28,7 @@ class TenancyPlugin(Plugin):
     reason = "TenantRestricted"
 
     def filter(self, ctx: CompileContext) -> np.ndarray:
-        names = [c.metadata.name for c in ctx.clusters]
+        names = ctx.cluster_names
         out = np.ones((ctx.num_groups, ctx.num_clusters), dtype=bool)
         cache: dict[str, np.ndarray] = {}
         for g, ns in enumerate(ctx.group_namespace):
@@ -29,7 +36,7 @@ class TenancyPlugin(Plugin):
             if tenant is None or tenant.spec.cluster_selector is None:
                 continue
             if ns not in cache:
-                cache[ns] = affinity_mask(tenant.spec.cluster_selector, names, ctx.cluster_labels)
+                cache[ns] = affinity_mask(tenant.spec.cluster_selector, names, ctx.label_table)
             out[g] = cache[ns]
         return out
 

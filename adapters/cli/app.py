@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
@@ -22,6 +20,9 @@ app = typer.Typer(
 
 def _version() -> str:
     """The installed distribution's version: the one ``pip`` and bug reports speak of."""
+    from importlib.metadata import PackageNotFoundError  # slow to import; only --version needs it
+    from importlib.metadata import version as package_version
+
     try:
         return package_version("berth")
     except PackageNotFoundError:  # run from a source tree that was never installed

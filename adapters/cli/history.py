@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -20,7 +20,6 @@ from rich.table import Table
 
 from adapters.cli.common import ExitCode, console, report_violations, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
-from adapters.gitops.history import Target, read_history, resolve_target, rollback_trailers
 from engine import (
     Bundle,
     InputError,
@@ -33,6 +32,9 @@ from engine import (
     Unplaced,
     diff_moves,
 )
+
+if TYPE_CHECKING:
+    from adapters.gitops.history import Target
 
 __all__ = ["register", "rollback_plan"]
 
@@ -51,6 +53,8 @@ def history(
 
     def body() -> None:
         check_format(fmt)
+        from adapters.gitops.history import read_history  # git on first use: other commands never load it
+
         plans = read_history(gitops_repo)
         if fmt in ("json", "yaml"):
             print_data(fmt, {"repository": str(gitops_repo), "plans": [p.to_dict() for p in plans]})
@@ -152,6 +156,7 @@ def register(app: typer.Typer) -> None:
         """Restore the placement of an earlier plan or commit, checked against today's fleet."""
         from adapters.cli.place import load_inputs
         from adapters.gitops import read_current, write_plan
+        from adapters.gitops.history import resolve_target, rollback_trailers
         from adapters.gitops.sources import check_bundle_sources
         from engine import verify
 

@@ -14,7 +14,6 @@ from rich.table import Table
 from adapters.cli.common import console, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.outputs import Output
-from adapters.gitops import read_records
 from engine import InputError
 
 __all__ = ["register", "status", "status_data"]
@@ -36,6 +35,8 @@ def _last_commit(repo: Path, folder: str) -> dict[str, str] | None:
 
 def status_data(repo: Path) -> dict[str, Any]:
     """The status as data: ``{"clusters": [{name, format, workloads, replicas, lastCommit}]}``."""
+    from adapters.gitops import read_records  # git and ruamel.yaml: only this command reads records
+
     records = read_records(repo)
     clusters = []
     for name, record in sorted(records.items()):

@@ -92,9 +92,10 @@ def check_references(bundle: Bundle) -> None:
 def _check_mutual_affinity(bundle: Bundle) -> None:
     """Affinity of ``w`` to ``v`` contradicts anti-affinity between them, which is symmetric."""
     by_key = {w.key: w for w in bundle.workloads}
+    selector = bundle.policy_selector()  # once: building it per workload was quadratic in policies
+    policies = [selector.policy_for(w) for w in bundle.workloads]
     anti: set[tuple[str, str]] = set()
-    for w in bundle.workloads:
-        policy = bundle.policy_for(w)
+    for w, policy in zip(bundle.workloads, policies, strict=True):
         term = policy.spec.anti_affinity if policy is not None else None
         for name in term.workloads if term else []:
             v = f"{w.metadata.namespace}/{name}"
@@ -103,8 +104,7 @@ def _check_mutual_affinity(bundle: Bundle) -> None:
                 anti.add((v, w.key))
     if not anti:
         return
-    for w in bundle.workloads:
-        policy = bundle.policy_for(w)
+    for w, policy in zip(bundle.workloads, policies, strict=True):
         term = policy.spec.affinity if policy is not None else None
         for i, name in enumerate(term.workloads if term else []):
             v = f"{w.metadata.namespace}/{name}"

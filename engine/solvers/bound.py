@@ -24,17 +24,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from ortools.linear_solver.python import model_builder_helper as mbh
 
+from engine.lazy import lazy_module
 from engine.moves import scale_down_credit
 from engine.objective import evaluate, most_copies, pair_weights, placed_workloads
 from engine.problem import UNLIMITED, Problem
 from engine.solvers.refine import column_generation
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+else:
+    sp = lazy_module("scipy.sparse")
 
 __all__ = ["PROVE_PAIRS", "LpResult", "cost_bound_at", "prove_weighted", "solve_lp"]
 
@@ -173,6 +178,8 @@ class _Lp:
         obj = float("nan")
         bound = -np.inf
         status = "NOT_SOLVED"
+        from ortools.linear_solver.python import model_builder_helper as mbh  # an extension: not lazy_module
+
         for _ in range(100):
             cols = np.nonzero(self.active)[0]
             model = mbh.ModelBuilderHelper()

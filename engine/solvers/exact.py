@@ -9,15 +9,21 @@ is always valid and each level is exact whenever the solver proves it.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
+from engine.lazy import lazy_module
 from engine.objective import better, evaluate
 from engine.problem import BIG, Problem
 from engine.solvers.model import CompiledModel, Level, compile_model, set_objective
 from engine.solvers.progress import Progress, ProgressCallback, solution_reporter
 from engine.solvers.solution import Deadline, LevelResult, Solution
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["solve_exact"]
 

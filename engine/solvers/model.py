@@ -9,15 +9,21 @@ optimises one after the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
+from engine.lazy import lazy_module
 from engine.objective import most_copies
 from engine.problem import Problem
 from policies import registry as concerns
 from policies.base import ModelContext
 from policies.registry import PLUGINS
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["CompiledModel", "Level", "compile_model", "objective_scale"]
 

@@ -31,14 +31,22 @@ changing the replicas placed at any priority and without a worse tier sum:
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import linprog
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from engine.lazy import lazy_module
 from engine.objective import pair_weights, placed_workloads
 from engine.problem import BIG, UNLIMITED, Problem, usage
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    from scipy import optimize
+else:
+    sp = lazy_module("scipy.sparse")
+    optimize = lazy_module("scipy.optimize")
 
 __all__ = ["flexible_workloads", "refine_cost"]
 
@@ -251,7 +259,7 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
     a_ub = sp.vstack(blocks).tocsr()
     b_ub = np.concatenate(rhs)
     bounds = np.stack([lower[cols].astype(float), upper[cols].astype(float)], axis=1)
-    res = linprog(weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
+    res = optimize.linprog(weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
                   method="highs-ds", options={"presolve": True, "time_limit": time_limit})
     if res.status != 0:
         return None

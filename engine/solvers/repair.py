@@ -26,18 +26,24 @@ priority is lost.
 
 from __future__ import annotations
 
-import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
+from engine.lazy import lazy_module
 from engine.objective import fewest_copies, pair_weights, placed_workloads
 from engine.problem import BIG, UNLIMITED, Problem, keep_pairs, restrict
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model, set_objective
+from engine.solvers.progress import stop_after_first
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
 from policies.base import Pairs
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+else:
+    cp_model = lazy_module("ortools.sat.python.cp_model")
 
 __all__ = ["improve_placed", "release", "repair_unplaced", "swap_for_quota"]
 
@@ -360,25 +366,6 @@ def _candidate_pairs(p: Problem, sub: Problem, hood: list[int], saved: dict[int,
 POLISH_SECONDS = 0.04
 
 
-class _StopAfterFirst(cp_model.CpSolverSolutionCallback):
-    """Ends the search ``grace`` seconds after its first solution (a timer thread stops the solver)."""
-
-    def __init__(self, solver: cp_model.CpSolver, grace: float) -> None:
-        super().__init__()
-        self.solver = solver
-        self.grace = grace
-        self.timer: threading.Timer | None = None
-
-    def on_solution_callback(self) -> None:
-        if self.timer is None:
-            self.timer = threading.Timer(self.grace, self.solver.stop_search)
-            self.timer.start()
-
-    def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-
-
 def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     """Replicas per pair placing *every* workload of ``sub`` at the lowest weighted cost, or ``None``.
 
@@ -393,7 +380,7 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1
-    stopper = _StopAfterFirst(solver, POLISH_SECONDS)
+    stopper = stop_after_first(solver, POLISH_SECONDS)
     try:
         status = solver.solve(model, stopper)
     finally:
