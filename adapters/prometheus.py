@@ -2,7 +2,7 @@
 
 Every query is an instant query evaluated at one explicit time (``at``,
 default now) so that the numbers of one fetch belong together. The queries
-come from the ``MetricsSource`` (defaults in :data:`engine.documents.live.DEFAULT_QUERIES`
+come from the ``MetricsSource`` (defaults in :data:`engine.documents.promql.DEFAULT_QUERIES`
 follow kube-state-metrics and the blackbox exporter).
 
 Waiting is bounded: each HTTP request has ``spec.prometheus.timeout`` (also

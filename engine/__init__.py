@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from engine.build import build_problem
 from engine.documents.bundle import Bundle, Origin
+from engine.documents.durations import parse_duration
 from engine.documents.fields import API_VERSION
 from engine.documents.kinds import Cluster, ObjectiveWeights, Tenant, Workload
 from engine.documents.live import (
@@ -29,12 +30,11 @@ from engine.documents.live import (
     MetricsSource,
     MetricsSourceSpec,
     SecretRef,
-    parse_duration,
-    sanitize_label,
 )
 from engine.documents.load import load_bundle, load_documents, parse_document
 from engine.documents.overrides import ImageOverrider, ListOverrider, MapOverrider, OverridePolicy, Overriders
 from engine.documents.policy import PlacementPolicy
+from engine.documents.promql import sanitize_label
 from engine.documents.references import check_references
 from engine.documents.scenario import Scenario
 from engine.documents.selection import match_priority

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from engine.documents.bundle import Bundle
-from engine.documents.live import MetricsSource, MetricsSourceSpec, human_duration, parse_duration
+from engine.documents.durations import human_duration, parse_duration
+from engine.documents.live import MetricsSource, MetricsSourceSpec
 from engine.errors import InputError, LiveSourceError
 from engine.limits import echo
 from engine.quantity import format_quantity, max_quantity

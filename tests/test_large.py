@@ -99,7 +99,7 @@ def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
 def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     # "mobile" filled the cheap cluster first; "pinned" may only run there: rounding moves one
     # replica of "mobile" to the dear cluster so that "pinned" fits, and nothing goes over capacity
-    from engine.solvers.refine import _complete
+    from engine.solvers.rounding import _complete
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -126,7 +126,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
     # cluster "a" must free 2 cores and 1 GiB; "cpu-only" (3 replicas there, no memory request)
     # frees the cores by moving to "b", then only memory is short, which it cannot free: it stays
     # (this raised ValueError on an empty reduction before)
-    from engine.solvers.refine import _make_room
+    from engine.solvers.rounding import _make_room
 
     docs = [cluster("a", capacity={"cpu": "4", "memory": "4Gi"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2", "memory": "4Gi"}, price={"cpu": "0.5"}),
@@ -154,7 +154,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
 def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
     # "app" ran on the edge (tier 0) only; a rounding that put it on the cheaper cloud (tier 1)
     # would raise the tier sum, so its replica goes back to the edge, where there is room
-    from engine.solvers.refine import _keep_tiers
+    from engine.solvers.rounding import _keep_tiers
 
     edge, cloud = {"site": "edge"}, {"site": "cloud"}
     docs = [cluster("e", labels=edge, capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -183,7 +183,7 @@ def test_lagrangian_bound_before_convergence_is_below_the_lp_optimum() -> None:
     from benchmarks.generate import edge_fleet
     from benchmarks.greedy import greedy
     from engine.documents.load import load_documents
-    from engine.solvers.refine import column_generation
+    from engine.solvers.cost_lp import column_generation
 
     problem = build_problem(load_documents(edge_fleet(120, 30, load=0.9, seed=3)))
     y = greedy(problem).y
@@ -261,7 +261,7 @@ def test_eject_that_fails_puts_everything_back() -> None:
 def test_swap_for_quota_trades_a_small_workload_for_a_bigger_blocked_one() -> None:
     # quota 4: "small" (1 replica of 2 cpu) leaves 2, "big" needs 3; trading them places 3 replicas for 1
     from engine.solvers.construct import pair_score, place_one
-    from engine.solvers.repair import swap_for_quota
+    from engine.solvers.quota_swap import swap_for_quota
 
     docs = [cluster("a", capacity={"cpu": "64"}), tenant("retail", quota={"cpu": "4"}),
             workload("small", 1, namespace="retail", cpu="2"), workload("big", 3, namespace="retail", cpu="1")]
@@ -285,7 +285,7 @@ def _solution(y):  # type: ignore[no-untyped-def]
 def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
     # rounding moved "w1" from dear "a" to cheap "b"; "w2" could not be completed and goes back to
     # "b", which overfills it: "w1" moves on to "c" (cheaper than going back to "a")
-    from engine.solvers.refine import _revert
+    from engine.solvers.rounding import _revert
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "1"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
@@ -307,7 +307,7 @@ def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
 
 
 def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
-    from engine.solvers.refine import _revert
+    from engine.solvers.rounding import _revert
 
     docs = [cluster("a", capacity={"cpu": "2"}), cluster("b", capacity={"cpu": "2"}),
             workload("w1", 1, cpu="1"), workload("w2", 1, cpu="1"), workload("w3", 2, cpu="1")]

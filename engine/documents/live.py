@@ -1,6 +1,7 @@
 """The ``MetricsSource`` kind: where and how Berth reads live capacity and latency (spec section 6).
 
-The document and its settings only; :mod:`engine.live` applies what the adapters read.
+The document and its settings only (its PromQL in :mod:`engine.documents.promql`, its durations in
+:mod:`engine.documents.durations`); :mod:`engine.live` applies what the adapters read.
 Decisions where the spec is silent (also written in ``docs/live-inputs.md``), carried out
 by :func:`engine.live.apply_live`:
 
@@ -30,17 +31,23 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from engine.documents.durations import coerce_duration
 from engine.documents.fields import Metadata, _Model
-from engine.limits import MAX_DURATION_SECONDS, echo
+from engine.documents.promql import (
+    DEFAULT_QUERIES,
+    EXCLUDED_NODES,
+    LATENCY_PRESETS,
+    PROMQL_LABEL,
+    probe_selector,
+    sanitize_label,
+)
+from engine.limits import echo
 
 __all__ = [
-    "DEFAULT_QUERIES",
-    "LATENCY_PRESETS",
     "BasicAuth",
     "ClusterPrometheus",
     "HttpClientSettings",
@@ -52,161 +59,7 @@ __all__ = [
     "PrometheusSettings",
     "SecretRef",
     "TlsSettings",
-    "human_duration",
-    "parse_duration",
 ]
-
-# --- durations ------------------------------------------------------------------
-
-_DURATION = re.compile(r"(?:(\d+)(ms|s|m|h|d|w|y))+")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000,
-}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a Prometheus duration (``30s``, ``5m``, ``1h30m``) into a timedelta.
-
-    Raises:
-        ValueError: not a Prometheus duration.
-    """
-    if not isinstance(text, str) or len(text) > 64 or not _DURATION.fullmatch(text):
-        raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {echo(text)}")
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    if seconds > MAX_DURATION_SECONDS:
-        raise ValueError(f"{echo(text)} is out of range: at most one year (365d)")
-    return timedelta(seconds=seconds)
-
-
-def _duration(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not 0 <= value <= MAX_DURATION_SECONDS:  # also nan and inf
-            raise ValueError(f"{echo(value)} seconds is out of range: at most one year (365d)")
-        value = f"{int(value)}s"
-    parse_duration(value)
-    return str(value)
-
-
-def human_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-# --- the MetricsSource kind ---------------------------------------------------------
-
-# Building blocks of the default ``requested`` query (PromQL text with $placeholders).
-# Every series is first reduced with ``max by`` its identity, so that the same series
-# scraped twice (an HA pair of kube-state-metrics or kube-scheduler replicas, duplicate
-# scrapes) counts once: replicas differ only in ``instance``/``job``-like labels.
-_POD = "$cluster, namespace, pod, $node, $resource"
-_RUNNING = (
-    "max by ($cluster, namespace, pod) "
-    '(kube_pod_status_phase{phase=~"Running|Pending"} == 1)'
-)
-_SIDECAR = 'kube_pod_init_container_info{restart_policy="Always"}'
-#: kube-scheduler's own accounting: init containers, sidecars, overhead and pod-level resources.
-_SCHEDULER_POD = f"max by ({_POD}) (kube_pod_resource_request)"
-#: kube-state-metrics, with the scheduler's rule:
-#: max(app containers + sidecar init containers, largest other init container) + overhead.
-_KSM_CONTAINERS = (
-    f"sum by ({_POD}) ("
-    f"max by ({_POD}, container) (kube_pod_container_resource_requests) or "
-    f"(max by ({_POD}, container) (kube_pod_init_container_resource_requests) "
-    f"and on ($cluster, namespace, pod, container) {_SIDECAR}))"
-)
-_KSM_INIT = (
-    f"max by ({_POD}) (max by ({_POD}, container) (kube_pod_init_container_resource_requests) "
-    f"unless on ($cluster, namespace, pod, container) {_SIDECAR})"
-)
-_KSM_OVERHEAD = (
-    "(label_replace(max by ($cluster, namespace, pod) (kube_pod_overhead_cpu_cores), "
-    '"$resource", "cpu", "", "") or '
-    "label_replace(max by ($cluster, namespace, pod) (kube_pod_overhead_memory_bytes), "
-    '"$resource", "memory", "", "")) '
-    "* on ($cluster, namespace, pod) group_left ($node) "
-    "max by ($cluster, namespace, pod, $node) (kube_pod_info)"
-)
-_KSM_POD = (
-    f"sum by ({_POD}) ("
-    f"label_replace(max by ({_POD}) ("
-    f'label_replace({_KSM_CONTAINERS}, "berth_part", "containers", "", "") or '
-    f'label_replace({_KSM_INIT}, "berth_part", "init", "", "")), '
-    f'"berth_part", "pod", "", "") or '
-    f'label_replace({_KSM_OVERHEAD}, "berth_part", "overhead", "", ""))'
-)
-
-
-def _requests_of(pods: str) -> str:
-    """Requests per (cluster, resource) of the pods that count, from a per-pod vector."""
-    return (
-        f"sum by ($cluster, $resource) (({pods} * on ($cluster, namespace, pod) group_left () "
-        f"{_RUNNING}) $exclude_managed unless on ($cluster, $node) $excluded_nodes)"
-    )
-
-
-#: The default PromQL, as ``string.Template`` text. Placeholders:
-#: ``$cluster``, ``$node``, ``$resource``, ``$site`` (label names),
-#: ``$excluded_nodes`` (a vector of the nodes that take no new pods),
-#: ``$exclude_managed`` (``unless`` Berth's own pods, or empty),
-#: ``$lookback``, ``$window``, ``$step``, ``$quantile``, ``$probe`` (the latency series).
-DEFAULT_QUERIES: dict[str, str] = {
-    # allocatable of schedulable nodes, per (cluster, resource); cpu in cores
-    # (0 for a cluster whose nodes are all excluded: it has no room, it is not stale)
-    "allocatable": (
-        "sum by ($cluster, $resource) (max by ($cluster, $node, $resource) "
-        "(kube_node_status_allocatable) unless on ($cluster, $node) $excluded_nodes) "
-        "or on ($cluster) 0 * sum by ($cluster, $resource) (kube_node_status_allocatable)"
-    ),
-    # requests of Running/Pending pods not managed by Berth, on schedulable nodes or not
-    # yet bound, per (cluster, resource): kube-scheduler's numbers for the clusters that
-    # expose them, kube-state-metrics with the scheduler's rule for the others
-    "requested": (
-        f"{_requests_of(_SCHEDULER_POD)} or on ($cluster) {_requests_of(_KSM_POD)}"
-    ),
-    # the same pods, counted, per cluster (the ``pods`` resource)
-    "podsUsed": (
-        "count by ($cluster) (("
-        "max by ($cluster, namespace, pod, $node) (kube_pod_info) "
-        "* on ($cluster, namespace, pod) group_left () "
-        "(max by ($cluster, namespace, pod) "
-        '(kube_pod_status_phase{phase=~"Running|Pending"} == 1))'
-        ") $exclude_managed unless on ($cluster, $node) $excluded_nodes)"
-    ),
-    # newest sample time per cluster, looking back $lookback
-    "freshness": (
-        "max by ($cluster) (timestamp(kube_node_status_allocatable)) or "
-        "max by ($cluster) (max_over_time(timestamp(kube_node_status_allocatable)[$lookback:1m]))"
-    ),
-    # p$quantile over $window of $probe (the site's latency preset) of successful probes, seconds
-    "latency": (
-        "quantile_over_time($quantile, (max by ($site, $cluster) "
-        "($probe and ignoring (phase) probe_success == 1))[$window:$step])"
-    ),
-    # newest probe (successful or not) per (site, cluster), and whether any succeeded
-    "probeFreshness": (
-        "max by ($site, $cluster) (timestamp(probe_success)) or "
-        "max by ($site, $cluster) (max_over_time(timestamp(probe_success)[$lookback:1m]))"
-    ),
-}
-
-#: nodes that take no new pods: cordoned, NotReady (or Unknown), or tainted against them
-_EXCLUDED_NODES = (
-    "(kube_node_spec_unschedulable == 1 or "
-    'kube_node_status_condition{condition="Ready",status="true"} == 0 or '
-    'kube_node_spec_taint{effect=~"NoSchedule|NoExecute", key!~"$tolerated"})'
-)
-
-_PROMQL_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def sanitize_label(name: str) -> str:
-    """kube-state-metrics' label/resource sanitising: every other character becomes ``_``."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
 class ManagedPods(_Model):
@@ -295,7 +148,7 @@ class PrometheusSettings(HttpClientSettings):
     @field_validator("timeout", "backoff", "total_timeout", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> str:
-        return _duration(value)
+        return coerce_duration(value)
 
     @field_validator("clusters", mode="before")
     @classmethod
@@ -311,25 +164,6 @@ class PrometheusSettings(HttpClientSettings):
         return bool(self.url or self.clusters)
 
 
-#: Latency presets: the blackbox exporter series that measures the path, not the server.
-#: ``duration`` is the whole probe (DNS, connect, TLS, HTTP); ``icmp`` the ping round trip;
-#: ``http-connect`` the TCP connect phase of an HTTP probe.
-LATENCY_PRESETS: dict[str, str] = {
-    "duration": "probe_duration_seconds",
-    "icmp": 'probe_icmp_duration_seconds{phase="rtt"}',
-    "http-connect": 'probe_http_duration_seconds{phase="connect"}',
-}
-_SELECTOR = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^{}]*\})?$")
-
-
-def _probe_selector(value: Any) -> str:
-    if not isinstance(value, str) or not (value in LATENCY_PRESETS or _SELECTOR.match(value)):
-        raise ValueError(
-            f"expected a preset ({', '.join(LATENCY_PRESETS)}) or a PromQL series selector "
-            f"such as 'probe_dns_lookup_time_seconds', got {value!r}"
-        )
-    return value
-
 
 class LatencySettings(_Model):
     enabled: bool = True
@@ -344,17 +178,17 @@ class LatencySettings(_Model):
     @field_validator("window", "step", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> str:
-        return _duration(value)
+        return coerce_duration(value)
 
     @field_validator("probe")
     @classmethod
     def _probe(cls, value: str) -> str:
-        return _probe_selector(value)
+        return probe_selector(value)
 
     @field_validator("sites")
     @classmethod
     def _site_probes(cls, value: dict[str, str]) -> dict[str, str]:
-        return {site: _probe_selector(probe) for site, probe in value.items()}
+        return {site: probe_selector(probe) for site, probe in value.items()}
 
     def selector(self, site: str | None = None) -> str:
         """The series selector that measures ``site`` (default: ``probe``)."""
@@ -377,7 +211,7 @@ class KubernetesSettings(_Model):
     @field_validator("timeout", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> str:
-        return _duration(value)
+        return coerce_duration(value)
 
     @field_validator("contexts", mode="before")
     @classmethod
@@ -406,13 +240,13 @@ class MetricsSourceSpec(_Model):
     @field_validator("max_age", "lookback", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> str:
-        return _duration(value)
+        return coerce_duration(value)
 
     @field_validator("labels")
     @classmethod
     def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
         for key, name in value.items():
-            if not isinstance(name, str) or not _PROMQL_LABEL.fullmatch(name):
+            if not isinstance(name, str) or not PROMQL_LABEL.fullmatch(name):
                 raise ValueError(f"labels.{key}: {echo(name)} is not a Prometheus label name")
         return value
 
@@ -460,7 +294,7 @@ class MetricsSourceSpec(_Model):
             "quantile": repr(self.latency.quantile),
             "probe": self.latency.selector(),
         }
-        values["excluded_nodes"] = string.Template(_EXCLUDED_NODES).substitute(tolerated=tolerated)
+        values["excluded_nodes"] = string.Template(EXCLUDED_NODES).substitute(tolerated=tolerated)
         if self.managed_pods is None:
             values["exclude_managed"] = ""
         else:

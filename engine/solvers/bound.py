@@ -32,7 +32,7 @@ from engine.lazy import lazy_module
 from engine.moves import scale_down_credit
 from engine.objective import evaluate, most_copies, pair_weights, placed_workloads
 from engine.problem import UNLIMITED, Problem
-from engine.solvers.refine import column_generation
+from engine.solvers.cost_lp import column_generation
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
 

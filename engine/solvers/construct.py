@@ -22,7 +22,7 @@ from policies import registry as concerns
 from policies.base import Candidates, Pairs
 
 __all__ = ["COST_WEIGHT", "ROOM_WEIGHT", "Residual", "hardest_first", "pair_score", "place_one", "place_scored",
-           "smallest_first"]
+           "release", "smallest_first"]
 
 
 @dataclass
@@ -106,6 +106,16 @@ def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> b
         return False
     state.take(p, w, ys)
     return True
+
+
+def release(problem: Problem, state: Residual, w: int) -> np.ndarray:
+    """Take workload ``w`` out of ``state``; returns its replicas per pair (to put back)."""
+    lo, hi = int(state.starts[w]), int(state.starts[w + 1])
+    old = state.y[lo:hi].copy()
+    if old.any():
+        state.take(problem, w, -old)
+        state.y[lo:hi] = 0
+    return old
 
 
 def hardest_first(problem: Problem) -> np.ndarray:

@@ -19,7 +19,7 @@ workload against *residual* capacity and quota:
    construction missed (exact neighbourhood solves, then moving occupants
    aside); :mod:`engine.solvers.refine` lowers the cost of the placement by LP;
    last, a workload its tenant's quota blocks is traded for a smaller one
-   of the same priority (:func:`engine.solvers.repair.swap_for_quota`), and time left
+   of the same priority (:func:`engine.solvers.quota_swap.swap_for_quota`), and time left
    over goes to a wider repair pass.
 
 The result is always a valid plan (``Feasible``): optimality is not proved.
@@ -32,8 +32,10 @@ import numpy as np
 
 from engine.problem import Problem
 from engine.solvers.construct import Residual, hardest_first, pair_score, place_scored, smallest_first
+from engine.solvers.neighbourhood import improve_placed
+from engine.solvers.quota_swap import swap_for_quota
 from engine.solvers.refine import flexible_workloads, refine_cost
-from engine.solvers.repair import improve_placed, repair_unplaced, swap_for_quota
+from engine.solvers.repair import repair_unplaced
 from engine.solvers.solution import Deadline, LevelResult, Solution
 
 __all__ = ["solve_large"]
@@ -74,7 +76,7 @@ def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | No
         repair_unplaced(p, state, deadline=levels_deadline.slice(1 / (len(values) - k)), only=p.priority == value)
     # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a
     # cheaper layout of the same placement by LP (engine.solvers.refine) for the workloads it can move and
-    # exact one-by-one re-placement for the others (engine.solvers.repair.improve_placed)
+    # exact one-by-one re-placement for the others (engine.solvers.neighbourhood.improve_placed)
     # the last solves may run past their deadline by their set-up time: keep a margin for it
     margin = min(0.4, 0.04 * deadline.total)
     budget = deadline.total - margin
