@@ -44,7 +44,8 @@ def _names(problem: Problem, clusters: np.ndarray) -> list[str]:
 FIT_SECONDS = 2.0
 
 
-def _fits(problem: Problem, w: int, until: Deadline, **overrides: object) -> bool:
+def _fits(problem: Problem, w: int, until: Deadline, *, capacity: np.ndarray | None = None,
+          quota: np.ndarray | None = None, drop_spread: bool = False) -> bool:
     """Whether ``w`` alone can be placed under the given capacity/quota overrides.
 
     Exact: arithmetic for a plain split; otherwise the construction rule first
@@ -54,7 +55,7 @@ def _fits(problem: Problem, w: int, until: Deadline, **overrides: object) -> boo
     """
     keep = np.zeros(problem.num_workloads, dtype=bool)
     keep[w] = True
-    sub = restrict(problem, keep, **overrides)  # type: ignore[arg-type]
+    sub = restrict(problem, keep, capacity=capacity, quota=quota, drop_spread=drop_spread)
     if sub.num_pairs == 0 or not sub.pair_ub.any():
         return False
     if _plain(sub) or until.expired():
@@ -179,8 +180,8 @@ def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: 
     pair_clusters = p.pair_c[sl]
     elig_idx = np.nonzero(eligible)[0]
 
-    def fits(**overrides: object) -> bool:
-        return _fits(p, w, until, **overrides)
+    def fits(*, capacity: np.ndarray | None = None, quota: np.ndarray | None = None, drop_spread: bool = False) -> bool:
+        return _fits(p, w, until, capacity=capacity, quota=quota, drop_spread=drop_spread)
 
     never = concerns.why_never(p, w)  # the replica shape: a division, bounds, copies no tier can hold
     if never is not None:

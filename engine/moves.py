@@ -13,6 +13,7 @@ The one home of that formula for arrays: the section-3 evaluator, the CP-SAT mov
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.problem import Problem
 
@@ -47,4 +48,5 @@ def scale_down_credit(problem: Problem) -> np.ndarray:
     p = problem
     if not len(p.current_total):
         return np.zeros(p.num_workloads, dtype=np.int64)
-    return np.maximum(p.current_total - p.replicas, 0).astype(np.int64)
+    credit: npt.NDArray[np.int64] = np.maximum(p.current_total - p.replicas, 0).astype(np.int64)
+    return credit

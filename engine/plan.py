@@ -145,16 +145,16 @@ def diff_moves(
             ((c, n - before.get(c, 0)) for c, n in after.items() if n > before.get(c, 0)),
             key=lambda item: (-item[1], item[0]),
         )
-        targets = [list(a) for a in added]
+        to_add = dict(added)  # cluster -> replicas still to match, largest first
         for source, count in removed:
             left = count
-            for target in targets:
+            for target, missing in to_add.items():
                 if left == 0:
                     break
-                take = min(left, target[1])
+                take = min(left, missing)
                 if take > 0:
-                    moves.append(Move(workload=workload, from_=source, to=target[0], replicas=take))
-                    target[1] -= take
+                    moves.append(Move(workload=workload, from_=source, to=target, replicas=take))
+                    to_add[target] -= take
                     left -= take
             if left > 0:
                 moves.append(Move(workload=workload, from_=source, to=None, replicas=left))

@@ -34,6 +34,7 @@ from engine.solvers.dispatch import choose, solve_problem
 from engine.solvers.pinned import solve_around
 from engine.solvers.progress import ProgressCallback
 from engine.solvers.solution import Deadline, Solution
+from engine.verification import Violation
 from engine.verification import verify as check
 from policies import registry as concerns
 
@@ -388,7 +389,7 @@ def _verified(
     return plan
 
 
-def _blame(p: Problem, y: np.ndarray, violations: list, index: dict[str, int]) -> dict[int, str]:
+def _blame(p: Problem, y: np.ndarray, violations: list[Violation], index: dict[str, int]) -> dict[int, str]:
     """The placed workloads to drop for ``violations``: those named, else the lowest-priority
     contributor of a capacity (per cluster) or quota (per tenant) sum."""
     blamed: dict[int, str] = {}

@@ -20,15 +20,21 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.documents.kinds import Cluster, ObjectiveWeights, Site, Tenant
 from engine.documents.policy import PlacementPolicySpec
 from engine.documents.selectors import LabelTable
 
 __all__ = [
-    "BIG", "UNLIMITED", "CompileContext", "Problem", "SpreadRule", "broadcast_groups", "broadcast_tiers",
-    "eligible_clusters", "keep_pairs", "restrict", "usage",
+    "BIG", "UNLIMITED", "BoolArray", "CompileContext", "FloatArray", "IntArray", "Problem", "SpreadRule",
+    "broadcast_groups", "broadcast_tiers", "eligible_clusters", "keep_pairs", "restrict", "usage",
 ]
+
+#: The array types of the solvers: counts and indices, weights and LP values, masks.
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Capacity or quota value meaning "no limit" (e.g. ``pods`` when a cluster does not list it).
 UNLIMITED = -1
@@ -190,7 +196,8 @@ class Problem:
     @cached_property
     def pair_keys(self) -> np.ndarray:
         """(P,) sorted ``w * C + c`` of every pair, for lookups by (workload, cluster)."""
-        return self.pair_w.astype(np.int64) * self.num_clusters + self.pair_c
+        keys: IntArray = self.pair_w.astype(np.int64) * self.num_clusters + self.pair_c
+        return keys
 
     @cached_property
     def cluster_pair_order(self) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +362,8 @@ def broadcast_tiers(p: Problem, w: int) -> np.ndarray | None:
     g = int(p.group[w])
     if not p.broadcast[w] or not len(p.group_tier) or len(p.group_specs[g].cluster_affinities or []) < 2:
         return None
-    return p.group_tier[g]
+    tiers: IntArray = p.group_tier[g]
+    return tiers
 
 
 def usage(problem: Problem, y: np.ndarray, workloads: np.ndarray | None = None) -> np.ndarray:

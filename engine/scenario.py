@@ -126,7 +126,7 @@ def _cluster_mask(bundle: Bundle, match: ClusterMatch | None) -> list[bool]:
         return [True] * len(bundle.clusters)
     names = [c.metadata.name for c in bundle.clusters]
     labels = [c.effective_labels() for c in bundle.clusters]
-    mask = affinity_mask(match, names, labels).tolist()
+    mask: list[bool] = affinity_mask(match, names, labels).tolist()
     for field, wanted in (("region", match.regions), ("zone", match.zones), ("provider", match.providers)):
         if wanted:
             mask = [m and getattr(c.spec, field) in wanted for m, c in zip(mask, bundle.clusters, strict=True)]
@@ -177,46 +177,46 @@ def _apply_edit(bundle: Bundle, edit: Edit, where: str) -> str:
             site.spec.latency_ms = {k: v for k, v in site.spec.latency_ms.items() if k not in gone}
         return f"removed {len(gone)} cluster(s): {', '.join(sorted(gone))}"
     if edit.scale_capacity is not None:
-        e = edit.scale_capacity
-        picked = _picked(bundle, e.clusters, f"{where}.scaleCapacity.clusters")
+        scale = edit.scale_capacity
+        picked = _picked(bundle, scale.clusters, f"{where}.scaleCapacity.clusters")
         for c in picked:
             c.spec.capacity = {
-                r: (math.floor(v * e.factor) if not e.resources or r in e.resources else v)
+                r: (math.floor(v * scale.factor) if not scale.resources or r in scale.resources else v)
                 for r, v in c.spec.capacity.items()
             }
-        what = ", ".join(e.resources) if e.resources else "all resources"
-        return f"scaled capacity ({what}) of {len(picked)} cluster(s) by {e.factor:g}"
+        what = ", ".join(scale.resources) if scale.resources else "all resources"
+        return f"scaled capacity ({what}) of {len(picked)} cluster(s) by {scale.factor:g}"
     if edit.scale_demand is not None:
-        e = edit.scale_demand
-        picked_w = [w for w in bundle.workloads if _workload_matches(w, e.workloads)]
+        demand = edit.scale_demand
+        picked_w = [w for w in bundle.workloads if _workload_matches(w, demand.workloads)]
         if not picked_w:
             raise InputError("matches no workload of the bundle", field=f"{where}.scaleDemand.workloads")
         before = sum(w.spec.replicas for w in picked_w)
         for w in picked_w:
-            w.spec.replicas = max(1, math.ceil(w.spec.replicas * e.factor - 1e-9))
+            w.spec.replicas = max(1, math.ceil(w.spec.replicas * demand.factor - 1e-9))
         after = sum(w.spec.replicas for w in picked_w)
-        return f"scaled replicas of {len(picked_w)} workload(s) by {e.factor:g}: {before} -> {after}"
+        return f"scaled replicas of {len(picked_w)} workload(s) by {demand.factor:g}: {before} -> {after}"
     if edit.add_clusters is not None:
         return _add_clusters(bundle, edit.add_clusters, f"{where}.addClusters")
     if edit.change_prices is not None:
-        e = edit.change_prices
-        picked = _picked(bundle, e.clusters, f"{where}.changePrices.clusters")
+        prices = edit.change_prices
+        picked = _picked(bundle, prices.clusters, f"{where}.changePrices.clusters")
         for c in picked:
-            if e.set is not None:
-                c.spec.price = {**c.spec.price, **e.set}
+            if prices.set is not None:
+                c.spec.price = {**c.spec.price, **prices.set}
             else:
-                assert e.factor is not None
+                assert prices.factor is not None
                 c.spec.price = {
-                    r: (v * e.factor if not e.resources or r in e.resources else v)
+                    r: (v * prices.factor if not prices.resources or r in prices.resources else v)
                     for r, v in c.spec.price.items()
                 }
-        how = f"set {e.set}" if e.set is not None else f"scaled by {e.factor:g}"
+        how = f"set {prices.set}" if prices.set is not None else f"scaled by {prices.factor:g}"
         return f"prices of {len(picked)} cluster(s) {how}"
     assert edit.change_policy is not None
-    e = edit.change_policy
+    change = edit.change_policy
     for policy in bundle.policies:
-        if policy.metadata.namespace == e.namespace and policy.metadata.name == e.name:
-            data = _merge_patch(policy.spec.model_dump(by_alias=True, exclude_none=True), e.patch)
+        if policy.metadata.namespace == change.namespace and policy.metadata.name == change.name:
+            data = _merge_patch(policy.spec.model_dump(by_alias=True, exclude_none=True), change.patch)
             try:
                 policy.spec = PlacementPolicySpec.model_validate(data)
             except ValidationError as exc:
@@ -225,8 +225,9 @@ def _apply_edit(bundle: Bundle, edit: Edit, where: str) -> str:
                     str(first.get("msg", "invalid")),
                     field=f"{where}.changePolicy.patch." + ".".join(str(x) for x in first["loc"]),
                 ) from None
-            return f"patched PlacementPolicy {e.namespace}/{e.name}"
-    raise InputError(f"no PlacementPolicy {e.namespace}/{e.name} in the bundle", field=f"{where}.changePolicy")
+            return f"patched PlacementPolicy {change.namespace}/{change.name}"
+    raise InputError(f"no PlacementPolicy {change.namespace}/{change.name} in the bundle",
+                     field=f"{where}.changePolicy")
 
 
 def _add_clusters(bundle: Bundle, entries: list[AddCluster], where: str) -> str:

@@ -31,7 +31,6 @@ policies evaluates selectors 40 × C times, not 10,000 × C.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -47,8 +46,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Candidates", "CompileContext", "Fits", "ModelContext", "Pairs", "Placed", "Plugin"]
 
-#: "would the workload fit alone with these overrides?" (``capacity``, ``quota``, ``drop_spread``)
-Fits = Callable[..., bool]
+class Fits(Protocol):
+    """"Would the workload fit alone with these overrides?" (room ``capacity`` (C, R) and ``quota``
+    (T, R) instead of the fleet's, or without its spread constraints)."""
+
+    def __call__(self, *, capacity: np.ndarray | None = None, quota: np.ndarray | None = None,
+                 drop_spread: bool = False) -> bool: ...
 
 
 class Placed(Protocol):
@@ -118,7 +121,15 @@ class ModelContext:
     used: list[cp_model.IntVar | None]
     placed: list[cp_model.IntVar]
     pair_terms: dict[str, np.ndarray] = field(default_factory=dict)
-    terms: dict[str, list[tuple[cp_model.LinearExprT, float]]] = field(default_factory=dict)
+    terms: dict[str, list[tuple[cp_model.IntVar, float]]] = field(default_factory=dict)
+
+    def uses(self, pair: int) -> cp_model.IntVar:
+        """The "used" Boolean of ``pair``; only for the workloads whose pairs have one
+        (:func:`engine.solvers.model.needs_used`), which the concerns that ask for it guarantee."""
+        used = self.used[pair]
+        if used is None:
+            raise ValueError(f"pair {pair} has no 'used' variable: its workload does not need one")
+        return used
 
     def add_pair_term(self, name: str, per_replica: np.ndarray) -> None:
         """Add ``sum_p per_replica[p] * y[p]`` to objective term ``name`` (natural units)."""
@@ -127,8 +138,9 @@ class ModelContext:
         else:
             self.pair_terms[name] = per_replica.astype(float)
 
-    def add_term(self, name: str, expr: cp_model.LinearExprT, coefficient: float) -> None:
-        """Add ``coefficient * expr`` to objective term ``name`` (natural units)."""
+    def add_term(self, name: str, expr: cp_model.IntVar, coefficient: float) -> None:
+        """Add ``coefficient * expr`` to objective term ``name`` (natural units; one variable per term,
+        which the objective addresses by index)."""
         self.terms.setdefault(name, []).append((expr, coefficient))
 
 

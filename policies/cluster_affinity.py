@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.documents.selectors import affinity_mask
-from engine.problem import CompileContext, Problem
+from engine.problem import BoolArray, CompileContext, Problem
 from policies.base import Plugin
 
 __all__ = ["ClusterAffinityPlugin"]
@@ -37,7 +37,8 @@ class ClusterAffinityPlugin(Plugin):
     reason = "NoMatchingCluster"
 
     def filter(self, ctx: CompileContext) -> np.ndarray:
-        return _tiers(ctx) != NO_TIER
+        mask: BoolArray = _tiers(ctx) != NO_TIER
+        return mask
 
     def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
         spec = ctx.groups[group]

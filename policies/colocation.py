@@ -101,14 +101,14 @@ class CoLocationPlugin(Plugin):
                 if j < 0:
                     m.model.add(m.y[i] == 0)
                 else:
-                    m.model.add_implication(m.used[i], m.used[j])
+                    m.model.add_implication(m.uses(i), m.uses(j))
         # anti-affinity: used[a, c] + used[b, c] <= 1
         for a, b in zip(p.anti_a.tolist(), p.anti_b.tolist(), strict=True):
             pairs = np.arange(*p.pairs_of(a).indices(p.num_pairs))
             partner = p.pair_index(np.full(len(pairs), b), p.pair_c[pairs])
             for i, j in zip(pairs.tolist(), partner.tolist(), strict=True):
                 if j >= 0:
-                    m.model.add_bool_or([m.used[i].Not(), m.used[j].Not()])
+                    m.model.add_bool_or([m.uses(i).Not(), m.uses(j).Not()])
 
     # --- construction -----------------------------------------------------------------------------
 

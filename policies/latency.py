@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.problem import CompileContext, Problem
+from engine.problem import BoolArray, CompileContext, Problem
 from policies.base import ModelContext, Plugin
 
 __all__ = ["LatencyPlugin"]
@@ -48,7 +48,8 @@ class LatencyPlugin(Plugin):
         )
         ok = lat <= limit[:, None]
         # with a site but no maxMs, only reachable clusters qualify
-        return ok & np.isfinite(lat)
+        mask: BoolArray = ok & np.isfinite(lat)
+        return mask
 
     def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
         spec = ctx.groups[group]

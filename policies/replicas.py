@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.lazy import lazy_module
 from engine.plan import Reason
-from engine.problem import UNLIMITED, Problem, broadcast_groups, broadcast_tiers, eligible_clusters
+from engine.problem import UNLIMITED, BoolArray, Problem, broadcast_groups, broadcast_tiers, eligible_clusters
 from policies.base import Candidates, ModelContext, Pairs, Placed, Plugin
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def _names(p: Problem, clusters: np.ndarray) -> list[str]:
     return [p.cluster_names[c] for c in clusters.tolist()][:_MAX_NAMES]
 
 
-def _broadcast_by_groups(m: ModelContext, w: int, pairs: list[int], used: list) -> None:  # type: ignore[type-arg]
+def _broadcast_by_groups(m: ModelContext, w: int, pairs: list[int], used: list[cp_model.IntVar]) -> None:
     """used[c] <=> placed and every choice of c is made: its group for each spread rule with
     maxGroups, and its tier with several clusterAffinities (exactly one tier when placed). A group
     or tier holding an eligible cluster without a pair (no room for a copy) cannot be chosen."""
@@ -81,7 +81,7 @@ def _broadcast_by_groups(m: ModelContext, w: int, pairs: list[int], used: list) 
 
 def _first_tier_that_can(
     m: ModelContext, w: int, elig: np.ndarray, tiers: np.ndarray, chosen: dict[int, cp_model.IntVar],
-    pair_of: dict[int, tuple[int, object]],
+    pair_of: dict[int, tuple[int, cp_model.IntVar]],
 ) -> None:
     """A later tier only when no earlier one can take every copy (spec 2.6): choosing tier ``t``
     requires, in each earlier tier, an eligible cluster that cannot hold a copy in this plan
@@ -216,7 +216,8 @@ def _copies_by_groups(p: Problem, at: Pairs, ok: np.ndarray, score: np.ndarray) 
         return None
     good.sort(key=lambda g: (-int((pair_group == g).sum()), float(score[pair_group == g].min())))
     assert rule.max_groups is not None
-    return np.isin(pair_group, good[: rule.max_groups]) & ok
+    chosen: BoolArray = np.isin(pair_group, good[: rule.max_groups]) & ok
+    return chosen
 
 
 def _copies_by_tier(p: Problem, at: Pairs, ok: np.ndarray) -> np.ndarray | None:
@@ -230,7 +231,8 @@ def _copies_by_tier(p: Problem, at: Pairs, ok: np.ndarray) -> np.ndarray | None:
     fine[pcs[ok]] = True
     for t in np.unique(tiers[elig]).tolist():
         if fine[elig[tiers[elig] == t]].all():
-            return (tiers[pcs] == t) & ok
+            chosen: BoolArray = (tiers[pcs] == t) & ok
+            return chosen
     return None
 
 
@@ -304,9 +306,9 @@ class ReplicaSchedulingPlugin(Plugin):
             placed = m.placed[w]
             if not len(pairs):
                 continue
-            used = [m.used[i] for i in pairs]
-            if used[0] is None:
+            if m.used[pairs[0]] is None:
                 continue  # plain Divided: y's domain and the engine's link suffice
+            used = [m.uses(i) for i in pairs]
             n_pairs = len(pairs)
             replicas = int(p.replicas[w])
             if p.duplicated[w]:
@@ -381,7 +383,8 @@ class ReplicaSchedulingPlugin(Plugin):
         """Duplicated, Aggregated, per-cluster minimum above 1, or a cluster count that binds."""
         p = problem
         pairs = np.bincount(p.pair_w, minlength=p.num_workloads)
-        return p.duplicated | p.aggregated | (p.min_per > 1) | (p.count_min > 1) | (p.count_max < pairs)
+        rigid: BoolArray = p.duplicated | p.aggregated | (p.min_per > 1) | (p.count_min > 1) | (p.count_max < pairs)
+        return rigid
 
     def fixed_layout(self, problem: Problem) -> np.ndarray | None:
         """Duplicated copies are whole: the LP keeps where they are."""

@@ -99,7 +99,7 @@ def test_partner_placed_early_by_a_repair_is_not_placed_twice() -> None:
 def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     # "mobile" filled the cheap cluster first; "pinned" may only run there: rounding moves one
     # replica of "mobile" to the dear cluster so that "pinned" fits, and nothing goes over capacity
-    from engine.solvers.rounding import _complete
+    from engine.solvers.rounding import Reach, _complete
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -112,10 +112,9 @@ def test_rounding_makes_room_by_moving_a_free_workload() -> None:
     out = np.where((p.pair_w == mobile) & (p.pair_c == a), 2, 0).astype(np.int64)
     room = p.capacity.copy()
     room[a] -= 2 * p.request[mobile]
-    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    allowed = np.ones(p.num_pairs, dtype=bool)
-    free = np.ones(p.num_workloads, dtype=bool)
-    assert _complete(p, pinned, 1, out, room, allowed, pair_weights(p), starts, free)
+    reach = Reach.of(p, allowed=np.ones(p.num_pairs, dtype=bool), weight=pair_weights(p),
+                     free=np.ones(p.num_workloads, dtype=bool))
+    assert _complete(reach, pinned, 1, out, room)
     got = {(p.workload_keys[int(p.pair_w[i])], p.cluster_names[int(p.pair_c[i])]): int(out[i])
            for i in np.nonzero(out)[0]}
     assert got == {("default/mobile", "a"): 1, ("default/mobile", "b"): 1, ("default/pinned", "a"): 1}
@@ -126,7 +125,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
     # cluster "a" must free 2 cores and 1 GiB; "cpu-only" (3 replicas there, no memory request)
     # frees the cores by moving to "b", then only memory is short, which it cannot free: it stays
     # (this raised ValueError on an empty reduction before)
-    from engine.solvers.rounding import _make_room
+    from engine.solvers.rounding import Reach, _make_room
 
     docs = [cluster("a", capacity={"cpu": "4", "memory": "4Gi"}, price={"cpu": "0.01"}),
             cluster("b", capacity={"cpu": "2", "memory": "4Gi"}, price={"cpu": "0.5"}),
@@ -142,9 +141,9 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
     need = np.zeros(len(p.resource_names), dtype=np.int64)  # the shortfall on "a"
     need[cpu] = 2 * p.request[v, cpu]
     need[memory] = p.request[p.workload_keys.index("default/other"), memory]
-    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    freed = _make_room(p, a, need, out, room, np.ones(p.num_pairs, dtype=bool), pair_weights(p), starts,
-                       np.ones(p.num_workloads, dtype=bool))
+    reach = Reach.of(p, allowed=np.ones(p.num_pairs, dtype=bool), weight=pair_weights(p),
+                     free=np.ones(p.num_workloads, dtype=bool))
+    freed = _make_room(reach, a, need, out, room)
     assert not freed  # the memory cannot be freed by moving cpu-only replicas
     got = {p.cluster_names[int(p.pair_c[i])]: int(out[i]) for i in np.nonzero(out)[0]}
     assert got == {"a": 1, "b": 2}  # the 2 cores moved to the cheaper of the other clusters, no more
@@ -154,7 +153,7 @@ def test_make_room_stops_moving_a_workload_that_frees_nothing_still_short() -> N
 def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
     # "app" ran on the edge (tier 0) only; a rounding that put it on the cheaper cloud (tier 1)
     # would raise the tier sum, so its replica goes back to the edge, where there is room
-    from engine.solvers.rounding import _keep_tiers
+    from engine.solvers.rounding import Reach, _keep_tiers
 
     edge, cloud = {"site": "edge"}, {"site": "cloud"}
     docs = [cluster("e", labels=edge, capacity={"cpu": "2"}, price={"cpu": "1"}),
@@ -169,9 +168,8 @@ def test_keep_tiers_moves_a_replica_rounded_into_a_later_tier_back() -> None:
     room = p.capacity.copy()
     room[e] -= p.request[0]
     room[c] -= p.request[0]
-    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    allowed = np.ones(p.num_pairs, dtype=bool)
-    stuck = _keep_tiers(p, y, out, room, allowed, pair_weights(p), starts, np.ones(1, dtype=bool), set())
+    reach = Reach.of(p, allowed=np.ones(p.num_pairs, dtype=bool), weight=pair_weights(p), free=np.ones(1, dtype=bool))
+    stuck = _keep_tiers(reach, y, out, room, set())
     assert stuck == []
     assert out[p.pair_c == e].sum() == 2 and out[p.pair_c == c].sum() == 0
     assert (room[e] == p.capacity[e] - 2 * p.request[0]).all() and (room[c] == p.capacity[c]).all()
@@ -285,7 +283,7 @@ def _solution(y):  # type: ignore[no-untyped-def]
 def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
     # rounding moved "w1" from dear "a" to cheap "b"; "w2" could not be completed and goes back to
     # "b", which overfills it: "w1" moves on to "c" (cheaper than going back to "a")
-    from engine.solvers.rounding import _revert
+    from engine.solvers.rounding import Reach, _revert
 
     docs = [cluster("a", capacity={"cpu": "2"}, price={"cpu": "1"}),
             cluster("b", capacity={"cpu": "2"}, price={"cpu": "0.01"}),
@@ -298,7 +296,8 @@ def test_revert_relocates_a_free_workload_instead_of_sending_it_back() -> None:
     rounded = np.where((p.pair_w == w1) & (p.pair_c == b), 2, 0)  # w2 failed: nothing of it rounded
     movable = np.ones(p.num_pairs, dtype=bool)
     free = np.ones(p.num_workloads, dtype=bool)
-    mix = _revert(p, y, rounded, [w2], p.capacity.copy(), movable, relocate=(movable, pair_weights(p), free))
+    mix = _revert(p, y, rounded, [w2], cap=p.capacity.copy(), movable=movable,
+                  relocate=Reach.of(p, allowed=movable, weight=pair_weights(p), free=free))
     assert mix[(p.pair_w == w1) & (p.pair_c == c)].sum() == 2
     assert (mix[p.pair_w == w2] == y[p.pair_w == w2]).all()
     use = np.zeros_like(p.capacity)
@@ -325,7 +324,7 @@ def test_revert_keeps_every_workload_as_rounded_or_as_before_and_fits() -> None:
     rounded = plan({"w1": {b: 1}, "w2": {b: 1}, "w3": {a: 1}})  # w3 could not be completed
     w3 = p.workload_keys.index("default/w3")
     movable = np.ones(p.num_pairs, dtype=bool)
-    mix = _revert(p, y, rounded, [w3], p.capacity.copy(), movable)
+    mix = _revert(p, y, rounded, [w3], cap=p.capacity.copy(), movable=movable)
     use = np.zeros_like(p.capacity)
     np.add.at(use, p.pair_c, mix[:, None] * p.request[p.pair_w])
     assert (use <= p.capacity).all()

@@ -113,7 +113,7 @@ class Bundle:
 
 def name_key(doc: BaseModel) -> str:
     """``name`` of a cluster-scoped document, ``namespace/name`` of a namespaced one (the key of ``origins``)."""
-    meta = doc.metadata  # type: ignore[attr-defined]
-    if doc.kind in CLUSTER_SCOPED:  # type: ignore[attr-defined]
+    meta = doc.metadata  # type: ignore[attr-defined]  # every registered kind has metadata; BaseModel does not say so
+    if doc.kind in CLUSTER_SCOPED:  # type: ignore[attr-defined]  # likewise its kind
         return str(meta.name)
     return f"{meta.namespace}/{meta.name}"

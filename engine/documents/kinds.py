@@ -103,7 +103,7 @@ class LabelSelector(_Model):
 
 
 class FieldRequirement(SelectorRequirement):
-    key: Literal["region", "zone", "provider"]  # type: ignore[assignment]
+    key: Literal["region", "zone", "provider"]
 
 
 class FieldSelector(_Model):

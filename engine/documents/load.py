@@ -14,7 +14,7 @@ explicitly every document must be a Berth document.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,8 @@ def _parse_text(text: str, file: str, *, json_: bool) -> list[Any]:
 def _unwrap_json(data: Any, file: str | None) -> list[Any]:
     if isinstance(data, list):
         return data
-    if isinstance(data, dict) and data.get("kind") == "List" and isinstance(data.get("items"), list):
-        return data["items"]
+    if isinstance(data, dict) and isinstance(items := data.get("items"), list) and data.get("kind") == "List":
+        return items
     if isinstance(data, dict):
         return [data]
     raise InputError("expected a JSON list of documents or one document object", file=file)
@@ -163,7 +163,7 @@ def _loc(loc: Iterable[Any]) -> str:
     return text
 
 
-def _explain(error: dict[str, Any]) -> str:
+def _explain(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     msg = str(error.get("msg", "invalid"))
     if kind == "missing":
@@ -260,7 +260,7 @@ def parse_documents(items: Sequence[tuple[str | None, int, Any]]) -> Bundle:
     bundle = Bundle()
     for file, index, raw in items:
         doc = parse_document(raw, file, index)
-        kind = str(doc.kind)  # type: ignore[attr-defined]
+        kind = str(doc.kind)  # type: ignore[attr-defined]  # every registered kind has one; BaseModel does not say so
         key = name_key(doc)
         if (kind, key) in bundle.origins:
             first = bundle.origins[(kind, key)]

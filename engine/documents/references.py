@@ -61,11 +61,11 @@ def check_references(bundle: Bundle) -> None:
                         bundle, "PlacementPolicy", key, f"spec.{field_name}.workloads[{i}]",
                         f"no Workload named {echo(name)} in namespace {echo(ns)}",
                     )
-        both = set(spec.affinity.workloads if spec.affinity else []) & set(
-            spec.anti_affinity.workloads if spec.anti_affinity else [])
+        avoided = spec.anti_affinity.workloads if spec.anti_affinity else []
+        both = set(spec.affinity.workloads if spec.affinity else []) & set(avoided)
         if both:
             name = sorted(both)[0]
-            i = spec.anti_affinity.workloads.index(name)  # type: ignore[union-attr]
+            i = avoided.index(name)
             origin = bundle.origin("PlacementPolicy", key)
             raise InputError(
                 f"{echo(name)} is in both affinity (run beside it) and antiAffinity (never share a cluster)",

@@ -184,7 +184,8 @@ class _Lp:
             cols = np.nonzero(self.active)[0]
             model = mbh.ModelBuilderHelper()
             model.fill_model_from_sparse_data(
-                self.lb[cols], ub[cols], objective[cols], lo, hi, sp.csr_matrix(self.csc[:, cols])
+                self.lb[cols], ub[cols], objective[cols], lo, hi,  # type: ignore[arg-type]  # stub: ndarray[float64[m, 1]]
+                sp.csr_matrix(self.csc[:, cols]),
             )
             solver = mbh.ModelSolverHelper("glop")
             solver.set_time_limit_in_seconds(max(deadline.remaining(), 0.1))

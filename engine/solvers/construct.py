@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.objective import pair_weights
-from engine.problem import BIG, UNLIMITED, Problem, usage
+from engine.problem import BIG, UNLIMITED, FloatArray, Problem, usage
 from policies import registry as concerns
 from policies.base import Candidates, Pairs
 
@@ -77,7 +77,8 @@ class Residual:
 
 def pair_score(problem: Problem) -> np.ndarray:
     """Preference per pair, lower first: tier, then weighted objective per replica."""
-    return problem.pair_tier * 1e9 + pair_weights(problem)
+    score: FloatArray = problem.pair_tier * 1e9 + pair_weights(problem)
+    return score
 
 
 def place_one(problem: Problem, w: int, state: Residual, score: np.ndarray) -> bool:

@@ -9,13 +9,14 @@ runs the same LP with ``exact=True`` for the proved bound of a placement.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 
 import numpy as np
 
 from engine.lazy import lazy_module
 from engine.objective import pair_weights, placed_workloads
-from engine.problem import UNLIMITED, Problem, usage
+from engine.problem import UNLIMITED, BoolArray, FloatArray, IntArray, Problem, usage
 from engine.solvers.solution import Deadline
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ else:
     sp = lazy_module("scipy.sparse")
     optimize = lazy_module("scipy.optimize")
 
-__all__ = ["column_generation"]
+__all__ = ["Duals", "LpLayout", "column_generation"]
 
 #: cheapest pairs per free workload in the first LP round (pricing adds the rest). 12 made the rounds
 #: and the rounding slow enough that, on a busy machine, a 2000 x 300 cloud fleet at 95% lost its
@@ -34,7 +35,47 @@ __all__ = ["column_generation"]
 _CANDIDATES = 6
 
 
-def _candidates(p: Problem, cols_ok: np.ndarray, score: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+class Duals(NamedTuple):
+    """The LP's dual prices: one per flexible workload (its replicas row), per resource over the
+    clusters and over the tenants whose capacity or quota is limited, and the tier row."""
+
+    workload: FloatArray
+    capacity: list[FloatArray]
+    quota: list[FloatArray]
+    tier: float
+
+
+@dataclass(frozen=True)
+class LpLayout:
+    """The LP's replicas per pair (fractional, ``x``; non-zero only on ``cols``), the capacity the
+    flexible workloads had (``cap``, (C, R)) and the weighted cost per pair: what rounding needs."""
+
+    x: FloatArray
+    cols: IntArray
+    cap: IntArray
+    weight: FloatArray
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The LP's shared rows and its column bounds: what the flexible workloads have left of capacity
+    (``cap``, (C, R)) and quota (``quota``, (T, R)), which of those limit (``lim_c``/``lim_t`` per
+    resource), the tier sum they may not exceed, replicas per pair between ``lower`` and ``upper``,
+    and ``totals`` replicas per workload."""
+
+    problem: Problem
+    cap: IntArray
+    quota: IntArray
+    lim_c: list[IntArray]
+    lim_t: list[IntArray]
+    weight: FloatArray
+    tier_now: float
+    lower: IntArray
+    upper: IntArray
+    totals: IntArray
+
+
+def _candidates(p: Problem, cols_ok: BoolArray, score: FloatArray, y: IntArray, k: int) -> IntArray:
     """Pair indices: the ``k`` cheapest eligible pairs of each flexible workload, and those in use."""
     idx = np.nonzero(cols_ok)[0]
     order = idx[np.lexsort((score[idx], p.pair_w[idx]))]
@@ -45,11 +86,25 @@ def _candidates(p: Problem, cols_ok: np.ndarray, score: np.ndarray, y: np.ndarra
     return np.sort(keep)
 
 
+@overload
+def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: BoolArray, lower: IntArray, *,
+                      deadline: Deadline, rounds: int, exact: Literal[False] = False, upper: IntArray | None = None,
+                      totals: IntArray | None = None) -> LpLayout | None: ...
 
-def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: np.ndarray, lower: np.ndarray,
-                       *, deadline: Deadline, rounds: int, exact: bool = False, upper: np.ndarray | None = None,
-                       totals: np.ndarray | None = None):  # type: ignore[no-untyped-def]
-    """LP over the pairs of ``flex`` workloads; only ``free`` ones get new columns by pricing."""
+
+@overload
+def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: BoolArray, lower: IntArray, *,
+                      deadline: Deadline, rounds: int, exact: Literal[True], upper: IntArray | None = None,
+                      totals: IntArray | None = None) -> float | None: ...
+
+
+def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: BoolArray, lower: IntArray, *,
+                      deadline: Deadline, rounds: int, exact: bool = False, upper: IntArray | None = None,
+                      totals: IntArray | None = None) -> LpLayout | float | None:
+    """LP over the pairs of ``flex`` workloads; only ``free`` ones get new columns by pricing.
+
+    Returns the LP's layout; with ``exact``, a lower bound on the LP's minimum instead (the minimum
+    itself when column generation converges). ``None``: no LP solution in time."""
     p = problem
     n_r = len(p.resource_names)
     placed = placed_workloads(p, y)
@@ -75,16 +130,15 @@ def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: n
     lim_c = [np.nonzero(cap[:, r] != UNLIMITED)[0] for r in range(n_r)]
     lim_t = [np.nonzero(quota[:, r] != UNLIMITED)[0] for r in range(n_r)]
 
-    solution = None
+    solution: tuple[FloatArray, Duals] | None = None
     converged = False
     lagrangian = -np.inf
-    bounds_up = p.pair_ub if upper is None else upper
-    totals_w = p.replicas if totals is None else totals
+    lp = _Rows(p, cap=cap, quota=quota, lim_c=lim_c, lim_t=lim_t, weight=weight, tier_now=tier_now, lower=lower,
+               upper=p.pair_ub if upper is None else upper, totals=p.replicas if totals is None else totals)
     for _ in range(rounds):
         if deadline.expired():
             break
-        latest = _solve_lp(p, cols, row_of_w, len(flex_ids), cap, quota, lim_c, lim_t, weight, tier_now, lower,
-                           bounds_up, totals_w, time_limit=max(deadline.remaining(), 0.1))
+        latest = _solve_lp(lp, cols, row_of_w, len(flex_ids), time_limit=max(deadline.remaining(), 0.1))
         if latest is None:
             if solution is None:
                 return None
@@ -108,8 +162,7 @@ def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: n
         new = pair_free & (p.pair_ub > 0) & (reduced < -1e-7)
         new[cols] = False
         if exact:
-            lagrangian = max(lagrangian, _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex,
-                                                     lower, bounds_up, totals_w))
+            lagrangian = max(lagrangian, _lagrangian(lp, duals, pair_flex))
         if not new.any():
             converged = True
             break
@@ -119,11 +172,10 @@ def column_generation(problem: Problem, y: np.ndarray, flex: np.ndarray, free: n
     if exact:
         # converged: the LP optimum; otherwise the best Lagrangian bound met on the way (also valid)
         return float((solution[0] * weight).sum()) if converged else lagrangian
-    return solution[0], cols, cap, quota, weight
+    return LpLayout(solution[0], cols, cap, weight)
 
 
-def _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex, lower, upper,  # type: ignore[no-untyped-def]
-                totals) -> float:
+def _lagrangian(lp: _Rows, duals: Duals, pair_flex: BoolArray) -> float:
     """A lower bound on the LP from any dual prices of its shared rows (Lagrangian relaxation).
 
     With capacity, quota and tier rows priced at ``-v >= 0``, what is left splits by
@@ -131,10 +183,12 @@ def _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex,
     bounds. Every pair of the workload counts, not only the LP's columns, so the
     bound holds before column generation has converged.
     """
+    p, weight, lim_c, lim_t, cap, quota = lp.problem, lp.weight, lp.lim_c, lp.lim_t, lp.cap, lp.quota
+    lower, upper, totals = lp.lower, lp.upper, lp.totals
     _, v_cap, v_quota, v_tier = duals
     v_tier = min(float(v_tier), 0.0)
     priced = weight - v_tier * p.pair_tier
-    constant = v_tier * tier_now
+    constant = v_tier * lp.tier_now
     has_t = p.tenant[p.pair_w] >= 0
     for r in range(len(p.resource_names)):
         price = np.zeros(p.num_clusters)
@@ -160,15 +214,17 @@ def _lagrangian(p, weight, duals, lim_c, lim_t, cap, quota, tier_now, pair_flex,
     return float((priced[idx] * lo).sum() + (priced[idx][order] * take).sum()) + constant
 
 
-def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_now, lower, upper,  # type: ignore[no-untyped-def]
-              totals, *, time_limit: float):
-    """The LP over ``cols`` with HiGHS: (x per pair, duals), or ``None`` (infeasible or out of time)."""
+def _solve_lp(lp: _Rows, cols: IntArray, row_of_w: IntArray, n_rows: int, *,
+              time_limit: float) -> tuple[FloatArray, Duals] | None:
+    """The LP over ``cols`` with HiGHS: (x per pair, duals), or ``None`` (infeasible or out of time).
+    ``row_of_w`` is the replicas row of each flexible workload (-1: not in the LP), ``n_rows`` their number."""
+    p, lim_c, lim_t, cap, quota = lp.problem, lp.lim_c, lp.lim_t, lp.cap, lp.quota
     n = len(cols)
     if n == 0:
         return None
     cw = p.pair_w[cols]
     a_eq = sp.csr_matrix((np.ones(n), (row_of_w[cw], np.arange(n))), shape=(n_rows, n))
-    b_eq = totals[np.nonzero(row_of_w >= 0)[0]].astype(float)
+    b_eq = lp.totals[np.nonzero(row_of_w >= 0)[0]].astype(float)
     blocks = []
     rhs = []
     n_r = len(p.resource_names)
@@ -190,11 +246,11 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
         blocks.append(sp.csr_matrix((coef[ok], (rows[ok], np.nonzero(ok)[0])), shape=(len(lim_t[r]), n)))
         rhs.append(np.maximum(quota[lim_t[r], r], 0).astype(float))
     blocks.append(sp.csr_matrix(p.pair_tier[cols].astype(float)[None, :]))
-    rhs.append(np.array([tier_now]))
+    rhs.append(np.array([lp.tier_now]))
     a_ub = sp.vstack(blocks).tocsr()
     b_ub = np.concatenate(rhs)
-    bounds = np.stack([lower[cols].astype(float), upper[cols].astype(float)], axis=1)
-    res = optimize.linprog(weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
+    bounds = np.stack([lp.lower[cols].astype(float), lp.upper[cols].astype(float)], axis=1)
+    res = optimize.linprog(lp.weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
                            method="highs-ds", options={"presolve": True, "time_limit": time_limit})
     if res.status != 0:
         return None
@@ -210,4 +266,4 @@ def _solve_lp(p, cols, row_of_w, n_rows, cap, quota, lim_c, lim_t, weight, tier_
     v_tier = float(marg[k])
     x = np.zeros(p.num_pairs)
     x[cols] = res.x
-    return x, (res.eqlin.marginals, v_cap, v_quota, v_tier)
+    return x, Duals(res.eqlin.marginals, v_cap, v_quota, v_tier)

@@ -40,7 +40,7 @@ def _fix(model: cp_model.CpModel, level: Level, value: int) -> None:
 
 
 def _hint(model: cp_model.CpModel, values: np.ndarray) -> None:
-    model.clear_hints()
+    model.clear_hints()  # type: ignore[no-untyped-call]  # ortools leaves CpModel.clear_hints unannotated
     hint = model.proto.solution_hint
     hint.vars.extend(range(len(values)))
     hint.values.extend(values.tolist())
@@ -100,7 +100,7 @@ def solve_exact(
 
     best = _initial_solution(compiled)
     if hint_y is not None:
-        model.clear_hints()
+        model.clear_hints()  # type: ignore[no-untyped-call]  # ortools leaves CpModel.clear_hints unannotated
         for i, v in zip(compiled.y_index.tolist(), hint_y.tolist(), strict=True):
             model.proto.solution_hint.vars.append(i)
             model.proto.solution_hint.values.append(int(v))

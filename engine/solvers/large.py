@@ -72,6 +72,7 @@ def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | No
             key = (float(trial.y[at].sum()), -float((trial.y[at] * score[at]).sum()))
             if best_level is None or key > best_level[0]:
                 best_level = (key, trial)
+        assert best_level is not None  # two orders were tried
         state = best_level[1]
         repair_unplaced(p, state, deadline=levels_deadline.slice(1 / (len(values) - k)), only=p.priority == value)
     # the rest of the time: what is still unplaced, highest priority first (exact repairs), then a

@@ -147,7 +147,7 @@ def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:
     for name, items in ctx.terms.items():
         weight = TERM_SIGN.get(name, 1.0) * getattr(weights, TERM_WEIGHT[name])
         for expr, coefficient in items:
-            others.append((expr.index, weight * coefficient))  # type: ignore[union-attr]
+            others.append((expr.index, weight * coefficient))
     scale = objective_scale(per_pair, [abs(c) for _, c in others])
     index = np.concatenate([y_index, np.array([i for i, _ in others], dtype=np.int64)])
     coeffs = np.concatenate([per_pair, np.array([c for _, c in others], dtype=float)])
@@ -158,7 +158,7 @@ def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:
 
 def set_objective(model: cp_model.CpModel, level: Level) -> None:
     """Make ``level`` the model's objective (CP-SAT minimises: a maximised level is negated)."""
-    model.clear_objective()
+    model.clear_objective()  # type: ignore[no-untyped-call]  # ortools leaves CpModel.clear_objective unannotated
     obj = model.proto.objective
     obj.vars.extend(level.var_index.tolist())
     if level.sense == "max":

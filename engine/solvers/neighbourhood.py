@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.lazy import lazy_module
 from engine.objective import pair_weights, placed_workloads
-from engine.problem import UNLIMITED, Problem, keep_pairs, restrict
+from engine.problem import UNLIMITED, IntArray, Problem, keep_pairs, restrict
 from engine.solvers.construct import Residual, pair_score, release
 from engine.solvers.model import compile_model, set_objective
 from engine.solvers.progress import stop_after_first
@@ -112,7 +112,8 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
         stopper.cancel()
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]
+    y: IntArray = np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]
+    return y
 
 
 def _block_outside(p: Problem, sub: Problem, hood: list[int], state: Residual) -> None:

@@ -21,6 +21,11 @@ from engine.lazy import lazy_module
 
 if TYPE_CHECKING:
     from ortools.sat.python import cp_model
+
+    class Stopper(cp_model.CpSolverSolutionCallback):
+        """What :func:`stop_after_first` returns (its class is made at run time, on first use)."""
+
+        def cancel(self) -> None: ...
 else:
     cp_model = lazy_module("ortools.sat.python.cp_model")
 
@@ -96,6 +101,7 @@ def _stopper_class() -> type:
     return _StopAfterFirst
 
 
-def stop_after_first(solver: cp_model.CpSolver, grace: float) -> cp_model.CpSolverSolutionCallback:
+def stop_after_first(solver: cp_model.CpSolver, grace: float) -> Stopper:
     """A CP-SAT callback that stops ``solver`` ``grace`` seconds after its first solution; ``cancel()`` it after."""
-    return _stopper_class()(solver, grace)
+    stopper: Stopper = _stopper_class()(solver, grace)
+    return stopper

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.objective import placed_workloads
-from engine.problem import Problem
+from engine.problem import BoolArray, IntArray, Problem
 from engine.solvers.cost_lp import column_generation
 from engine.solvers.rounding import round_solution
 from engine.solvers.solution import Deadline
@@ -45,13 +45,13 @@ from policies import registry as concerns
 __all__ = ["flexible_workloads", "refine_cost"]
 
 
-def flexible_workloads(problem: Problem) -> np.ndarray:
+def flexible_workloads(problem: Problem) -> BoolArray:
     """(W,) bool: workloads whose replicas may be moved freely between their pairs (no concern makes
     them rigid, :func:`policies.registry.rigid`)."""
     return ~concerns.rigid(problem)
 
 
-def refine_cost(problem: Problem, y: np.ndarray, *, deadline: Deadline, rounds: int = 3) -> np.ndarray:
+def refine_cost(problem: Problem, y: IntArray, *, deadline: Deadline, rounds: int = 3) -> IntArray:
     """A placement with the same replicas per workload and a lower weighted cost, or ``y`` itself.
 
     *Free* workloads (see :func:`flexible_workloads`) may use any of their pairs.
@@ -73,8 +73,9 @@ def refine_cost(problem: Problem, y: np.ndarray, *, deadline: Deadline, rounds: 
     result = column_generation(p, y, movable, free, lower, deadline=deadline.slice(0.6), rounds=rounds)
     if result is None:
         return y
-    x, cols, cap, quota, weight = result
-    out, _ = round_solution(p, y, movable, allowed, cols, x, cap, quota, weight, semi, deadline=deadline)
+    weight = result.weight
+    out, _ = round_solution(p, y, x=result.x, cols=result.cols, cap=result.cap, weight=weight, flex=movable, first=semi,
+                            allowed=allowed, deadline=deadline)
     if out is None:
         return y
     before = (float((y * p.pair_tier).sum()), float((y * weight).sum()))

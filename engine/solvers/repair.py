@@ -104,7 +104,6 @@ def repair_unplaced(problem: Problem, state: Residual, *, deadline: Deadline, pe
     return added
 
 
-
 def _fits_alone(p: Problem, state: Residual, w: int) -> bool:
     """A quick necessary condition for placing ``w`` without moving anything: its eligible clusters
     have room for all its replicas (copies for Duplicated) taken together."""
@@ -139,7 +138,8 @@ def _movers(p: Problem, state: Residual, w: int, hood: list[int], placed: np.nda
     ok = ~anchors[candidates] & ~inside[candidates] & ~p.broadcast[candidates]
     candidates = candidates[ok]
     mobility = np.diff(state.starts)[candidates]
-    return candidates[np.argsort(-mobility, kind="stable")[:MOVERS * widen]].tolist()
+    movers: list[int] = candidates[np.argsort(-mobility, kind="stable")[:MOVERS * widen]].tolist()
+    return movers
 
 
 def _roomiest(p: Problem, state: Residual, w: int, n: int) -> np.ndarray:

@@ -8,30 +8,51 @@ what still fails goes back to where it was.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
-from engine.problem import BIG, UNLIMITED, Problem
+from engine.problem import BIG, UNLIMITED, BoolArray, FloatArray, IntArray, Problem
 from engine.solvers.solution import Deadline
 
-__all__ = ["round_solution"]
+__all__ = ["Reach", "round_solution"]
 
 #: replicas of at most this many other workloads are examined to make room on one cluster
 _VICTIMS = 64
 
 
-def _tier_by_workload(p: Problem, y: np.ndarray) -> np.ndarray:
-    return np.bincount(p.pair_w, weights=y * p.pair_tier, minlength=p.num_workloads)
+@dataclass(frozen=True)
+class Reach:
+    """Where rounding may put replicas: the pairs a movable workload may use, the weighted cost of
+    each pair, and the *free* workloads whose replicas may be moved aside to make room."""
+
+    problem: Problem
+    allowed: BoolArray  # (P,)
+    weight: FloatArray  # (P,) weighted cost per replica (cheapest first, within a tier)
+    free: BoolArray  # (W,)
+    starts: IntArray  # (W + 1,) the pairs of workload w are starts[w]:starts[w + 1]
+
+    @classmethod
+    def of(cls, problem: Problem, *, allowed: BoolArray, weight: FloatArray, free: BoolArray) -> Reach:
+        starts = np.searchsorted(problem.pair_w, np.arange(problem.num_workloads + 1)).astype(np.int64)
+        return cls(problem, allowed, weight, free, starts)
 
 
+def _tier_by_workload(p: Problem, y: IntArray) -> FloatArray:
+    return np.asarray(np.bincount(p.pair_w, weights=y * p.pair_tier, minlength=p.num_workloads), dtype=np.float64)
 
-def round_solution(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # type: ignore[no-untyped-def]
-           deadline: Deadline | None = None):
-    """Round the LP: every movable workload first gets its LP replicas floored (they fit, since the
-    LP solution does), then the few replicas the floors leave out go to the cheapest allowed pairs
-    with room, biggest first. A workload that finds no room makes room by moving replicas of free
-    workloads off one of its clusters (:func:`_make_room`); workloads that still fail go first in the
-    next attempt, and after that go back to where they are now (:func:`_revert`). Returns the
-    rounded replicas and the workloads that went back."""
+
+def round_solution(p: Problem, y: IntArray, *, x: FloatArray, cols: IntArray, cap: IntArray, weight: FloatArray,
+                   flex: BoolArray, first: BoolArray, allowed: BoolArray,
+                   deadline: Deadline | None = None) -> tuple[IntArray | None, list[int]]:
+    """Round the LP solution ``x`` (over the pairs ``cols``, with ``cap`` the capacity it had) of the
+    ``flex`` workloads: every one first gets its LP replicas floored (they fit, since the LP solution
+    does), then the few replicas the floors leave out go to the cheapest ``allowed`` pairs with room,
+    biggest first. ``first`` workloads keep their set of clusters. A workload that finds no room makes
+    room by moving replicas of free workloads off one of its clusters (:func:`_make_room`);
+    workloads that still fail go first in the next attempt, and after that go back to where they
+    are now (:func:`_revert`). Returns the rounded replicas (``None``: rounding is not possible)
+    and the workloads that went back."""
     movable = flex[p.pair_w]
     floors = np.zeros(p.num_pairs, dtype=np.int64)
     floors[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
@@ -48,8 +69,7 @@ def round_solution(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # t
     missing = np.where(flex, p.replicas - have, 0)
     if (missing < 0).any():
         return None, []
-    starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
-    free = flex & ~first
+    reach = Reach.of(p, allowed=allowed, weight=weight, free=flex & ~first)
     todo = np.nonzero(missing > 0)[0]
     size = (p.request[todo] / np.maximum(room.clip(0).max(axis=0), 1)).sum(axis=1) * missing[todo]
     order = todo[np.argsort(-size, kind="stable")].tolist()
@@ -57,27 +77,28 @@ def round_solution(p, y, flex, allowed, cols, x, cap, quota, weight, first,  # t
         out, left = base.copy(), room.copy()
         # past the deadline the rest count as failed: they keep their old placement
         failed = [w for w in order if (deadline is not None and deadline.expired())
-                  or not _complete(p, w, int(missing[w]), out, left, allowed, weight, starts, free)]
+                  or not _complete(reach, w, int(missing[w]), out, left)]
         if not failed:
             break
         again = set(failed)
         order = failed + [w for w in order if w not in again]
-    failed += _keep_tiers(p, y, out, left, allowed, weight, starts, free, set(failed))
+    failed += _keep_tiers(reach, y, out, left, set(failed))
     # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
     bad = ((out > 0) & (out < p.min_per[p.pair_w])) | (out < lower)
     failed = sorted(set(failed) | set(np.unique(p.pair_w[bad]).tolist()))
     if not failed:
         return out, failed
-    return _revert(p, y, out, failed, cap, movable, relocate=(allowed, weight, free)), failed
+    return _revert(p, y, out, failed, cap=cap, movable=movable, relocate=reach), failed
 
 
-def _keep_tiers(p, y, out, room, allowed, weight, starts, free, failed) -> list[int]:  # type: ignore[no-untyped-def]
+def _keep_tiers(reach: Reach, y: IntArray, out: IntArray, room: IntArray, failed: set[int]) -> list[int]:
     """Move replicas that rounding put in a later tier than the workload used before back to its
     earlier tiers; returns the workloads where that found no room.
 
     The LP keeps only the tier *sum*: it may give one workload's earlier-tier room to another and
     push the first into a later tier, and rounding the fractions can then raise the sum (seen at
     95% load: 6 against 5, which threw the whole refinement away)."""
+    p, starts = reach.problem, reach.starts
     stuck = []
     before = _tier_by_workload(p, y)
     for w in np.nonzero(_tier_by_workload(p, out) > before + 1e-9)[0].tolist():
@@ -89,20 +110,21 @@ def _keep_tiers(p, y, out, room, allowed, weight, starts, free, failed) -> list[
         moved = int(out[lo + later].sum())
         np.add.at(room, p.pair_c[lo + later], out[lo + later, None] * p.request[w][None, :])
         out[lo + later] = 0
-        earlier = allowed.copy()
+        earlier = reach.allowed.copy()
         earlier[lo:hi] &= p.pair_tier[lo:hi] <= latest
-        if not _complete(p, w, moved, out, room, earlier, weight, starts, free):
+        if not _complete(replace(reach, allowed=earlier), w, moved, out, room):
             stuck.append(w)
     return stuck
 
 
-def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-untyped-def]
+def _revert(p: Problem, y: IntArray, out: IntArray, failed: list[int], *, cap: IntArray, movable: BoolArray,
+            relocate: Reach | None = None) -> IntArray:
     """``out`` with ``failed`` workloads back where ``y`` has them; where that overfills a cluster,
     workloads that gained replicas there go back too, biggest gain first, one at a time, until
     everything fits. Every workload is then either rounded or as before, both valid for it, so the
     mix is a valid plan (``y`` itself at worst).
 
-    With ``relocate = (allowed, weight, free)``, free workloads first move off the overfilled
+    ``movable`` are the pairs rounding may have changed. With ``relocate``, free workloads first move off the overfilled
     cluster to their next cheapest pairs with room (:func:`_make_room`), and workloads go back
     only when that does not clear it: at 95% load, reverting whole workloads cascaded until almost
     nothing of the LP's layout was left."""
@@ -128,7 +150,7 @@ def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-
         if not len(over):
             return mix
         c = int(over[0])
-        if relocate is not None and _make_room(p, c, -room[c], mix, room, *relocate[:2], starts, relocate[2]):
+        if relocate is not None and _make_room(relocate, c, -room[c], mix, room):
             continue
         on_c = p.pairs_on(c)
         gained = on_c[movable[on_c] & (mix[on_c] > y[on_c]) & ~back[p.pair_w[on_c]]]
@@ -140,8 +162,9 @@ def _revert(p, y, out, failed, cap, movable, relocate=None):  # type: ignore[no-
     return y.copy()
 
 
-def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
+def _complete(reach: Reach, w: int, missing: int, out: IntArray, room: IntArray) -> bool:
     """Add ``missing`` replicas of ``w`` to ``out`` on its cheapest allowed pairs with room."""
+    p, allowed, weight, starts = reach.problem, reach.allowed, reach.weight, reach.starts
     lo, hi = int(starts[w]), int(starts[w + 1])
     req = p.request[w]
     used_r = np.nonzero(req > 0)[0].tolist()
@@ -165,16 +188,16 @@ def _complete(p, w, missing, out, room, allowed, weight, starts, free) -> bool: 
             for i in order:
                 c = int(pcs[i])
                 need = req * missing - np.minimum(room[c], BIG // 2)
-                if allowed[lo + i] and out[lo + i] < p.pair_ub[lo + i] and _make_room(
-                        p, c, need, out, room, allowed, weight, starts, free):
+                if allowed[lo + i] and out[lo + i] < p.pair_ub[lo + i] and _make_room(reach, c, need, out, room):
                     break
     return False
 
 
-def _make_room(p, c, need, out, room, allowed, weight, starts, free) -> bool:  # type: ignore[no-untyped-def]
+def _make_room(reach: Reach, c: int, need: IntArray, out: IntArray, room: IntArray) -> bool:
     """Move replicas of free workloads off cluster ``c`` to their next cheapest allowed pairs with room
     (no later tier) until ``need`` more of each resource is free on ``c``; ``True`` when it is
     (moves are kept either way, and every move keeps the plan valid)."""
+    p, allowed, weight, starts, free = reach.problem, reach.allowed, reach.weight, reach.starts, reach.free
     need = np.maximum(need, 0)
     on_c = p.pairs_on(c)
     on_c = on_c[(out[on_c] > 0) & free[p.pair_w[on_c]]]

@@ -49,8 +49,7 @@ def _read_plan(
     plan: Plan | Mapping[str, Any],
 ) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     if isinstance(plan, Plan):
-        placed = [(p.workload, dict(p.clusters)) for p in plan.placements]
-        return placed, [u.workload for u in plan.unplaced]
+        return [(p.workload, dict(p.clusters)) for p in plan.placements], [u.workload for u in plan.unplaced]
     if not isinstance(plan, Mapping):
         raise InputError(f"expected a plan object, got {type(plan).__name__}")
     placements = plan.get("placements") or []
@@ -168,7 +167,8 @@ class _Checker:
         if key_field == "cluster":
             return c.metadata.name
         if key_field is not None:
-            return getattr(c.spec, key_field)
+            value: str | None = getattr(c.spec, key_field)  # region, zone or provider
+            return value
         return c.effective_labels().get(key_label or "")
 
     @staticmethod

@@ -90,7 +90,8 @@ def _check_workload(
         # with several clusterAffinities tiers: every eligible cluster of one tier, none elsewhere (spec 2.6)
         tiers = spec.cluster_affinities if spec and spec.cluster_affinities and len(spec.cluster_affinities) > 1 else []
         if tiers and row:
-            used_tiers = sorted({ck.tier_of(tiers, ck.clusters[c]) for c in row if c in ck.clusters} - {None})
+            used_tiers = sorted({t for c in row if c in ck.clusters
+                                 if (t := ck.tier_of(tiers, ck.clusters[c])) is not None})
             if len(used_tiers) > 1:
                 names = ", ".join(tiers[t].affinity_name for t in used_tiers)
                 ck.add("Broadcast", key, None, f"Duplicated broadcast spans tiers {names}; its copies use one tier")
