@@ -27,18 +27,7 @@ from engine.problem import Problem
 from engine.verification import verify
 from policies import registry as concerns
 
-__all__ = ["keep_count", "keepable", "with_replicas"]
-
-
-def keep_count(spread: dict[str, int], duplicated: bool) -> int | None:
-    """Replicas a workload running ``spread`` today would keep: the total (Divided) or the count
-    every copy has (Duplicated; ``None`` when its copies differ)."""
-    counts = [n for n in spread.values() if n > 0]
-    if not counts:
-        return None
-    if duplicated:
-        return counts[0] if len(set(counts)) == 1 else None
-    return sum(counts)
+__all__ = ["keepable", "with_replicas"]
 
 
 def with_replicas(bundle: Bundle, replicas: dict[str, int]) -> Bundle:

@@ -16,7 +16,7 @@ from engine.documents.bundle import Bundle
 from engine.documents.kinds import ObjectiveWeights
 from engine.errors import SolveError
 from engine.explain import explain_unplaced
-from engine.keep import keep_count, keepable, with_replicas
+from engine.keep import keepable, with_replicas
 from engine.objective import evaluate, placed_workloads
 from engine.plan import (
     NotApplied,
@@ -37,6 +37,7 @@ from engine.solvers.solution import Deadline, Solution
 from engine.verification import Violation
 from engine.verification import verify as check
 from policies import registry as concerns
+from policies import replicas as replica_shape
 
 __all__ = ["place", "plan_from_solution"]
 
@@ -286,7 +287,7 @@ def _keep_running(
         grown = False
         for w in sorted(running, key=lambda w: -int(p.priority[w])):
             key = p.workload_keys[w]
-            count = keep_count(current.get(key, {}), bool(p.duplicated[w]))
+            count = replica_shape.kept_count(p, w, current.get(key, {}))
             if count is not None and keepable(bundle, p, y, kept, key, count, current):
                 kept[key] = count
                 grown = True

@@ -35,6 +35,7 @@ from engine.problem import UNLIMITED, Problem
 from engine.solvers.cost_lp import column_generation
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
+from policies import replicas as replica_shape
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -61,14 +62,15 @@ class _Lp:
         self.constant_moves = 0.0
         if len(p.current_total):
             j = p.pair_index(p.current_w, p.current_c)
-            divided = ~p.duplicated[p.current_w]
+            split = replica_shape.divided(p)
+            divided = split[p.current_w]
             self.cur_pair = j[(j >= 0) & divided]
             self.cur_n = p.current_n[(j >= 0) & divided].astype(float)
             gone = p.current_gone.astype(float) + np.bincount(
                 p.current_w[(j < 0) & divided], weights=p.current_n[(j < 0) & divided], minlength=p.num_workloads)
-            self.constant_moves = p.weights.moves * float(gone[~p.duplicated].sum())
+            self.constant_moves = p.weights.moves * float(gone[split].sum())
             per = scale_down_credit(p) / np.maximum(p.replicas, 1)
-            self.credit = np.where(p.duplicated[p.pair_w], 0.0, -p.weights.moves * per[p.pair_w])
+            self.credit = np.where(split[p.pair_w], -p.weights.moves * per[p.pair_w], 0.0)
         else:
             self.cur_pair = np.zeros(0, np.int64)
             self.cur_n = np.zeros(0)
@@ -134,7 +136,7 @@ class _Lp:
         order = np.lexsort((score, p.pair_w))  # by workload, then cheapest first
         starts = np.searchsorted(p.pair_w[order], np.arange(p.num_workloads))
         rank = np.arange(p.num_pairs) - starts[p.pair_w[order]]
-        need = np.where(p.broadcast, p.num_clusters, np.maximum(keep, 2 * p.count_max.clip(max=keep)))
+        need = replica_shape.lp_columns(p, keep)
         active[order[rank < need[p.pair_w[order]]]] = True
         return active
 
@@ -268,9 +270,7 @@ def cost_bound_at(problem: Problem, y: np.ndarray, *, deadline: Deadline) -> flo
     # valid cuts for any plan with the same replicas per workload: with at least k clusters
     # (count or spread groups), no cluster holds more than replicas - (k - 1) * minPerCluster
     k = concerns.fewest_clusters_all(pp)
-    cut = pp.replicas - (k - 1) * np.maximum(pp.min_per, 1)
-    upper = np.where(pp.duplicated[pp.pair_w], pp.replicas[pp.pair_w],
-                     np.minimum(pp.pair_ub, np.maximum(cut[pp.pair_w], 0)))
+    upper = replica_shape.most_per_pair(pp, k)
     totals = np.bincount(pp.pair_w, weights=y, minlength=pp.num_workloads).astype(np.int64)
     bound = column_generation(pp, y, placed, placed, lower, upper=upper, totals=totals, deadline=deadline,
                                rounds=50, exact=True)

@@ -17,6 +17,7 @@ from engine.lazy import lazy_module
 from engine.objective import most_copies
 from engine.problem import Problem
 from policies import registry as concerns
+from policies import replicas as replica_shape
 from policies.base import ModelContext
 from policies.registry import PLUGINS
 
@@ -96,11 +97,12 @@ def compile_model(problem: Problem) -> CompiledModel:
     # placed[w] = the workload gets all its replicas
     placed = [model.new_bool_var("") for _ in range(p.num_workloads)]
     starts = np.searchsorted(p.pair_w, np.arange(p.num_workloads + 1))
+    split = replica_shape.divided(p)
     for w in range(p.num_workloads):
         lo, hi = int(starts[w]), int(starts[w + 1])
         if lo == hi:
             model.add(placed[w] == 0)
-        elif not p.duplicated[w]:
+        elif split[w]:
             # all or nothing: sum_c y[w, c] = replicas * placed[w]
             model.add(
                 cp_model.LinearExpr.sum(y[lo:hi]) == int(p.replicas[w]) * placed[w]

@@ -39,6 +39,7 @@ from engine.problem import UNLIMITED, Problem, restrict
 from engine.solvers.construct import Residual
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
+from policies import replicas as replica_shape
 from policies.base import Pairs
 
 __all__ = ["SolveRest", "pinned_placement", "solve_around", "solve_pinned"]
@@ -72,7 +73,7 @@ def pinned_placement(problem: Problem, *, frozen: bool = False) -> Residual | No
     for w in np.unique(p.current_w).tolist():
         lo, hi = int(state.starts[w]), int(state.starts[w + 1])
         ys = y[lo:hi].copy()
-        if p.duplicated[w] and int((ys > 0).sum()) != int(most[w]) and not frozen:
+        if replica_shape.may_gain_copy(p, w, ys, int(most[w])) and not frozen:
             return None  # it could still gain a copy: the full model decides
         # every concern must admit it as it runs, beside the other pinned workloads (a pinned
         # follower of a new workload cannot be pinned: its partner is not there yet)

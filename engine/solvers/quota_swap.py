@@ -15,6 +15,7 @@ from engine.problem import Problem
 from engine.solvers.construct import Residual, pair_score, place_one, release
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
+from policies import replicas as replica_shape
 
 __all__ = ["swap_for_quota", "within_quota"]
 
@@ -31,10 +32,11 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: Deadline) -> 
     workloads and those with placed followers are left alone.
     """
     p = problem
+    split = replica_shape.divided(p)
     placed = placed_workloads(p, state.y)
     has_followers = concerns.anchored(p, placed)
     score = pair_score(p)
-    blocked = np.nonzero(~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated)[0]
+    blocked = np.nonzero(~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & split)[0]
     gained = 0
     for w in blocked[np.argsort(-p.replicas[blocked], kind="stable")].tolist():
         if deadline.expired():
@@ -43,7 +45,7 @@ def swap_for_quota(problem: Problem, state: Residual, *, deadline: Deadline) -> 
             continue  # not quota-bound: the repairs have had their turn at it
         t = int(p.tenant[w])
         deficit = int(p.replicas[w]) * p.request[w] - state.quota[t]
-        donors = np.nonzero(placed & (p.tenant == t) & (p.priority == p.priority[w]) & ~p.duplicated
+        donors = np.nonzero(placed & (p.tenant == t) & (p.priority == p.priority[w]) & split
                             & ~has_followers & (p.replicas < p.replicas[w]))[0]
         frees = p.replicas[donors, None] * p.request[donors]
         donors = donors[(frees >= deficit[None, :]).all(axis=1)]
@@ -65,13 +67,14 @@ def _swap_one_for_many(p: Problem, state: Residual, placed: np.ndarray, has_foll
     """Trade one placed workload for several smaller ones of its tenant and priority that the quota
     blocks, when together they place more replicas (one of 4 against two of 3 under a quota of 6);
     returns the replicas gained. The traded one comes back if it still fits."""
-    blocked = ~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & ~p.duplicated
+    split = replica_shape.divided(p)
+    blocked = ~placed & (np.diff(state.starts) > 0) & (p.tenant >= 0) & split
     blocked &= np.array([not within_quota(p, state, w) if blocked[w] else False for w in range(p.num_workloads)],
                         dtype=bool)
     if not blocked.any():
         return 0
     gained = 0
-    donors = np.nonzero(placed & (p.tenant >= 0) & ~p.duplicated & ~has_followers
+    donors = np.nonzero(placed & (p.tenant >= 0) & split & ~has_followers
                         & np.isin(p.tenant, p.tenant[blocked]))[0]
     for v in donors[np.argsort(-p.replicas[donors], kind="stable")].tolist():
         if deadline.expired():

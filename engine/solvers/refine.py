@@ -41,6 +41,7 @@ from engine.solvers.cost_lp import column_generation
 from engine.solvers.rounding import round_solution
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
+from policies import replicas as replica_shape
 
 __all__ = ["flexible_workloads", "refine_cost"]
 
@@ -68,7 +69,7 @@ def refine_cost(problem: Problem, y: IntArray, *, deadline: Deadline, rounds: in
     if not movable.any():
         return y
     allowed = free[p.pair_w] | (semi[p.pair_w] & (y > 0))
-    lower = np.where(semi[p.pair_w] & (y > 0), np.maximum(p.min_per[p.pair_w], 1), 0)
+    lower = np.where(semi[p.pair_w] & (y > 0), replica_shape.least_per_cluster(p)[p.pair_w], 0)
     # rounding takes about two thirds as long as the LP rounds at 10,000 workloads: time is kept for it
     result = column_generation(p, y, movable, free, lower, deadline=deadline.slice(0.6), rounds=rounds)
     if result is None:

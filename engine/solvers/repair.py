@@ -35,6 +35,7 @@ from engine.solvers.neighbourhood import solve_neighbourhood
 from engine.solvers.quota_swap import within_quota
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
+from policies import replicas as replica_shape
 
 __all__ = ["repair_unplaced"]
 
@@ -113,9 +114,7 @@ def _fits_alone(p: Problem, state: Residual, w: int) -> bool:
     fit = p.pair_ub[lo:hi].astype(np.int64)
     for r in np.nonzero(req > 0)[0].tolist():
         fit = np.minimum(fit, np.maximum(state.capacity[pcs, r], 0) // int(req[r]))
-    if p.duplicated[w]:
-        return int((fit >= p.replicas[w]).sum()) >= max(int(p.count_min[w]), 1)
-    return int(fit.sum()) >= int(p.replicas[w])
+    return replica_shape.fits_alone(p, w, fit)
 
 
 #: placed workloads that one repair may move aside to make room, at most

@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.problem import BIG, UNLIMITED, BoolArray, FloatArray, IntArray, Problem
 from engine.solvers.solution import Deadline
+from policies import replicas as replica_shape
 
 __all__ = ["Reach", "round_solution"]
 
@@ -57,7 +58,8 @@ def round_solution(p: Problem, y: IntArray, *, x: FloatArray, cols: IntArray, ca
     floors = np.zeros(p.num_pairs, dtype=np.int64)
     floors[cols] = np.floor(x[cols] + 1e-6).astype(np.int64)
     floors[~movable] = 0
-    lower = np.where(allowed & (y > 0) & first[p.pair_w], np.maximum(p.min_per[p.pair_w], 1), 0)
+    least = replica_shape.least_per_cluster(p)[p.pair_w]
+    lower = np.where(allowed & (y > 0) & first[p.pair_w], least, 0)
     floors = np.maximum(floors, np.where(movable, lower, 0))
     base = np.where(movable, 0, y).astype(np.int64) + floors
     room = np.where(cap == UNLIMITED, BIG, cap).astype(np.int64)
@@ -84,7 +86,7 @@ def round_solution(p: Problem, y: IntArray, *, x: FloatArray, cols: IntArray, ca
         order = failed + [w for w in order if w not in again]
     failed += _keep_tiers(reach, y, out, left, set(failed))
     # a fixed cluster set must keep every cluster (counts, groups, Aggregated)
-    bad = ((out > 0) & (out < p.min_per[p.pair_w])) | (out < lower)
+    bad = ((out > 0) & (out < least)) | (out < lower)
     failed = sorted(set(failed) | set(np.unique(p.pair_w[bad]).tolist()))
     if not failed:
         return out, failed
