@@ -37,7 +37,7 @@ from engine.solvers.solution import Deadline, Solution
 from engine.verification import Violation
 from engine.verification import verify as check
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 __all__ = ["place", "plan_from_solution"]
 

@@ -21,7 +21,8 @@ CONCERNS = {
 #: where the types are declared and filled, and the verifier
 ANYWHERE = ("engine/problem.py", "engine/build.py", "engine/documents/", "engine/verif")
 #: the replica shape (Duplicated copies, per-cluster bounds, cluster counts): the solvers and the
-#: running-workload rule ask :mod:`policies.replicas` instead of reading these arrays
+#: running-workload rule ask :mod:`policies.replica_shape` (beside the plugin, policies/replicas.py)
+#: instead of reading these arrays
 REPLICA_SHAPE = r"\bduplicated\b|\bmin_per\b|\bmax_per\b|\bcount_min\b|\bcount_max\b"
 SOLVERS = ("engine/solvers/", "engine/keep.py")
 
@@ -42,8 +43,9 @@ def test_no_solver_reimplements_the_replica_shape() -> None:
     solvers = [p for p in _engine_modules() if str(p.relative_to(ROOT)).startswith(SOLVERS)]
     assert len(solvers) > 10  # the solver modules are found
     offenders = [str(p.relative_to(ROOT)) for p in solvers if re.search(REPLICA_SHAPE, p.read_text())]
-    assert offenders == [], "the replica shape is read outside policies/replicas.py (ask its helpers)"
-    assert re.search(REPLICA_SHAPE, (ROOT / "policies/replicas.py").read_text())
+    assert offenders == [], "the replica shape is read outside policies/ (ask policies.replica_shape)"
+    for home in ("policies/replicas.py", "policies/replica_shape.py"):
+        assert re.search(REPLICA_SHAPE, (ROOT / home).read_text())
 
 
 def test_the_recipe_for_a_new_concern_is_written_down() -> None:

@@ -35,7 +35,7 @@ from engine.problem import UNLIMITED, Problem
 from engine.solvers.cost_lp import column_generation
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -17,7 +17,7 @@ from engine.lazy import lazy_module
 from engine.objective import most_copies
 from engine.problem import Problem
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 from policies.base import ModelContext
 from policies.registry import PLUGINS
 

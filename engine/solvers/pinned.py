@@ -39,7 +39,7 @@ from engine.problem import UNLIMITED, Problem, restrict
 from engine.solvers.construct import Residual
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 from policies.base import Pairs
 
 __all__ = ["SolveRest", "pinned_placement", "solve_around", "solve_pinned"]

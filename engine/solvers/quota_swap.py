@@ -15,7 +15,7 @@ from engine.problem import Problem
 from engine.solvers.construct import Residual, pair_score, place_one, release
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 __all__ = ["swap_for_quota", "within_quota"]
 

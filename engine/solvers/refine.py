@@ -41,7 +41,7 @@ from engine.solvers.cost_lp import column_generation
 from engine.solvers.rounding import round_solution
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 __all__ = ["flexible_workloads", "refine_cost"]
 

@@ -35,7 +35,7 @@ from engine.solvers.neighbourhood import solve_neighbourhood
 from engine.solvers.quota_swap import within_quota
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 __all__ = ["repair_unplaced"]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.problem import BIG, UNLIMITED, BoolArray, FloatArray, IntArray, Problem
 from engine.solvers.solution import Deadline
-from policies import replicas as replica_shape
+from policies import replica_shape
 
 __all__ = ["Reach", "round_solution"]
 
