@@ -78,7 +78,7 @@ from engine.quantity import (
 from engine.redaction import has_credentials, is_ssh, redact, strip_userinfo
 from engine.reoptimize import assignment_values, diff_summary
 from engine.scenario import expand, solve_scenario
-from engine.solvers.bound import cost_bound_at, solve_lp
+from engine.solvers.bound import bound_over_plans, cost_bound_at, solve_lp
 from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.incremental import Incremental
@@ -151,6 +151,7 @@ __all__ = [
     "affinity_mask",
     "apply_live",
     "assignment_values",
+    "bound_over_plans",
     "build_problem",
     "check_references",
     "compare",

@@ -62,10 +62,20 @@ class PlanStatus(_Out):
     solver: str
     solve_seconds: float
     objective: ObjectiveValues
+    #: a proved lower bound of the weighted cost over every plan with the same replicas per priority
+    #: and tier (spec 5), and the plan's gap to it
     bound: float | None = None
     gap: float | None = None
+    #: a proved lower bound only over plans placing the same workloads with the same replicas each
+    bound_at_placement: float | None = None
+    gap_at_placement: float | None = None
     levels: list[dict[str, object]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+    def bounds(self) -> dict[str, float | None]:
+        """The proved bounds and gaps under their plan names (``None`` where none was proved)."""
+        return {"bound": self.bound, "gap": self.gap, "boundAtPlacement": self.bound_at_placement,
+                "gapAtPlacement": self.gap_at_placement}
 
 
 class Placement(_Out):

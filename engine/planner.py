@@ -29,7 +29,7 @@ from engine.plan import (
     diff_moves,
 )
 from engine.problem import Problem
-from engine.solvers.bound import prove_weighted
+from engine.solvers.bound import prove_weighted, weighted_constant
 from engine.solvers.dispatch import choose, solve_problem
 from engine.solvers.pinned import solve_around
 from engine.solvers.progress import ProgressCallback
@@ -106,21 +106,21 @@ def plan_from_solution(
     assignment = {pl.workload: pl.clusters for pl in placements}
     moves = diff_moves(current or {}, assignment) if current else []
     last = solution.levels[-1] if solution.levels else None
-    bound = None
-    gap = None
-    if last is not None and last.name == "weighted" and np.isfinite(last.bound):
-        # the bound is on the weighted level; add the constant that the model leaves out
-        constant = p.weights.moves * p.fixed_moves + _constant_moves(p)
-        bound = round(last.bound + constant, 6)
-        gap = round(abs(values.weighted - bound) / max(abs(values.weighted), 1e-9), 6)
-        if gap < 1e-6:
-            gap = 0.0
+    # the weighted level's bound holds over every plan with the same replicas per priority and tier
+    # (spec 5); the one at the plan's own choice of workloads is reported apart. Both leave out the
+    # constant moves that no plan can change: added back here
+    constant = weighted_constant(p)
+    weighted_bound = last.bound if last is not None and last.name == "weighted" else None
+    bound, gap = _bound_and_gap(values.weighted, weighted_bound, constant)
+    at_bound, at_gap = _bound_and_gap(values.weighted, solution.bound_at_placement, constant)
     status = PlanStatus(
         solver=solution.status,
         solve_seconds=round(solution.seconds, 3),
         objective=values,
         bound=bound,
         gap=gap,
+        bound_at_placement=at_bound,
+        gap_at_placement=at_gap,
         levels=[
             {"level": lv.name, "value": round(lv.value, 6),
              "bound": None if not np.isfinite(lv.bound) else round(lv.bound, 6),
@@ -140,12 +140,13 @@ def plan_from_solution(
     )
 
 
-def _constant_moves(p: Problem) -> float:
-    """Moves of replicas on pairs that are no longer eligible (constant in the model)."""
-    if not len(p.current_w):
-        return 0.0
-    idx = p.pair_index(p.current_w, p.current_c)
-    return p.weights.moves * float(p.current_n[idx < 0].sum())
+def _bound_and_gap(weighted: float, level_bound: float | None, constant: float) -> tuple[float | None, float | None]:
+    """A level bound (``None`` or NaN: none proved) in the plan's units, and the gap to it."""
+    if level_bound is None or not np.isfinite(level_bound):
+        return None, None
+    bound = round(level_bound + constant, 6)
+    gap = round(abs(weighted - bound) / max(abs(weighted), 1e-9), 6)
+    return bound, 0.0 if gap < 1e-6 else gap
 
 
 def _hint_from_current(p: Problem) -> np.ndarray | None:
@@ -213,7 +214,8 @@ def place(
     solve_by, report_by = _budget(problem, deadline)
     held = _frozen_replicas(problem, frozen) if current and frozen else None
     if held is not None:
-        solution = solve_around(problem, held, solve_by, solve=solve_problem)
+        # holding the frozen workloads is failover's choice, not a rule of every plan: no bound from it
+        solution = solve_around(problem, held, solve_by, solve=solve_problem, bound_holds=False)
     else:
         solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
                                  freeze_current=freeze_current, on_progress=on_progress)
@@ -225,7 +227,8 @@ def place(
     # explanations first (usually none, or quick), at most half of what is left for both ...
     explained = (explain_unplaced(problem, solution.y, solution.status, deadline=report_by.slice(0.5))
                  if solution.status != "Infeasible" else None)
-    # ... then the large path, which proves no bound while solving, an LP bound at its placement
+    # ... then, when the solve proved none (the large path), a bound over every plan with the same
+    # replicas per priority and tier, and one at the plan's own choice of workloads
     solution = prove_weighted(problem, solution, deadline=report_by)
     plan = plan_from_solution(
         problem, solution, input_digest=bundle.digest(), current=current, now=now,

@@ -69,6 +69,8 @@ def diff_summary(bundle: Bundle, current: Assignment, plan: Plan) -> dict[str, A
     changed = sorted(k for k in {*current, *after} if current.get(k, {}) != after.get(k, {}))
     return {
         "solver": plan.status.solver,
+        "weighted": plan.status.objective.weighted,
+        **plan.status.bounds(),
         "moves": sum(per_workload.values()),
         "movesByWorkload": dict(sorted(per_workload.items())),
         "movesByCluster": {c: {"out": out_of.get(c, 0), "in": into.get(c, 0)} for c in clusters},
@@ -82,3 +84,4 @@ def diff_summary(bundle: Bundle, current: Assignment, plan: Plan) -> dict[str, A
         "moveList": [m.model_dump(by_alias=True) for m in plan.moves],
         "unplaced": [{"workload": u.workload, "codes": sorted({r.code for r in u.reasons})} for u in plan.unplaced],
     }
+

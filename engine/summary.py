@@ -146,6 +146,7 @@ def summarize(bundle: Bundle, plan: Plan) -> dict[str, Any]:
         "movedReplicas": sum(m.replicas for m in plan.moves if m.to is not None),
         "stoppedReplicas": running_stops,
         "weighted": o.weighted,
+        **plan.status.bounds(),
         "capacity": capacity,
         "requested": requested,
         "utilisation": utilisation(bundle, plan),

@@ -14,6 +14,10 @@ def test_quick_benchmark_berth_beats_greedy(tmp_path: Path) -> None:
     assert berth["n_violations"] == 0, berth["violations"]
     assert greedy["n_violations"] == 0, greedy["violations"]
     assert berth["bound"] <= berth["weighted"] + 1e-6
+    # the LP over every plan with these replicas per priority and tier lies below the LP at this placement
+    assert berth["bound_all"] is not None and berth["bound_all"] <= berth["bound"] + 1e-6
+    if berth["plan_bound"] is not None:
+        assert berth["plan_bound"] <= berth["weighted"] + 1e-6
     # on exactly greedy's workloads (equal work), Berth places them all, in tiers no later, and
     # (at equal tiers) pays no more: this instance is small enough for the exact CP-SAT solve
     same = row["same_workloads"]

@@ -39,6 +39,9 @@ def test_place_writes_plan_and_verify_accepts_it(tmp_path: Path) -> None:
     assert plan["status"]["solver"] == "Optimal" and plan["status"]["gap"] == 0.0
     assert sum(plan["placements"][0]["clusters"].values()) == 3
     assert "Cluster utilisation" in result.stdout and "Placements" in result.stdout
+    # the summary names what its bound covers (spec 5): every plan with these replicas, not this placement
+    assert f"bound (all plans) {plan['status']['bound']}" in " ".join(result.stdout.split())  # wrapped lines
+    assert "bound at this placement" not in " ".join(result.stdout.split())  # the exact path proves it over every plan
     checked = run("verify", str(bundle), str(out))
     assert checked.returncode == 0 and "valid" in checked.stdout
 

@@ -68,6 +68,7 @@ EXPECTED = [
     "affinity_mask",
     "apply_live",
     "assignment_values",
+    "bound_over_plans",
     "build_problem",
     "check_references",
     "compare",

@@ -48,6 +48,9 @@ def test_reoptimize_drifted_repo(tmp_path: Path) -> None:
     assert dry["after"]["cost"] < dry["before"]["cost"]
     assert all(m["from"] == "a" and m["to"] == "b" for m in dry["moveList"])
     assert sum(dry["movesByWorkload"].values()) == dry["moves"] == dry["movesByCluster"]["a"]["out"]
+    # the bound printed is named for what it covers (spec 5): every plan with these replicas per priority
+    assert dry["bound"] is not None and dry["bound"] <= dry["weighted"] + 1e-6
+    assert f"bound (all plans) {dry['bound']}" in " ".join(result.output.split())  # wrapped lines
 
     # commit: one commit per changed cluster, and the repo now says what the diff said
     out = tmp_path / "commit.json"

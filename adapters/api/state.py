@@ -779,7 +779,8 @@ class ServiceState:
     def visible_plan(self, plan: Plan, principal: Principal, keys: set[str], bundle: Bundle) -> Plan:
         """The plan restricted to ``keys``; objective recomputed for them; no other tenant's names.
 
-        ``bound``, ``gap`` and ``levels`` describe the whole fleet's solve and are left out.
+        ``bound``, ``gap``, ``boundAtPlacement``, ``gapAtPlacement`` and ``levels`` describe the whole
+        fleet's solve and are left out.
         """
         hidden = self.hidden_keys(principal)
         out = plan.model_copy(deep=True)
@@ -787,6 +788,8 @@ class ServiceState:
         out.status.objective = objective_of(bundle, out.placements)
         out.status.bound = None
         out.status.gap = None
+        out.status.bound_at_placement = None
+        out.status.gap_at_placement = None
         out.status.levels = []
         out.unplaced = [u for u in out.unplaced if u.workload in keys]
         out.moves = [m for m in out.moves if m.workload in keys]

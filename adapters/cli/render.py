@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from engine import Bundle, Plan, format_quantity, requested_by_cluster
 
-__all__ = ["print_plan"]
+__all__ = ["bound_text", "print_plan"]
 
 _SHOWN_RESOURCES = ("cpu", "memory", "nvidia.com/gpu", "pods")
 
@@ -92,6 +94,20 @@ def internal_errors(plan: Plan) -> str | None:
             f"verification (InternalError, a bug): {', '.join(names)}; the rest was planned and verified")
 
 
+def bound_text(status: dict[str, Any]) -> str:
+    """The plan's proved bounds, each named for what it covers (spec 5): ``bound`` holds over every plan
+    with the same replicas per priority and tier, ``boundAtPlacement`` only at the plan's own workloads."""
+    def one(name: str, bound: object, gap: object) -> str:
+        return f"{name} {bound}, gap {gap:.4%}" if isinstance(gap, float) else f"{name} {bound}"
+
+    parts = []
+    if status.get("bound") is not None:
+        parts.append(one("bound (all plans)", status["bound"], status.get("gap")))
+    if status.get("boundAtPlacement") is not None:
+        parts.append(one("bound at this placement", status["boundAtPlacement"], status.get("gapAtPlacement")))
+    return "; ".join(parts) or "no bound proved"
+
+
 def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | None = None) -> None:
     """Print the plan as tables, then one summary line."""
     console.print(_utilisation(bundle, plan))
@@ -110,13 +126,12 @@ def print_plan(console: Console, bundle: Bundle, plan: Plan, *, output: str | No
     s = plan.status
     o = s.objective
     by_prio = ", ".join(f"p{k}: {v}" for k, v in o.placed_by_priority.items())
-    gap = f"{s.gap:.4%}" if s.gap is not None else "n/a"
     console.print(
         f"[bold]{s.solver}[/] in {s.solve_seconds:.2f}s; placed {len(plan.placements)} "
         f"workload(s), {len(plan.unplaced)} unplaced, {len(plan.not_applied)} not applied; "
         f"replicas by priority {by_prio}; "
         f"cost {o.cost:.4f}/h, latency {o.latency:g} ms, moves {o.moves}, "
-        f"weighted {o.weighted:.4f} (bound {s.bound}, gap {gap})"
+        f"weighted {o.weighted:.4f} ({bound_text(s.model_dump(by_alias=True))})"
     )
     for warning in s.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")

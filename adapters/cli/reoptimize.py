@@ -30,7 +30,7 @@ from adapters.cli.place import (
     parse_weights,
 )
 from adapters.cli.progress import live_progress
-from adapters.cli.render import internal_errors
+from adapters.cli.render import bound_text, internal_errors
 from adapters.gitops.sources import check_bundle_sources
 from engine import InputError, diff_summary
 from engine import place as engine_place
@@ -64,7 +64,8 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
         f"[bold]{summary['solver']}[/]: {summary['moves']} replica move(s); cost {b['cost']:.4f} -> "
         f"{a['cost']:.4f}/h ({summary['costDelta']:+.4f}); latency {b['latency']:g} -> {a['latency']:g} ms; "
         f"newly placed: {', '.join(summary['newlyPlaced']) or 'none'}; "
-        f"no longer placed: {', '.join(summary['noLongerPlaced']) or 'none'}"
+        f"no longer placed: {', '.join(summary['noLongerPlaced']) or 'none'}; "
+        f"weighted {summary['weighted']:.4f} ({bound_text(summary)})"
     )
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from adapters.cli.common import atomic_write, console, err_console, run_guarded
 from adapters.cli.formats import check_format, format_option, print_data, table_console
 from adapters.cli.place import load_inputs, read_current
+from adapters.cli.render import bound_text
 from engine import InputError, load_bundle
 from engine import place as engine_place
 
@@ -87,18 +88,19 @@ def register(app: typer.Typer) -> None:
                     r["delta"] = compare(baseline, r["summary"])
             table = Table(title="What-if", title_justify="left")
             table.add_column("scenario", overflow="fold")
-            for col in ("solver", "unplaced (Δ)", "cost/h (Δ)", "moved", "stopped"):
+            for col in ("solver", "unplaced (Δ)", "cost/h (Δ)", "moved", "stopped", "weighted (bounds)"):
                 table.add_column(col, overflow="fold")  # wrapped when narrow, never cut short
             table.add_row("baseline", baseline["solver"], str(baseline["unplacedReplicas"]),
-                          f"{baseline['cost']:.4f}", "0", "0")
+                          f"{baseline['cost']:.4f}", "0", "0", _weighted(baseline))
             for r in results:
                 if "error" in r:
-                    table.add_row(escape(r["name"]), "[red]failed[/]", "", "", "", "")
+                    table.add_row(escape(r["name"]), "[red]failed[/]", "", "", "", "", "")
                     continue
                 s, d = r["summary"], r["delta"]
                 more = f"{s['unplacedReplicas']} ({d['unplacedReplicas']:+g})"
                 table.add_row(escape(r["name"]), s["solver"], f"[red]{more}[/]" if d["unplacedReplicas"] > 0 else more,
-                              f"{s['cost']:.4f} ({d['cost']:+.4f})", str(s["movedReplicas"]), str(s["stoppedReplicas"]))
+                              f"{s['cost']:.4f} ({d['cost']:+.4f})", str(s["movedReplicas"]), str(s["stoppedReplicas"]),
+                              _weighted(s))
             if fmt in ("json", "yaml"):
                 print_data(fmt, {"baseline": baseline, "scenarios": results})
             else:
@@ -121,3 +123,8 @@ def register(app: typer.Typer) -> None:
         code = run_guarded(body)
         if code:
             sys.exit(code)
+
+
+def _weighted(summary: dict[str, Any]) -> str:
+    """A scenario's weighted cost and its proved bounds, each named for what it covers."""
+    return f"{summary['weighted']:.4f} ({bound_text(summary)})"

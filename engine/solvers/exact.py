@@ -118,7 +118,7 @@ def solve_exact(
             # e.g. everything of this priority is already placed: optimal without a solve
             for part in parts:
                 value = _level_value(part, best)
-                results.append(LevelResult(part.name, value / part.scale, value / part.scale, True, 0.0))
+                results.append(LevelResult(part.name, value / part.scale, (value - part.slack) / part.scale, True, 0.0))
                 _fix(model, part, value)
             continue
         remaining = deadline.remaining()
@@ -154,8 +154,10 @@ def solve_exact(
         for part in parts:
             value = _level_value(part, best)
             part_bound = bound if len(parts) == 1 else (value if proved else float("nan"))
+            # the weighted level's bound is over every plan at least as good at the levels above (each
+            # fixed as a constraint before it), less what rounding its coefficients may hide
             results.append(
-                LevelResult(part.name, value / part.scale, part_bound / part.scale, proved,
+                LevelResult(part.name, value / part.scale, (part_bound - part.slack) / part.scale, proved,
                             seconds / len(parts))
             )
             _fix(model, part, value)

@@ -51,6 +51,9 @@ class Level:
     sense: str
     scale: float = 1.0
     upper: int | None = None  # a proven optimum when sense == "max" (everything placed)
+    #: how far rounding the coefficients to integers can lower the true level below the integer one
+    #: (in the level's integer units): a bound of the integer model minus this holds for the true level
+    slack: float = 0.0
 
 
 @dataclass
@@ -155,7 +158,13 @@ def _weighted_level(ctx: ModelContext, y_index: np.ndarray) -> Level:
     coeffs = np.concatenate([per_pair, np.array([c for _, c in others], dtype=float)])
     ints = np.rint(coeffs * scale).astype(np.int64)
     keep = ints != 0
-    return Level("weighted", index[keep], ints[keep], "min", scale=scale)
+    # true * scale = integer objective - sum err * x; every variable lies in its domain [lo, hi]
+    err = ints - coeffs * scale
+    domains = ctx.model.proto.variables
+    lo = np.array([domains[i].domain[0] for i in index.tolist()], dtype=float)
+    hi = np.array([domains[i].domain[-1] for i in index.tolist()], dtype=float)
+    slack = float(np.maximum(err * lo, err * hi).sum()) if len(index) else 0.0
+    return Level("weighted", index[keep], ints[keep], "min", scale=scale, slack=max(slack, 0.0))
 
 
 def set_objective(model: cp_model.CpModel, level: Level) -> None:

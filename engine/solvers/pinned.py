@@ -99,12 +99,17 @@ def solve_pinned(problem: Problem, deadline: Deadline, *, solve: SolveRest, froz
     return solve_around(problem, state.y, deadline, solve=solve)
 
 
-def solve_around(problem: Problem, fixed: np.ndarray, deadline: Deadline, *, solve: SolveRest) -> Solution:
+def solve_around(problem: Problem, fixed: np.ndarray, deadline: Deadline, *, solve: SolveRest,
+                 bound_holds: bool = True) -> Solution:
     """Solve the workloads that ``fixed`` (replicas per pair, valid by itself) leaves at zero, around it.
 
     The fixed replicas are constants of every level; co-location with fixed partners becomes
     eligibility; the rest keeps its current placement and the moves budget (the fixed ones
     move nothing). Returns a :class:`~engine.solvers.solution.Solution` over the whole problem.
+
+    ``bound_holds=False``: holding ``fixed`` is the caller's choice, not a rule every plan obeys
+    (failover's frozen workloads), so the weighted level's bound, proved only for plans that hold
+    it, is not a bound over every plan (spec 5) and is left out.
     """
     start = time.monotonic()
     p = problem
@@ -138,9 +143,15 @@ def solve_around(problem: Problem, fixed: np.ndarray, deadline: Deadline, *, sol
     names.append("weighted")
     for name in names:
         lv = solved.get(name)
-        if lv is None:  # nothing new at this level: the pinned value, proved
+        unproved = name == "weighted" or (name == "tier" and bool(sub.pair_tier.any()))
+        if lv is None and unproved and sub.num_workloads and part.status != "Optimal":
+            # the part's strategy proved nothing at this level (the large path): no bound
+            levels.append(LevelResult(name, float(evaluate(p, y).tier) if name == "tier" else
+                                      float(evaluate(p, y).weighted) - p.weights.moves * p.fixed_moves,
+                                      float("nan"), False, 0.0))
+        elif lv is None:  # nothing new at this level: the pinned value, proved
             levels.append(LevelResult(name, offset[name], offset[name], True, 0.0))
         else:
-            levels.append(LevelResult(name, lv.value + offset[name], lv.bound + offset[name], lv.proved,
-                                      lv.seconds))
+            bound = lv.bound + offset[name] if bound_holds or name != "weighted" else float("nan")
+            levels.append(LevelResult(name, lv.value + offset[name], bound, lv.proved, lv.seconds))
     return Solution(y, part.status, time.monotonic() - start, levels)

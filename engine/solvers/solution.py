@@ -27,12 +27,18 @@ class LevelResult:
 
 @dataclass
 class Solution:
-    """Replicas per pair and how the solve went."""
+    """Replicas per pair and how the solve went.
+
+    The ``weighted`` level's ``bound`` holds for every plan with the same replicas per priority and
+    tier (spec 5, ``status.bound``); ``bound_at_placement`` (same units) only for plans placing the
+    same workloads with the same replicas each (``status.boundAtPlacement``), when one was proved.
+    """
 
     y: np.ndarray
     status: str  # Optimal | Feasible | Infeasible
     seconds: float
     levels: list[LevelResult] = field(default_factory=list)
+    bound_at_placement: float | None = None
 
 
 class Deadline:
