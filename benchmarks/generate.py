@@ -11,7 +11,8 @@ Mixed in: ``clusterAffinities`` tiers (edge first, then cloud), latency limits,
 region spread (some with ``maxSkew``), tolerations of GPU / maintenance taints,
 ``PreferNoSchedule`` spot taints, tenants with a cluster selector and a quota,
 a few Duplicated workloads, Aggregated division, ``preferredClusters``, some
-affinity / anti-affinity, and priorities 0 / 50 / 100 / 1000.
+affinity / anti-affinity, and priorities 0 / 50 / 100 / 1000 (or, with ``single_priority``, one
+priority for all, as the fleet of issue 15).
 
 ``load`` (0.6–0.95) sets total requested cpu as a share of total cpu capacity.
 Everything is drawn from one ``numpy`` generator seeded by ``seed``.
@@ -43,6 +44,8 @@ class Instance:
     clusters: int
     load: float
     seed: int = 1
+    #: every workload at one priority (issue 15's fleet): which workloads stay out is then a cost choice
+    single_priority: bool = False
 
     def documents(self) -> list[dict[str, Any]]:
         return generate(self)
@@ -50,9 +53,8 @@ class Instance:
 
 def generate(inst: Instance) -> list[dict[str, Any]]:
     """Documents of ``inst`` (the same for the same arguments)."""
-    if inst.kind == "edge":
-        return edge_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
-    return cloud_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
+    fleet = edge_fleet if inst.kind == "edge" else cloud_fleet
+    return fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed, single_priority=inst.single_priority)
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any], *, namespace: str | None = None,
@@ -69,7 +71,8 @@ def _cpu(milli: int) -> str:
     return f"{milli}m"
 
 
-def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1) -> list[dict[str, Any]]:
+def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1,
+               single_priority: bool = False) -> list[dict[str, Any]]:
     """An edge fleet: ~95% small edge clusters, a few big cloud clusters per region."""
     rng = np.random.default_rng(seed)
     regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 40 + 2))]
@@ -119,10 +122,11 @@ def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: in
         cpu_cap.append(cores * 1000)
     names = [c["metadata"]["name"] for c in clusters]
     return _finish(rng, clusters, names, cluster_region, is_cloud, cpu_cap, regions, n_workloads, load,
-                   sites_per_region=max(1, n_clusters // (12 * len(regions))))
+                   sites_per_region=max(1, n_clusters // (12 * len(regions))), single_priority=single_priority)
 
 
-def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1) -> list[dict[str, Any]]:
+def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1,
+                single_priority: bool = False) -> list[dict[str, Any]]:
     """A cloud fleet: tens of big clusters over three providers and a few regions."""
     rng = np.random.default_rng(seed)
     regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 6))]
@@ -152,7 +156,7 @@ def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: i
         cpu_cap.append(cores * 1000)
     names = [c["metadata"]["name"] for c in clusters]
     return _finish(rng, clusters, names, cluster_region, [True] * n_clusters, cpu_cap, regions, n_workloads,
-                   load, sites_per_region=1)
+                   load, sites_per_region=1, single_priority=single_priority)
 
 
 def _sites(rng: np.random.Generator, names: list[str], cluster_region: list[str], is_cloud: list[bool],
@@ -175,7 +179,7 @@ def _sites(rng: np.random.Generator, names: list[str], cluster_region: list[str]
 
 def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: list[str], cluster_region: list[str],
             is_cloud: list[bool], cpu_cap: list[int], regions: list[str], n_workloads: int, load: float,
-            *, sites_per_region: int) -> list[dict[str, Any]]:
+            *, sites_per_region: int, single_priority: bool = False) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = list(clusters)
     sites = _sites(rng, names, cluster_region, is_cloud, regions, sites_per_region)
     docs += sites
@@ -188,6 +192,8 @@ def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: lis
     share = np.array([0.30, 0.16, 0.12, 0.08, 0.02, 0.06, 0.06, 0.03, 0.02, 0.08, 0.04, 0.03])
     kind_of = rng.choice(len(kinds), size=n_workloads, p=share / share.sum())
     prio = rng.choice(PRIORITIES, size=n_workloads, p=PRIORITY_SHARE)
+    if single_priority:
+        prio[:] = 0  # drawn all the same, so every other draw of the seed stays as it was
     replicas = np.clip(rng.geometric(0.3, size=n_workloads), 1, 12)
     cpu = rng.choice([100, 250, 500, 1000, 2000], size=n_workloads, p=[0.2, 0.3, 0.3, 0.15, 0.05]).astype(float)
     mem_per_cpu = rng.choice([1, 2, 4], size=n_workloads, p=[0.3, 0.5, 0.2])
@@ -245,7 +251,7 @@ def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: lis
     names_w = [f"app-{w:05d}" for w in range(n_workloads)]
     leaders: dict[int, int] = {}  # namespace -> a plain workload others follow or avoid
     for w in range(n_workloads):
-        if kinds[kind_of[w]] == "plain" and int(ns_of[w]) not in leaders and prio[w] >= 100:
+        if kinds[kind_of[w]] == "plain" and int(ns_of[w]) not in leaders and (prio[w] >= 100 or single_priority):
             leaders[int(ns_of[w])] = w
     for w in range(n_workloads):
         k = kinds[kind_of[w]]

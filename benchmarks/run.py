@@ -41,6 +41,11 @@ FULL = [
     Instance("edge-2000x300-l90", "edge", 2000, 300, 0.9, seed=12),
     Instance("cloud-2000x300-l95", "cloud", 2000, 300, 0.95, seed=6),
     Instance("edge-10000x1000", "edge", 10000, 1000, 0.8, seed=4),
+    # issue 15's fleet: the edge generator's whole feature mix at one priority, at three loads, on seeds
+    # no tuning used (so which workloads stay out is a cost choice, and the two bounds differ)
+    Instance("mix-2000x300-l60", "edge", 2000, 300, 0.6, seed=61, single_priority=True),
+    Instance("mix-2000x300-l85", "edge", 2000, 300, 0.85, seed=62, single_priority=True),
+    Instance("mix-2000x300-l95", "edge", 2000, 300, 0.95, seed=63, single_priority=True),
 ]
 QUICK = [
     Instance("edge-60x16", "edge", 60, 16, 0.9, seed=1),
