@@ -104,6 +104,15 @@ def test_large_path_bound_is_below_the_placement_bound() -> None:
     assert again is not None and abs(again - s.bound) < 1e-3 * max(1.0, abs(s.bound))
 
 
+def test_a_bound_without_time_for_an_lp_round_still_holds() -> None:
+    # no time for the LP: the bound without capacity rows (the cheapest replicas anywhere) is reported
+    _, problem, y = _dear_choice()
+    bound = bound_over_plans(problem, y, deadline=Deadline(0.0))
+    best = _best_at_levels(problem, y)
+    assert bound is not None and best is not None
+    assert 0.2 - 1e-4 <= bound <= best + 1e-6  # the two cheap replicas: 2 x 0.1
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets(max_clusters=5, max_workloads=6, max_replicas=4))
 def test_bound_over_plans_never_exceeds_the_best_plan_at_those_levels(bundle: Bundle) -> None:

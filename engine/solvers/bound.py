@@ -62,7 +62,8 @@ _DEBUG = bool(__import__("os").environ.get("BERTH_LP_DEBUG"))
 class _Lp:
     """The static part of the LP: columns, bounds and the constraint rows."""
 
-    def __init__(self, problem: Problem, keep: int = 8) -> None:
+    def __init__(self, problem: Problem, keep: int = 8, *, rows: bool = True) -> None:
+        """``rows=False``: only the columns, their bounds and the moves terms (no matrix built)."""
         p = problem
         n_p = p.num_pairs
         self.p = p
@@ -89,6 +90,8 @@ class _Lp:
         self.n_cols = n_p + n_m
         self.lb = np.zeros(self.n_cols)
         self.ub = np.concatenate([p.pair_ub.astype(float), self.cur_n])
+        if not rows:
+            return
 
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
@@ -304,7 +307,8 @@ def weighted_constant(problem: Problem) -> float:
     return p.weights.moves * (float(p.fixed_moves) + inelig)
 
 
-def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, keep: int = 8) -> float | None:
+def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, keep: int = 8,
+                     lp: bool = True) -> float | None:
     """A proved lower bound on the weighted cost (section 3.3, constants included) of **every** plan
     that places as many replicas at each priority as ``y`` and has the same tier sum.
 
@@ -316,26 +320,62 @@ def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, kee
     pairs of each workload and the plan's own pairs (so the first round is feasible); after every
     round the dual prices give a Lagrangian bound (capacity, quota, moves, priority and tier rows
     priced, each workload then fills its replicas on its cheapest priced pairs, over **all** its
-    pairs), valid whether or not column generation has converged. ``None`` when no round finished.
+    pairs), valid whether or not column generation has converged. Before any round, and alone when
+    ``deadline`` leaves too little for one (:data:`LP_SECONDS_PER_PAIR`) or without ``lp``, the same
+    LP without its capacity, quota, moves and tier rows (:func:`_cheapest_replicas`). ``None`` when
+    no plan has ``y``'s replicas per priority.
     """
     p = problem
-    lp = _Lp(p, keep)
+    # one LP round at 384k pairs took 1.5-3 s on 2 busy cores (the matrix 0.5-1 s, HiGHS 1-2 s): with
+    # less time than that it would be cut short for nothing, and only the bound without an LP is made
+    lp_fits = lp and deadline.remaining() >= LP_SECONDS_PER_PAIR * p.num_pairs
+    relaxation = _Lp(p, keep, rows=lp_fits)
     n_p = p.num_pairs
-    # one row per priority value (equal to the plan's replicas there) and one for the tier sum
+    objective = np.zeros(relaxation.n_cols)
+    per = pair_weights(p) + relaxation.credit
+    agg = p.aggregated[p.pair_w]
+    per[agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
+    objective[:n_p] = per
+    objective[n_p:] = p.weights.moves
+    w_cap = (p.replicas * most_copies(p)).astype(float)
     values = sorted(set(p.priority.tolist()))
     pair_prio = np.searchsorted(values, p.priority[p.pair_w])
     counts = np.bincount(pair_prio, weights=y, minlength=len(values)).astype(float)
+    best = _cheapest_replicas(p, objective[:n_p], relaxation.ub[:n_p], w_cap, pair_prio, counts)
+    if lp_fits:
+        rounds = _lp_rounds(p, relaxation, y, objective, w_cap, pair_prio, counts, deadline)
+        if rounds is not None and np.isfinite(rounds):
+            best = rounds if best is None else max(best, rounds)
+    if best is None or not np.isfinite(best):
+        return None
+    # the LP leaves out the replicas of Divided workloads on clusters gone or pairs no longer eligible,
+    # moved by every plan (a Duplicated one may not move them: min(removed, added) can be 0); a float
+    # safety margin keeps the bound below the exact LP minimum
+    total = best + relaxation.constant_moves
+    return total - 1e-7 * max(1.0, abs(total))
+
+
+#: seconds per eligible pair that one round of :func:`bound_over_plans`'s LP needs at least
+LP_SECONDS_PER_PAIR = 4e-6
+
+
+def _lp_rounds(p: Problem, lp: _Lp, y: np.ndarray, objective: np.ndarray, w_cap: np.ndarray,
+               pair_prio: np.ndarray, counts: np.ndarray, deadline: Deadline) -> float | None:
+    """Column generation over ``lp`` with the priority and tier rows of :func:`bound_over_plans`: the
+    best Lagrangian bound of its rounds (without the constant moves), or ``None``."""
+    n_p = p.num_pairs
+    # one row per priority value (equal to the plan's replicas there) and one for the tier sum
     extra_rows = [pair_prio, np.zeros(0, np.int64)]
     extra_cols = [np.arange(n_p), np.zeros(0, np.int64)]
     extra_vals = [np.ones(n_p), np.zeros(0)]
     lo = [counts]
     tiered = np.nonzero(p.pair_tier > 0)[0]
     if len(tiered):
-        extra_rows[1] = np.full(len(tiered), len(values))
+        extra_rows[1] = np.full(len(tiered), len(counts))
         extra_cols[1] = tiered
         extra_vals[1] = p.pair_tier[tiered].astype(float)
         lo.append(np.array([float((y * p.pair_tier).sum())]))
-    n_extra = len(values) + (1 if len(tiered) else 0)
+    n_extra = len(counts) + (1 if len(tiered) else 0)
     extra = sp.csr_matrix((np.concatenate(extra_vals), (np.concatenate(extra_rows), np.concatenate(extra_cols))),
                           shape=(n_extra, lp.n_cols))
     lp.matrix = sp.vstack([lp.matrix, extra]).tocsr()
@@ -344,13 +384,6 @@ def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, kee
     lp.row_hi = np.concatenate([lp.row_hi, *lo])
     lp.row_lo[: p.num_workloads] = -np.inf  # sum y >= 0 holds anyway: one-sided rows for HiGHS
     lp.active[: n_p] |= y > 0  # the plan itself is a point of the first round's LP
-    objective = np.zeros(lp.n_cols)
-    per = pair_weights(p) + lp.credit
-    agg = p.aggregated[p.pair_w]
-    per[agg] += p.weights.clusters / np.maximum(p.pair_ub[agg], 1)
-    objective[:n_p] = per
-    objective[n_p:] = p.weights.moves
-    w_cap = (p.replicas * most_copies(p)).astype(float)
 
     def lagrangian(duals: np.ndarray) -> float:
         # the workload rows (the first W) stay in the subproblem; every other row is priced
@@ -367,19 +400,40 @@ def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, kee
         ws = p.pair_w[order]
         room = lp.ub[order]
         before = np.cumsum(room) - room
-        first = np.searchsorted(ws, ws, side="left")
-        before -= before[first]
+        before -= before[np.searchsorted(ws, ws, side="left")]
         take = np.clip(w_cap[ws] - before, 0.0, room)
         return value + float((r[order] * take).sum())
 
-    best = _column_generation(lp, objective, deadline, lagrangian)
-    if best is None or not np.isfinite(best):
-        return None
-    # the LP leaves out the replicas of Divided workloads on clusters gone or pairs no longer eligible,
-    # moved by every plan (a Duplicated one may not move them: min(removed, added) can be 0); a float
-    # safety margin keeps the bound below the exact LP minimum
-    total = best + lp.constant_moves
-    return total - 1e-7 * max(1.0, abs(total))
+    return _column_generation(lp, objective, deadline, lagrangian)
+
+
+def _cheapest_replicas(p: Problem, cost: np.ndarray, ub: np.ndarray, w_cap: np.ndarray, pair_prio: np.ndarray,
+                       counts: np.ndarray) -> float | None:
+    """The least cost of placing ``counts[k]`` replicas at each priority (index ``k``) on any pairs,
+    each workload at most ``w_cap`` and each pair at most ``ub``, ignoring capacity, quota, moves and
+    tiers: the LP of :func:`bound_over_plans` with those rows dropped, solved exactly by taking the
+    cheapest replicas first (each workload's pairs are a chain, so greedy is optimal). ``None`` when
+    the counts cannot be met at all (no plan has them)."""
+    order = np.lexsort((cost, p.pair_w))  # by workload, cheapest pair first
+    ws = p.pair_w[order]
+    room = ub[order].astype(float)
+    before = np.cumsum(room) - room
+    before -= before[np.searchsorted(ws, ws, side="left")]
+    units = np.clip(w_cap[ws] - before, 0.0, room)  # what the workload can put there, its cap counted
+    total = 0.0
+    for k, need in enumerate(counts.tolist()):
+        if not need:
+            continue
+        mine = np.nonzero((pair_prio[order] == k) & (units > 0))[0]
+        cheapest = mine[np.argsort(cost[order][mine], kind="stable")]
+        took = np.cumsum(units[cheapest])
+        if not len(took) or took[-1] < need - 1e-9:
+            return None
+        last = int(np.searchsorted(took, need - 1e-9))
+        amount = units[cheapest[: last + 1]].copy()
+        amount[-1] -= took[last] - need
+        total += float((cost[order][cheapest[: last + 1]] * amount).sum())
+    return total
 
 
 def _column_generation(lp: _Lp, objective: np.ndarray, deadline: Deadline, lagrangian) -> float | None:  # type: ignore[no-untyped-def]
@@ -431,7 +485,8 @@ def _column_generation(lp: _Lp, objective: np.ndarray, deadline: Deadline, lagra
 
 
 #: above this many pairs one column-generation round takes longer than the few seconds the bound gets
-#: (10,000 x 1,000: 6.3M pairs, no round in 5 s, and 10 s more end to end for nothing)
+#: (10,000 x 1,000: 6.3M pairs, no round in 5 s, and 10 s more end to end for nothing): there the plan's
+#: bound is the one without an LP
 PROVE_PAIRS = 2_000_000
 
 
@@ -447,7 +502,7 @@ def prove_weighted(problem: Problem, solution: Solution, *, deadline: Deadline) 
     converge: the Lagrangian bound of the rounds so far is valid at every round. The solution is
     returned unchanged when it already has a proved bound, places nothing, or no round finished.
     """
-    if solution.status != "Feasible" or not solution.y.any() or problem.num_pairs > PROVE_PAIRS:
+    if solution.status != "Feasible" or not solution.y.any():
         return solution
     weighted_level = next((lv for lv in solution.levels if lv.name == "weighted"), None)
     if weighted_level is not None and np.isfinite(weighted_level.bound):
@@ -455,9 +510,13 @@ def prove_weighted(problem: Problem, solution: Solution, *, deadline: Deadline) 
     t0 = time.monotonic()
     constant = weighted_constant(problem)
     weighted = float(evaluate(problem, solution.y).weighted)
-    over = bound_over_plans(problem, solution.y, deadline=deadline.slice(0.6) if weighted_level is None else deadline)
+    # above PROVE_PAIRS only the bound without an LP (no LP round fits the few seconds there); the
+    # first round starts from 4 pairs per workload: as good a first bound as 8, in less time
+    lp = problem.num_pairs <= PROVE_PAIRS
+    over = bound_over_plans(problem, solution.y, deadline=deadline.slice(0.75) if weighted_level is None else deadline,
+                            keep=4, lp=lp)
     at = None
-    if weighted_level is None and deadline.remaining() > 0.2:
+    if weighted_level is None and lp and deadline.remaining() >= LP_SECONDS_PER_PAIR * problem.num_pairs:
         # without moves (never below 0), which it leaves out; never below the bound over every plan
         at = cost_bound_at(problem, solution.y, deadline=deadline)
         if at is not None and np.isfinite(at) and over is not None:

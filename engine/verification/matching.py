@@ -15,7 +15,7 @@ from engine.documents.kinds import (
     Toleration,
     Workload,
 )
-from engine.documents.policy import PlacementPolicySpec, ResourceSelector
+from engine.documents.policy import PlacementPolicy, PlacementPolicySpec, ResourceSelector
 
 __all__ = [
     "_policy_spec",
@@ -24,6 +24,7 @@ __all__ = [
     "affinity_matches",
     "field_selector_matches",
     "label_selector_matches",
+    "policies_by_namespace",
     "tolerates",
     "untolerated_taints",
 ]
@@ -130,15 +131,27 @@ def _selector_rank(sel: ResourceSelector, w: Workload) -> int:
     return 1
 
 
-def _policy_spec(bundle: Bundle, w: Workload) -> PlacementPolicySpec | None:
+def policies_by_namespace(bundle: Bundle) -> dict[str, list[PlacementPolicy]]:
+    """The bundle's PlacementPolicies per namespace, in their declared order (one pass, so that
+    resolving thousands of workloads does not scan every policy for each)."""
+    out: dict[str, list[PlacementPolicy]] = {}
+    for p in bundle.policies:
+        out.setdefault(p.metadata.namespace, []).append(p)
+    return out
+
+
+def _policy_spec(bundle: Bundle, w: Workload,
+                 by_namespace: Mapping[str, list[PlacementPolicy]] | None = None) -> PlacementPolicySpec | None:
     """The policy that applies to ``w``, read again from docs/karmada.md: its ``spec.policy``; else
     the matching PlacementPolicies of its namespace, else the matching ClusterPlacementPolicies,
-    by explicit priority (high first), implicit priority (high first), name (alphabetical)."""
+    by explicit priority (high first), implicit priority (high first), name (alphabetical).
+    ``by_namespace``: :func:`policies_by_namespace` of the bundle, when the caller has it."""
     ns = w.metadata.namespace
+    mine = (by_namespace if by_namespace is not None else policies_by_namespace(bundle)).get(ns, [])
     if w.spec.policy is not None:
-        named = [p for p in bundle.policies if p.metadata.namespace == ns and p.metadata.name == w.spec.policy]
+        named = [p for p in mine if p.metadata.name == w.spec.policy]
         return named[0].spec if named else None
-    for pool in ([p for p in bundle.policies if p.metadata.namespace == ns], bundle.cluster_policies):
+    for pool in (mine, bundle.cluster_policies):
         ranked = []
         for p in pool:
             rank = max((_selector_rank(s, w) for s in p.spec.resource_selectors or []), default=0)

@@ -14,7 +14,7 @@ from engine.documents.policy import PlacementPolicySpec
 from engine.errors import InputError
 from engine.plan import Plan
 from engine.quantity import format_quantity, is_byte_resource
-from engine.verification.matching import _policy_spec, affinity_matches, untolerated_taints
+from engine.verification.matching import _policy_spec, affinity_matches, policies_by_namespace, untolerated_taints
 from engine.verification.violations import Violation
 
 __all__ = [
@@ -91,6 +91,7 @@ class _Checker:
         self.workloads = {w.key: w for w in bundle.workloads}
         self.tenants = {t.metadata.name: t for t in bundle.tenants}
         self.sites = {s.metadata.name: s for s in bundle.sites}
+        self.policies = policies_by_namespace(bundle)
         self.current: Mapping[str, Mapping[str, int]] = {}
         self.kept: dict[str, int] = {}  # notApplied: workload -> keptReplicas
         self.out: list[Violation] = []
@@ -101,7 +102,7 @@ class _Checker:
 
     def spec(self, w: Workload) -> PlacementPolicySpec | None:
         if w.key not in self._specs:
-            self._specs[w.key] = _policy_spec(self.bundle, w)
+            self._specs[w.key] = _policy_spec(self.bundle, w, self.policies)
         return self._specs[w.key]
 
     # -- eligibility (section 2, item 2) -------------------------------------------
