@@ -458,9 +458,9 @@ def _column_generation(lp: _Lp, objective: np.ndarray, deadline: Deadline, lagra
             return lagrangian(np.zeros(len(lo)))
         a = sp.csr_matrix(lp.csc[:, cols])
         res = optimize.linprog(objective[cols], A_ub=sp.vstack([a[upper], -a[lower]]).tocsr(),
-                      b_ub=np.concatenate([hi[upper], -lo[lower]]), A_eq=a[eq], b_eq=lo[eq],
-                      bounds=np.stack([lp.lb[cols], ub[cols]], axis=1), method="highs-ds",
-                      options={"presolve": True, "time_limit": max(deadline.remaining(), 0.05)})
+                               b_ub=np.concatenate([hi[upper], -lo[lower]]), A_eq=a[eq], b_eq=lo[eq],
+                               bounds=np.stack([lp.lb[cols], ub[cols]], axis=1), method="highs-ds",
+                               options={"presolve": True, "time_limit": max(deadline.remaining(), 0.05)})
         if res.status != 0:
             break  # out of time (or numerical trouble): the rounds so far stand
         duals = np.zeros(len(lo))
