@@ -31,6 +31,7 @@ a tolerance) as a row before the next. The matrix is assembled once with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,8 @@ _DEBUG = bool(__import__("os").environ.get("BERTH_LP_DEBUG"))
 class _Lp:
     """The static part of the LP: columns, bounds and the constraint rows."""
 
-    def __init__(self, problem: Problem, keep: int = 8, *, rows: bool = True) -> None:
-        """``rows=False``: only the columns, their bounds and the moves terms (no matrix built)."""
+    def __init__(self, problem: Problem, keep: int = 8, *, with_rows: bool = True) -> None:
+        """``with_rows=False``: only the columns, their bounds and the moves terms (no matrix built)."""
         p = problem
         n_p = p.num_pairs
         self.p = p
@@ -90,7 +91,7 @@ class _Lp:
         self.n_cols = n_p + n_m
         self.lb = np.zeros(self.n_cols)
         self.ub = np.concatenate([p.pair_ub.astype(float), self.cur_n])
-        if not rows:
+        if not with_rows:
             return
 
         rows: list[np.ndarray] = []
@@ -329,7 +330,7 @@ def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, kee
     # one LP round at 384k pairs took 1.5-3 s on 2 busy cores (the matrix 0.5-1 s, HiGHS 1-2 s): with
     # less time than that it would be cut short for nothing, and only the bound without an LP is made
     lp_fits = lp and deadline.remaining() >= LP_SECONDS_PER_PAIR * p.num_pairs
-    relaxation = _Lp(p, keep, rows=lp_fits)
+    relaxation = _Lp(p, keep, with_rows=lp_fits)
     n_p = p.num_pairs
     objective = np.zeros(relaxation.n_cols)
     per = pair_weights(p) + relaxation.credit
@@ -436,7 +437,8 @@ def _cheapest_replicas(p: Problem, cost: np.ndarray, ub: np.ndarray, w_cap: np.n
     return total
 
 
-def _column_generation(lp: _Lp, objective: np.ndarray, deadline: Deadline, lagrangian) -> float | None:  # type: ignore[no-untyped-def]
+def _column_generation(lp: _Lp, objective: np.ndarray, deadline: Deadline,
+                       lagrangian: Callable[[np.ndarray], float]) -> float | None:
     """Minimise ``objective`` over ``lp`` by column generation (HiGHS dual simplex, which solved these
     LPs in about half GLOP's time); the best ``lagrangian(duals)`` of the rounds, or ``None`` when no
     round finished by ``deadline``.

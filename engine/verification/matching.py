@@ -136,7 +136,7 @@ def policies_by_namespace(bundle: Bundle) -> dict[str, list[PlacementPolicy]]:
     resolving thousands of workloads does not scan every policy for each)."""
     out: dict[str, list[PlacementPolicy]] = {}
     for p in bundle.policies:
-        out.setdefault(p.metadata.namespace, []).append(p)
+        out.setdefault(p.metadata.namespace or "", []).append(p)
     return out
 
 
@@ -147,7 +147,7 @@ def _policy_spec(bundle: Bundle, w: Workload,
     by explicit priority (high first), implicit priority (high first), name (alphabetical).
     ``by_namespace``: :func:`policies_by_namespace` of the bundle, when the caller has it."""
     ns = w.metadata.namespace
-    mine = (by_namespace if by_namespace is not None else policies_by_namespace(bundle)).get(ns, [])
+    mine = (by_namespace if by_namespace is not None else policies_by_namespace(bundle)).get(ns or "", [])
     if w.spec.policy is not None:
         named = [p for p in mine if p.metadata.name == w.spec.policy]
         return named[0].spec if named else None
