@@ -55,8 +55,9 @@ QUICK = [
 #: within 60 s end to end, and 40 s of solving leaves the repairs and the cost LP their turn there
 #: (at 10 s the construction alone takes the whole limit)
 TIME_LIMITS = {"edge-10000x1000": 40.0}
-#: seconds for each reference bound of a plan (converged at 2,000 x 300 in 15-40 s on 2 shared cores)
-REFERENCE_S = 150.0
+#: seconds for each reference bound of a plan (converged at 2,000 x 300 in 15-40 s on 2 shared cores;
+#: at 10,000 x 1,000 the best Lagrangian bound by then: 300 s each made ``make bench`` too long)
+REFERENCE_S = 90.0
 #: the bound columns of the first table: the plan's own two (spec 5), then the two references
 BOUND_COLUMNS = ("plan_bound", "plan_bound_at", "bound_all", "bound")
 #: instances with more workloads than this get bare "unplaced" entries (no explanations)
@@ -193,7 +194,8 @@ def bench_instance(inst: Instance, workdir: Path, time_limit: float, *, with_lp:
         # the LP minimum of the weighted cost over every plan with this plan's replicas per priority and
         # tier (all workloads), and at this plan's placement (same replicas per workload); where column
         # generation does not converge in the time given, the best Lagrangian bound so far (valid)
-        r["bound_all"] = bound_over_plans(problem, r["y"], deadline=Deadline(REFERENCE_S))
+        if r["solver"] == "berth":  # greedy's plan carries no bound; its LP at placement stays beside it
+            r["bound_all"] = bound_over_plans(problem, r["y"], deadline=Deadline(REFERENCE_S))
         r["bound"] = cost_bound_at(problem, r["y"], deadline=Deadline(REFERENCE_S))
     # like for like: a plan that places more pays for what it adds (section 3 asks for it), so the
     # totals cover different sets; Berth is also run on exactly the workloads greedy placed
