@@ -60,7 +60,7 @@ def solve_problem(
         strategy = choose(problem, pinned=False)
     if strategy == "large":
         # too big for one CP-SAT model in the limit: construct by priority
-        return solve_large(problem, deadline, hint_y=hint_y)
+        return solve_large(problem, deadline, hint_y=hint_y, stop=deadline)
     # a fast valid plan first (construction + exact repairs): the hint, and the floor of the result
     floor: Solution | None = None
     if problem.num_pairs >= FLOOR_PAIRS and not _keeps_moves(problem):

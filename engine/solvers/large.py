@@ -41,9 +41,16 @@ from engine.solvers.solution import Deadline, LevelResult, Solution
 __all__ = ["solve_large"]
 
 
-def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | None = None) -> Solution:
-    """A valid plan for a big problem by ``deadline`` (see the module docstring)."""
+def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | None = None,
+                stop: Deadline | None = None) -> Solution:
+    """A valid plan for a big problem by ``deadline`` (see the module docstring).
+
+    ``stop``: construction places no further workload once it is over (they stay unplaced and the
+    plan stays valid), so that a machine too busy to construct within the limit still ends in time;
+    without it construction always completes (the exact path's floor, which must be whole).
+    """
     p = problem
+    over = stop.expired if stop is not None else (lambda: False)
     score = pair_score(p)
     if hint_y is not None and p.max_moves is None:
         # keep what runs today where it is cheapest to keep: moving costs ``moves`` per replica
@@ -72,9 +79,9 @@ def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | No
                 break
             trial = state.copy()
             level = order[p.priority[order] == value]
-            left = [w for w in level.tolist() if not place_scored(p, w, trial, score)]
+            left = [w for w in level.tolist() if over() or not place_scored(p, w, trial, score)]
             for _ in range(2):  # partners placed meanwhile may unlock followers
-                left = [w for w in left if not place_scored(p, w, trial, score)]
+                left = [w for w in left if over() or not place_scored(p, w, trial, score)]
             at = pair_prio == value
             key = (float(trial.y[at].sum()), -float((trial.y[at] * score[at]).sum()))
             if best_level is None or key > best_level[0]:
