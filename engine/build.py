@@ -16,7 +16,7 @@ from engine.documents.policy import PlacementPolicySpec, ReplicaScheduling
 from engine.documents.selectors import LabelTable
 from engine.errors import InputError
 from engine.limits import MAX_FLEET_SUM
-from engine.problem import UNLIMITED, CompileContext, Problem
+from engine.problem import BIG, UNLIMITED, CompileContext, Problem
 from engine.quantity import natural_per_base
 from policies.registry import PLUGINS
 
@@ -207,12 +207,17 @@ def build_problem(
     pair_c = pair_c.astype(np.int32)
 
     # upper bound of replicas per pair: bounds, and capacity per resource
-    ub = max_per[pair_w].copy()
+    # (one column at a time, gathered by workload and by cluster: a (P, R) gather costs far more at
+    # millions of pairs)
+    ub = max_per[pair_w]
     for r in range(n_r):
-        req = request[pair_w, r]
-        cap = capacity[pair_c, r]
-        limited = (req > 0) & (cap != UNLIMITED)
-        ub[limited] = np.minimum(ub[limited], cap[limited] // req[limited])
+        req_w = request[:, r]
+        cap_c = capacity[:, r]
+        if not (req_w > 0).any() or (cap_c == UNLIMITED).all():
+            continue
+        room_wc = np.where(cap_c == UNLIMITED, BIG, cap_c)
+        req = req_w[pair_w]
+        np.minimum(ub, np.where(req > 0, room_wc[pair_c] // np.maximum(req, 1), BIG), out=ub)
     pair_ub = np.where(duplicated[pair_w], replicas[pair_w], ub)
     if len(kept_w):
         # y[w, c] <= current[w, c] on a kept pair (Duplicated: current >= replicas, checked above)
@@ -231,7 +236,10 @@ def build_problem(
             price[c, r] = cl.spec.price.get(name, 0.0)
     per = np.array([natural_per_base(r) for r in resources], dtype=float)
     natural = request_base.astype(float) * per
-    pair_cost = (natural[pair_w] * price[pair_c]).sum(axis=1) if n_r else np.zeros(len(pair_w))
+    pair_cost = np.zeros(len(pair_w))
+    for r in range(n_r):  # column by column (see the upper bounds above); unpriced resources add nothing
+        if price[:, r].any() and natural[:, r].any():
+            pair_cost += natural[pair_w, r] * price[pair_c, r]
 
     problem = Problem(
         workload_keys=[wl.key for wl in workloads],
@@ -295,8 +303,9 @@ def _check_sums(request: np.ndarray, pair_w: np.ndarray, pair_ub: np.ndarray, re
     ``y <= pair_ub``; so the sum over all pairs bounds them all. Computed in floats: it is
     a threshold far from the edge (2^61), not an exact quantity.
     """
+    per_workload = np.bincount(pair_w, weights=pair_ub.astype(float), minlength=len(request))
     for r, name in enumerate(resources):
-        total = float((pair_ub.astype(float) * request[pair_w, r].astype(float)).sum())
+        total = float(per_workload @ request[:, r].astype(float))
         if total > MAX_FLEET_SUM:
             raise InputError(
                 f"the workloads' {name} requests, summed over every cluster they may use, exceed what the "

@@ -77,16 +77,17 @@ def plan_from_solution(
     values = evaluate(p, y)
     placements: list[Placement] = []
     if solution.status != "Infeasible":
-        for w in range(p.num_workloads):
-            sl = p.pairs_of(w)
-            ys = y[sl]
-            if ys.sum() > 0:
-                clusters = {
-                    p.cluster_names[c]: int(n)
-                    for c, n in zip(p.pair_c[sl].tolist(), ys.tolist(), strict=True)
-                    if n > 0
-                }
-                placements.append(Placement(workload=p.workload_keys[w], clusters=clusters))
+        # only the pairs that carry replicas, in pair order (workload, then cluster): one pass
+        on = np.nonzero(y)[0]
+        ws, cs, ns = p.pair_w[on].tolist(), p.pair_c[on].tolist(), y[on].tolist()
+        names = p.cluster_names
+        i = 0
+        while i < len(ws):
+            w, clusters = ws[i], {}
+            while i < len(ws) and ws[i] == w:
+                clusters[names[cs[i]]] = int(ns[i])
+                i += 1
+            placements.append(Placement(workload=p.workload_keys[w], clusters=clusters))
     unplaced: list[Unplaced] = []
     if solution.status == "Infeasible":
         budget = p.max_moves

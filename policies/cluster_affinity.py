@@ -47,5 +47,5 @@ class ClusterAffinityPlugin(Plugin):
 
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
         tiers = _tiers(ctx)
-        problem.pair_tier = tiers[problem.group[problem.pair_w], problem.pair_c]
+        problem.pair_tier = problem.at_pairs(tiers)
         problem.group_tier = tiers

@@ -66,7 +66,7 @@ class LatencyPlugin(Plugin):
 
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
         lat = _latency(ctx)
-        values = lat[problem.group[problem.pair_w], problem.pair_c]
+        values = problem.at_pairs(lat)
         problem.pair_latency = np.where(np.isfinite(values), values, 0.0)
 
     def score(self, m: ModelContext) -> None:

@@ -24,7 +24,7 @@ class PreferencesPlugin(Plugin):
         for g, spec in enumerate(ctx.groups):
             for term in spec.preferred_clusters:
                 pref[g] += affinity_mask(term, names, ctx.label_table) * (term.weight / 100.0)
-        problem.pair_preference = pref[problem.group[problem.pair_w], problem.pair_c]
+        problem.pair_preference = problem.at_pairs(pref)
 
     def score(self, m: ModelContext) -> None:
         m.add_pair_term("preference", m.problem.pair_preference)

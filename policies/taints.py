@@ -113,7 +113,7 @@ class TaintsPlugin(Plugin):
 
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
         soft = _untolerated(ctx, ("PreferNoSchedule",))
-        problem.pair_prefer_no_schedule = soft[problem.group[problem.pair_w], problem.pair_c]
+        problem.pair_prefer_no_schedule = problem.at_pairs(soft)
         _record_timed(ctx, problem)
 
     def score(self, m: ModelContext) -> None:
