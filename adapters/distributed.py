@@ -1,4 +1,5 @@
-"""Running what-if scenarios on Dask: a LocalCluster by default, a remote scheduler when given.
+"""Running on Dask: what-if scenarios, and the parts of a decomposed placement
+(:func:`dask_solver`, ``berth place --dask``). A LocalCluster by default, a remote scheduler when given.
 
 The local cluster runs **2 workers of 1 thread each in this process**
 (``processes=False``): it starts in well under a second and CP-SAT releases
@@ -12,12 +13,26 @@ its error; the others still finish.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from engine import Bundle, Plan, Scenario, solve_scenario
+import numpy as np
 
-__all__ = ["run_scenarios"]
+from engine import (
+    Bundle,
+    InputError,
+    PartResult,
+    Plan,
+    Problem,
+    Scenario,
+    solve_decomposed,
+    solve_part,
+    solve_scenario,
+)
+
+__all__ = ["DaskSolver", "dask_solver", "run_scenarios"]
 
 Point = tuple[str, Scenario, Any]
 
@@ -87,3 +102,78 @@ def run_scenarios(
     finally:
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int, *, processes: bool) -> Iterator[Any]:
+    """A Dask client: of the scheduler at ``scheduler``, else of a LocalCluster of ``workers``
+    single-threaded workers (closed on exit). An unreachable or malformed address is bad input."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler {scheduler}: {exc}; expected the address "
+                             "of a running scheduler, such as tcp://host:8786", field="--dask-scheduler") from None
+        with client:
+            yield client
+        return
+    # separate processes: construction and repairs are Python (the GIL), so threads would take turns
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def _solve_scattered(item: tuple[Problem, np.ndarray | None], seconds: float) -> PartResult:
+    part, hint = item
+    return solve_part(part, seconds, hint)
+
+
+class DaskSolver:
+    """A solver for ``engine.place(solver=...)``: the problem cut into ``parts`` parts, solved on the
+    workers of ``client`` (``engine.solve_decomposed``); ``place`` verifies the merged plan whole."""
+
+    def __init__(self, client: Any, parts: int) -> None:
+        self.client = client
+        self.parts = parts
+
+    def _run(self, parts: Sequence[Problem], seconds: float, hints: Sequence[np.ndarray | None]) -> list[PartResult]:
+        # the parts go to the workers as data first (one each), not inside the task graph
+        data = self.client.scatter([(part, hint) for part, hint in zip(parts, hints, strict=True)])
+        futures = [self.client.submit(_solve_scattered, item, seconds, key=f"berth-part-{i}", pure=False)
+                   for i, item in enumerate(data)]
+        return list(self.client.gather(futures))
+
+    def __call__(self, problem: Problem, **kwargs: Any) -> Any:
+        return solve_decomposed(problem, run=self._run, parts=self.parts, **kwargs)
+
+    def workers_peak_mb(self) -> float:
+        """The sum of the workers' peak resident memory (``VmHWM``), in MB: what the parts cost."""
+        def peak() -> float:
+            for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115 - Linux only, tiny
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+            return 0.0
+
+        try:
+            return float(sum(self.client.run(peak).values()))
+        except Exception:  # a remote worker that cannot answer: unknown, not a failure
+            return float("nan")
+
+
+@contextlib.contextmanager
+def dask_solver(scheduler: str | None = None, *, workers: int = 2, parts: int | None = None) -> Iterator[DaskSolver]:
+    """A :class:`DaskSolver` on the scheduler at ``scheduler``, else on a LocalCluster of ``workers``
+    worker processes (closed on exit); ``parts`` defaults to one per worker.
+
+    Raises:
+        InputError: the remote scheduler cannot be reached (exit 2, nothing written).
+    """
+    with _client(scheduler, workers, processes=True) as client:
+        count = parts or max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        yield DaskSolver(client, count)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Instance", "cloud_fleet", "edge_fleet", "generate"]
+__all__ = ["Instance", "cloud_fleet", "edge_fleet", "generate", "national_fleet"]
 
 API = "placement.berth.dev/v1alpha1"
 REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-east"]
@@ -39,7 +39,7 @@ class Instance:
     """A named generator call."""
 
     name: str
-    kind: str  # edge | cloud
+    kind: str  # edge | cloud | national
     workloads: int
     clusters: int
     load: float
@@ -53,6 +53,8 @@ class Instance:
 
 def generate(inst: Instance) -> list[dict[str, Any]]:
     """Documents of ``inst`` (the same for the same arguments)."""
+    if inst.kind == "national":
+        return national_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
     fleet = edge_fleet if inst.kind == "edge" else cloud_fleet
     return fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed, single_priority=inst.single_priority)
 
@@ -279,3 +281,69 @@ def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: lis
             spec["policy"] = k
         docs.append(_doc("Workload", names_w[w], spec, namespace=ns))
     return docs
+
+
+#: regions of a national fleet, and the share of its workloads that may run in any region's cloud
+NATIONAL_REGIONS = 20
+NATIONAL_SHARE = 0.02
+
+
+def national_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1,
+                   regions: int = NATIONAL_REGIONS) -> list[dict[str, Any]]:
+    """A national fleet: ``regions`` regional edge fleets (each :func:`edge_fleet`, its tenants held to
+    their region by a ``clusterSelector``) and a few national services that may use the cloud clusters
+    of any region (a ``national`` namespace, 2% of the workloads, cloud tier only)."""
+    rng = np.random.default_rng(seed)
+    n_national = int(n_workloads * NATIONAL_SHARE)
+    docs: list[dict[str, Any]] = []
+    for r in range(regions):
+        w_r = (n_workloads - n_national) // regions + (1 if r < (n_workloads - n_national) % regions else 0)
+        c_r = n_clusters // regions + (1 if r < n_clusters % regions else 0)
+        part = edge_fleet(w_r, c_r, load=load, seed=seed * 1000 + r)
+        docs += _regional(part, f"r{r:02d}")
+    cloud_pool = {"clusterAffinity": {"labelSelector": {"matchLabels": {"tier": "cloud"}}},
+                  "replicaScheduling": {"maxPerCluster": 4}}
+    docs.append(_doc("PlacementPolicy", "national", cloud_pool, namespace="national"))
+    for w in range(n_national):
+        docs.append(_doc("Workload", f"svc-{w:05d}", {
+            "replicas": int(rng.integers(2, 9)), "priority": int(rng.choice(PRIORITIES, p=PRIORITY_SHARE)),
+            "resources": {"cpu": _cpu(int(rng.choice([250, 500, 1000]))), "memory": "1Gi"}, "policy": "national"},
+            namespace="national"))
+    return docs
+
+
+def _regional(docs: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    """One region's documents, renamed apart (clusters, sites, namespaces) and held to the region."""
+    rename: dict[str, str] = {}
+    for d in docs:
+        if d["kind"] in ("Cluster", "Site"):
+            rename[d["metadata"]["name"]] = f"{tag}-{d['metadata']['name']}"
+    namespaces: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for d in docs:
+        d = {**d, "metadata": dict(d["metadata"]), "spec": dict(d["spec"])}
+        meta, spec = d["metadata"], d["spec"]
+        if d["kind"] in ("Cluster", "Site"):
+            meta["name"] = rename[meta["name"]]
+        if d["kind"] == "Cluster":
+            spec["region"] = tag
+            spec["zone"] = f"{tag}-{spec['zone'][-1]}"
+        if d["kind"] == "Site":
+            spec["latencyMs"] = {rename[c]: ms for c, ms in spec["latencyMs"].items()}
+        if "namespace" in meta:
+            meta["namespace"] = f"{meta['namespace']}-{tag}"
+            namespaces.add(meta["namespace"])
+        if d["kind"] == "Tenant":
+            meta["name"] = f"{meta['name']}-{tag}"
+        if d["kind"] == "PlacementPolicy" and "latency" in spec:
+            spec["latency"] = {**spec["latency"], "site": rename[spec["latency"]["site"]]}
+        out.append(d)
+    held = {"fieldSelector": {"matchExpressions": [{"key": "region", "operator": "In", "values": [tag]}]}}
+    tenants = {d["metadata"]["name"]: d for d in out if d["kind"] == "Tenant"}
+    for ns in sorted(namespaces):
+        if ns in tenants:
+            given = tenants[ns]["spec"].get("clusterSelector")
+            tenants[ns]["spec"]["clusterSelector"] = {**({"labelSelector": given} if given else {}), **held}
+        else:
+            out.append(_doc("Tenant", ns, {"clusterSelector": held}))
+    return out

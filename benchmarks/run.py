@@ -47,6 +47,11 @@ FULL = [
     Instance("mix-2000x300-l85", "edge", 2000, 300, 0.85, seed=62, single_priority=True),
     Instance("mix-2000x300-l95", "edge", 2000, 300, 0.95, seed=63, single_priority=True),
 ]
+#: past one machine (issue 15): a national fleet, solved in parts on a local Dask cluster of 2 worker
+#: processes (``berth place --dask``) and, beside it, the same command on one machine; no LP, bound or
+#: greedy runs (the LP alone would not finish), each run bounded by NATIONAL_LIMIT
+NATIONAL = [Instance("national-50000x5000", "national", 50_000, 5_000, 0.8, seed=21)]
+NATIONAL_LIMIT = 120.0
 QUICK = [
     Instance("edge-60x16", "edge", 60, 16, 0.9, seed=1),
     Instance("cloud-40x8", "cloud", 40, 8, 0.9, seed=2),
@@ -94,7 +99,19 @@ def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> N
 
     bundle = load_bundle([bundle_path])
     t1 = time.monotonic()
-    if solver == "berth":
+    workers_mb = None
+    if solver == "berth-dask":
+        # the same place(), its problem cut into parts solved on a LocalCluster of 2 worker processes
+        # (started after the load, before the clock: like `berth place --dask`)
+        from adapters.distributed import dask_solver
+
+        with dask_solver(workers=2) as parts:
+            t1 = time.monotonic()
+            plan = place(bundle, time_limit=time_limit, solver=parts)
+            workers_mb = parts.workers_peak_mb()
+        t2 = time.monotonic()
+        solve_s, bound_s, plan_s = plan.status.solve_seconds, 0.0, t2 - t1 - plan.status.solve_seconds
+    elif solver == "berth":
         # the product's own place(): build, solve, bound proof, explanations and its verification,
         # all within ``time_limit`` (one deadline), exactly as `berth place` runs it
         plan = place(bundle, time_limit=time_limit)
@@ -123,7 +140,7 @@ def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> N
         "plan_bound_at": plan.status.bound_at_placement, "plan_gap_at": plan.status.gap_at_placement,
         "wall_s": t4 - t0, "violations": [str(v) for v in violations[:5]], "n_violations": len(violations),
         "placed": values.placed_by_priority, "tier": values.tier, "weighted": values.weighted,
-        "maxrss_mb": _peak_mb(),
+        "maxrss_mb": _peak_mb(), "workers_mb": workers_mb, "plan_bound": plan.status.bound,
         "assignment": plan.assignment(),
     }
     Path(out_path).write_text(json.dumps(result))
@@ -284,6 +301,34 @@ def bench_incremental(n_clusters: int, n_committed: int, calls: int, workdir: Pa
             "max_ms": float(ms.max())}
 
 
+def bench_national(inst: Instance, workdir: Path, time_limit: float) -> dict:
+    """The national fleet in parts on Dask and on one machine: the two child runs, nothing else."""
+    path = workdir / f"{inst.name}.json"
+    path.write_text(json.dumps(inst.documents()))
+    results = {}
+    for solver in ("berth-dask", "berth"):
+        r = run_solver(solver, path, workdir, time_limit)
+        r.pop("assignment", None)
+        results[solver] = r
+    return {"instance": inst.name, "time_limit": time_limit, "results": results}
+
+
+def national_table(rows: list[dict]) -> str:
+    lines = ["| instance | run | limit s | solve s | wall s | peak MB (main + Dask workers) | placed by priority "
+             "(high→low) | weighted | bound in plan | gap in plan | valid |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for name, r in row["results"].items():
+            peak = f"{r['maxrss_mb']:.0f}" + (f" + {r['workers_mb']:.0f}" if r.get("workers_mb") else "")
+            bound = r.get("plan_bound")
+            lines.append(
+                f"| {row['instance']} | {'2 Dask workers' if name == 'berth-dask' else 'one machine'} | "
+                f"{row['time_limit']:.0f} | {r['solve_s']:.2f} | {r['wall_s']:.2f} | {peak} | "
+                f"{_fmt_placed(r['placed'])} | {r['weighted']:.2f} | {'n/a' if bound is None else f'{bound:.2f}'} | "
+                f"{_pct(r.get('plan_gap'))} | {'yes' if r['n_violations'] == 0 else 'NO ' + str(r['n_violations'])} |")
+    return "\n".join(lines)
+
+
 def _fmt_placed(placed: dict) -> str:
     return "/".join(str(placed[k]) for k in sorted(placed, key=int, reverse=True))
 
@@ -394,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench_instance(inst, Path(tmp), limit, with_lp=inst.workloads <= 2000))
             print(f"done {inst.name}", file=sys.stderr, flush=True)
         inc = bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
+        national = [] if args.quick else [bench_national(inst, Path(tmp), NATIONAL_LIMIT) for inst in NATIONAL]
     text = table(rows, inc)
+    if national:
+        text += "\n\n" + national_table(national)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "incremental": inc}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": rows, "incremental": inc, "national": national}, indent=1))
     if args.write:
         target = Path(args.write)
         old = target.read_text() if target.exists() else ""

@@ -20,6 +20,7 @@ other names as ``from engine import ...`` too (both modules' public names are he
 from __future__ import annotations
 
 from engine.build import build_problem
+from engine.decompose import PartResult, solve_decomposed, solve_part
 from engine.documents.bundle import Bundle, Origin
 from engine.documents.durations import parse_duration
 from engine.documents.fields import API_VERSION
@@ -126,6 +127,7 @@ __all__ = [
     "Origin",
     "OverridePolicy",
     "Overriders",
+    "PartResult",
     "Placement",
     "PlacementPolicy",
     "Plan",
@@ -183,8 +185,10 @@ __all__ = [
     "requested_by_cluster",
     "restrict",
     "sanitize_label",
+    "solve_decomposed",
     "solve_large",
     "solve_lp",
+    "solve_part",
     "solve_problem",
     "solve_scenario",
     "strip_userinfo",

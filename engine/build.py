@@ -151,8 +151,10 @@ def build_problem(
         running = plugin.filter_running(ctx)
         allowed_running &= mask if running is None else running
     first_reason = first_reason_g[group] if n_w else np.zeros((0, n_c), np.int8)
-    eligible = allowed[group] if n_w else np.zeros((0, n_c), bool)
-    eligible_count = eligible.sum(axis=1).astype(np.int64)
+    # eligibility is per group: the pairs are each group's allowed clusters for each of its workloads,
+    # made from the group rows (never a dense (W, C) mask: 250M cells at 50,000 x 5,000)
+    allowed_rows = [np.nonzero(allowed[g])[0].astype(np.int32) for g in range(len(group_specs))]
+    eligible_count = allowed.sum(axis=1).astype(np.int64)[group] if n_w else np.zeros(0, np.int64)
 
     # per-workload scheduling arrays
     replicas = np.array([wl.spec.replicas for wl in workloads], dtype=np.int64)
@@ -180,29 +182,45 @@ def build_problem(
     # capacity presolve: a pair is kept only if the smallest allowed count fits the cluster
     smallest = np.where(duplicated, replicas, min_per)
     need = request * smallest[:, None]  # (W, R)
-    fits = np.ones((n_w, n_c), dtype=bool)
-    for r in range(n_r):
-        cap_r = capacity[:, r]
-        limited = cap_r != UNLIMITED
-        fits[:, limited] &= need[:, r][:, None] <= cap_r[limited][None, :]
-    possible = eligible & fits & (smallest <= max_per)[:, None]
+
+    def fits(ws: np.ndarray, cs: np.ndarray) -> np.ndarray:
+        ok = (smallest <= max_per)[ws]
+        for r in range(n_r):
+            cap_r = capacity[:, r]
+            limited = cap_r != UNLIMITED
+            if limited.any():
+                ok &= ~limited[cs] | (need[:, r][ws] <= cap_r[cs])
+        return ok
+
+    pair_w = np.repeat(np.arange(n_w, dtype=np.int32), eligible_count)
+    pair_c = np.concatenate([allowed_rows[g] for g in group.tolist()]) if n_w else np.zeros(0, np.int32)
+    keep = fits(pair_w, pair_c)
+    pair_w, pair_c = pair_w[keep], pair_c[keep]
     # replicas running where only a NoSchedule taint now forbids new ones: the pair stays, up to
     # its current count (for Duplicated, only where a whole copy runs today)
     kept_w, kept_c, kept_n = _kept_running(workloads, cluster_names, current or {})
     if len(kept_w):
-        ok = ~eligible[kept_w, kept_c] & allowed_running[group[kept_w], kept_c] & fits[kept_w, kept_c]
-        ok &= (kept_n >= smallest[kept_w]) & (smallest <= max_per)[kept_w]
+        ok = ~allowed[group[kept_w], kept_c] & allowed_running[group[kept_w], kept_c] & fits(kept_w, kept_c)
+        ok &= kept_n >= smallest[kept_w]
         kept_w, kept_c, kept_n = kept_w[ok], kept_c[ok], kept_n[ok]
-        possible[kept_w, kept_c] = True
         eligible_count += np.bincount(kept_w, minlength=n_w).astype(np.int64)
+        pair_w = np.concatenate([pair_w, kept_w.astype(np.int32)])
+        pair_c = np.concatenate([pair_c, kept_c.astype(np.int32)])
+        order = np.argsort(pair_w.astype(np.int64) * n_c + pair_c, kind="stable")
+        pair_w, pair_c = pair_w[order], pair_c[order]
     # weightPreference: the division over the eligible clusters is fixed; only its clusters keep pairs
-    division = _divisions(rs, eligible, replicas, cluster_names, ctx.label_table, request_base, capacity_base)
-    for w, target in division.items():
-        possible[w] &= target > 0
-    if len(kept_w) and division:
-        on = possible[kept_w, kept_c]  # a kept pair outside a division is gone
-        kept_w, kept_c, kept_n = kept_w[on], kept_c[on], kept_n[on]
-    pair_w, pair_c = np.nonzero(possible)
+    division = _divisions(rs, allowed_rows, group, replicas, cluster_names, ctx.label_table, request_base,
+                          capacity_base)
+    if division:
+        keep = np.ones(len(pair_w), dtype=bool)
+        for w, target in division.items():
+            lo, hi = np.searchsorted(pair_w, [w, w + 1])
+            keep[lo:hi] = target[pair_c[lo:hi]] > 0
+        pair_w, pair_c = pair_w[keep], pair_c[keep]
+        if len(kept_w):  # a kept pair outside a division is gone
+            on = np.array([w not in division or division[w][c] > 0
+                           for w, c in zip(kept_w.tolist(), kept_c.tolist(), strict=True)], dtype=bool)
+            kept_w, kept_c, kept_n = kept_w[on], kept_c[on], kept_n[on]
     pair_w = pair_w.astype(np.int32)
     pair_c = pair_c.astype(np.int32)
 
@@ -315,14 +333,15 @@ def _check_sums(request: np.ndarray, pair_w: np.ndarray, pair_ub: np.ndarray, re
             )
 
 
-def _divisions(rs: list[ReplicaScheduling], eligible: np.ndarray, replicas: np.ndarray, cluster_names: list[str],
+def _divisions(rs: list[ReplicaScheduling], allowed_rows: list[np.ndarray], group: np.ndarray, replicas: np.ndarray,
+               cluster_names: list[str],
                cluster_labels: LabelTable, request_base: np.ndarray,
                capacity_base: np.ndarray) -> dict[int, np.ndarray]:
     """Workload -> (C,) replicas its ``weightPreference`` fixes per cluster (engine.division)."""
     out: dict[int, np.ndarray] = {}
     for w, sched in enumerate(rs):
         if sched.weight_preference is not None:
-            out[w] = division_of(sched.weight_preference, int(replicas[w]), np.nonzero(eligible[w])[0],
+            out[w] = division_of(sched.weight_preference, int(replicas[w]), allowed_rows[int(group[w])],
                                  cluster_names, cluster_labels, request_base[w], capacity_base)
     return out
 

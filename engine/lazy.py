@@ -2,37 +2,51 @@
 
 Loading a bundle and building a problem need neither; a command that only verifies or prints
 a plan never needs them. ``import engine`` used to take 1-2 s, most of it in ``cp_model``
-(which imports pandas) and ``scipy.optimize``. A lazy module is a real module object whose
-code runs the first time one of its attributes is read (:class:`importlib.util.LazyLoader`).
+(which imports pandas) and ``scipy.optimize``. A lazy module is a stand-in that imports the
+real one the first time one of its attributes is read.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
+import threading
 from types import ModuleType
+from typing import Any
 
 __all__ = ["lazy_module"]
 
+_LOCK = threading.Lock()
+
+
+class _LazyModule(ModuleType):
+    """Stands for a module until one of its attributes is read; then holds that module's names.
+
+    Not :class:`importlib.util.LazyLoader`: under Python 3.11 two threads touching a lazy module at
+    once (CP-SAT callbacks, Dask workers in threads) could see it half loaded. The real import here
+    runs under the import system's own lock, and the names are copied in under a lock of ours.
+    """
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__dict__["_lazy_name"]
+        real = importlib.import_module(name)
+        with _LOCK:
+            for key, value in real.__dict__.items():
+                if key not in ("__name__", "__spec__", "__loader__"):
+                    self.__dict__.setdefault(key, value)
+        try:
+            return self.__dict__[attr]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+
 
 def lazy_module(name: str) -> ModuleType:
-    """The module ``name``, loaded when first used (already loaded: that module).
+    """The module ``name``, loaded when one of its attributes is first read (already loaded: that module).
 
-    Its parent packages are imported now (they are light: ``ortools.sat.python``, ``scipy``).
-    An extension module cannot be deferred this way: it is imported at once.
+    ``sys.modules`` never holds the stand-in: ``import name`` elsewhere imports the real module.
     """
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-        return importlib.import_module(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
+    module = _LazyModule(name)
+    module.__dict__["_lazy_name"] = name
     return module

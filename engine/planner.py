@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -39,7 +40,14 @@ from engine.verification import verify as check
 from policies import registry as concerns
 from policies import replica_shape
 
-__all__ = ["place", "plan_from_solution"]
+__all__ = ["Solver", "place", "plan_from_solution"]
+
+
+class Solver(Protocol):
+    """What solves a built problem for :func:`place`: ``solve_problem``'s signature."""
+
+    def __call__(self, problem: Problem, *, deadline: Deadline, hint_y: np.ndarray | None,
+                 freeze_current: bool, on_progress: ProgressCallback | None) -> Solution: ...
 
 
 def _forced_moves(p: Problem) -> int:
@@ -192,6 +200,7 @@ def place(
     deadline: Deadline | None = None,
     on_progress: ProgressCallback | None = None,
     frozen: Collection[str] = (),
+    solver: Solver | None = None,
 ) -> Plan:
     """Place every workload of ``bundle``; the plan is verified before it is returned.
 
@@ -207,6 +216,8 @@ def place(
     cluster held). Their current placement must be valid by itself; one that is no longer
     eligible where it runs is solved like the rest.
     ``on_progress`` is called as the solver advances (:class:`engine.solvers.progress.Progress`).
+    ``solver`` solves the problem instead of :func:`engine.solvers.dispatch.solve_problem`, with
+    the same arguments (:func:`engine.decompose.solve_decomposed`: in parts, on Dask).
 
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
@@ -219,8 +230,8 @@ def place(
         # holding the frozen workloads is failover's choice, not a rule of every plan: no bound from it
         solution = solve_around(problem, held, solve_by, solve=solve_problem, bound_holds=False)
     else:
-        solution = solve_problem(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
-                                 freeze_current=freeze_current, on_progress=on_progress)
+        solution = (solver or solve_problem)(problem, deadline=solve_by, hint_y=_hint_from_current(problem),
+                                             freeze_current=freeze_current, on_progress=on_progress)
     not_applied: list[NotApplied] = []
     if current and held is None:
         problem, solution, not_applied = _keep_running(

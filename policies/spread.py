@@ -42,10 +42,25 @@ def _key(rule: SpreadConstraint) -> str:
     return FIELD_LABELS[str(rule.spread_by_field)]
 
 
-def _values(ctx: CompileContext, key: str) -> list[str | None]:
-    if not key:
-        return [c.metadata.name for c in ctx.clusters]
-    return [labels.get(key) for labels in ctx.cluster_labels]
+Groups = tuple[np.ndarray, list[str]]
+
+
+def _groups(ctx: CompileContext, key: str, memo: dict[str, Groups]) -> Groups:
+    """(C,) index of each cluster's value of ``key`` among the sorted values (-1: no value), and those
+    values; ``key`` "" is the cluster's name. Once per key (``memo``), over the label table's columns."""
+    if key not in memo:
+        if not key:
+            values = ctx.cluster_names
+            codes = np.arange(len(values), dtype=np.int32)
+        else:
+            codes = ctx.label_table.codes(key)
+            values = ctx.label_table.values(key)
+        names = sorted(set(values))
+        pos = {v: i for i, v in enumerate(names)}
+        rank = np.array([pos[v] for v in values], dtype=np.int32)
+        group_of = np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(rank) else -1, -1).astype(np.int32)
+        memo[key] = (group_of, names)
+    return memo[key]
 
 
 def _rules(p: Problem, w: int) -> list[SpreadRule]:
@@ -122,9 +137,10 @@ class SpreadPlugin(Plugin):
 
     def filter(self, ctx: CompileContext) -> np.ndarray:
         out = np.ones((ctx.num_groups, ctx.num_clusters), dtype=bool)
+        memo: dict[str, Groups] = {}
         for g, spec in enumerate(ctx.groups):
             for rule in spec.spread_constraints:
-                out[g] &= np.array([v is not None for v in _values(ctx, _key(rule))], dtype=bool)
+                out[g] &= _groups(ctx, _key(rule), memo)[0] >= 0
         return out
 
     def explain(self, ctx: CompileContext, group: int, excluded: np.ndarray) -> str:
@@ -134,15 +150,11 @@ class SpreadPlugin(Plugin):
         return f"{len(excluded)} cluster(s) have no value for spread key(s) {', '.join(keys)}"
 
     def prepare(self, ctx: CompileContext, problem: Problem) -> None:
+        memo: dict[str, Groups] = {}
         for g, spec in enumerate(ctx.groups):
             rules: list[SpreadRule] = []
             for rule in spec.spread_constraints:
-                values = _values(ctx, _key(rule))
-                names = sorted({v for v in values if v is not None})
-                index = {v: i for i, v in enumerate(names)}
-                group_of = np.array(
-                    [index[v] if v is not None else -1 for v in values], dtype=np.int32
-                )
+                group_of, names = _groups(ctx, _key(rule), memo)
                 rules.append(
                     SpreadRule(
                         key=rule.spread_by_label or str(rule.spread_by_field),

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -112,6 +112,26 @@ def commit_plan(session: GitSession, bundle: Bundle, plan: Plan, *, fmt: str, pu
     return write_plan(bundle, plan, session.path, fmt=fmt, commit=True, push=push, session=session)
 
 
+DaskFlag = Annotated[bool, typer.Option(
+    "--dask", help="Cut the problem into parts (connected components, else regions) and solve them on Dask: "
+    "a LocalCluster of --dask-workers processes, or --dask-scheduler. One plan, verified whole.")]
+DaskScheduler = Annotated[str | None, typer.Option(
+    help="tcp://host:8786: solve the parts on this Dask scheduler's workers (implies --dask).")]
+DaskWorkers = Annotated[int, typer.Option(min=1, max=64, help="Workers of the LocalCluster (and parts: one each).")]
+
+
+@contextlib.contextmanager
+def solver_for(dask: bool, scheduler: str | None, workers: int) -> Iterator[Any]:
+    """``None`` (one machine), or the Dask solver for ``engine.place(solver=...)``."""
+    if not dask and scheduler is None:
+        yield None
+        return
+    from adapters.distributed import dask_solver
+
+    with dask_solver(scheduler, workers=workers) as solver:
+        yield solver
+
+
 def register(app: typer.Typer) -> None:
     """Add ``berth place`` to ``app``."""
 
@@ -134,6 +154,9 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
         allow_sources_outside: Annotated[bool, typer.Option(
             "--allow-sources-outside", help="Accept source.path folders outside the bundle's folder.")] = False,
+        dask: DaskFlag = False,
+        dask_scheduler: DaskScheduler = None,
+        dask_workers: DaskWorkers = 2,
     ) -> None:
         """Place every workload of the bundle and write the plan."""
 
@@ -160,12 +183,13 @@ def register(app: typer.Typer) -> None:
             if not allow_sources_outside:
                 check_bundle_sources(loaded, bundle)
             weights = parse_weights(loaded, weight or [])
-            with clone_for_commit(gitops_repo, commit=commit, push=push) as session, live_progress() as shows:
+            with clone_for_commit(gitops_repo, commit=commit, push=push) as session, live_progress() as shows, \
+                    solver_for(dask, dask_scheduler, dask_workers) as solver:
                 shows.phase("reading the current placement")
                 now = read_current(current, gitops_repo)
-                shows.phase(f"solving (up to {time_limit:g}s)")
+                shows.phase(f"solving (up to {time_limit:g}s)" + (" in parts on Dask" if solver else ""))
                 plan = engine_place(loaded, current=now, time_limit=time_limit, weights=weights,
-                                    max_moves=max_moves, warnings=warnings, on_progress=shows.solver)
+                                    max_moves=max_moves, warnings=warnings, on_progress=shows.solver, solver=solver)
                 infeasible = plan.status.solver == "Infeasible"
                 if out is not None:
                     out.stage(plan.to_json() + "\n")  # a full disk fails here, before git

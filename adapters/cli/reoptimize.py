@@ -24,10 +24,14 @@ from adapters.cli.outputs import Output
 from adapters.cli.place import (
     GITOPS_FORMATS,
     INFEASIBLE_MESSAGE,
+    DaskFlag,
+    DaskScheduler,
+    DaskWorkers,
     clone_for_commit,
     commit_plan,
     load_inputs,
     parse_weights,
+    solver_for,
 )
 from adapters.cli.progress import live_progress
 from adapters.cli.render import bound_text, internal_errors
@@ -91,6 +95,9 @@ def register(app: typer.Typer) -> None:
         weight: Annotated[list[str] | None, typer.Option(help="Override a weight: NAME=NUMBER.")] = None,
         allow_sources_outside: Annotated[bool, typer.Option(
             "--allow-sources-outside", help="Accept source.path folders outside the bundle's folder.")] = False,
+        dask: DaskFlag = False,
+        dask_scheduler: DaskScheduler = None,
+        dask_workers: DaskWorkers = 2,
     ) -> None:
         """Re-optimise the whole fleet against the placement in git; dry run unless --commit."""
 
@@ -117,13 +124,15 @@ def register(app: typer.Typer) -> None:
                     check_bundle_sources(loaded, bundle)
                 weights = parse_weights(loaded, weight or [])
                 progress.phase("reading the current placement from git")
-                with clone_for_commit(gitops_repo, commit=commit, push=push) as session:
+                with clone_for_commit(gitops_repo, commit=commit, push=push) as session, \
+                        solver_for(dask, dask_scheduler, dask_workers) as solver:
                     from adapters.gitops import read_current
 
                     current = read_current(gitops_repo) if gitops_repo.exists() else {}
-                    progress.phase(f"solving (up to {time_limit:g}s)")
+                    progress.phase(f"solving (up to {time_limit:g}s)" + (" in parts on Dask" if solver else ""))
                     plan = engine_place(loaded, current=current, time_limit=time_limit, weights=weights,
-                                        max_moves=max_moves, warnings=warnings, on_progress=progress.solver)
+                                        max_moves=max_moves, warnings=warnings, on_progress=progress.solver,
+                                        solver=solver)
                     summary = diff_summary(loaded, current, plan)
                     summary["committed"] = False
                     summary["warnings"] = list(plan.status.warnings)

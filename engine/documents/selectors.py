@@ -74,6 +74,10 @@ class LabelTable:
         got = self._codes.get(key)
         return got if got is not None else np.full(self.size, -1, dtype=np.int32)
 
+    def values(self, key: str) -> list[str]:
+        """The distinct values of ``key``; a cluster's code indexes this list."""
+        return self._values.get(key, [])
+
     def equals_any(self, key: str, values: Iterable[str]) -> np.ndarray:
         """(C,) clusters whose ``key`` is one of ``values``."""
         known = self._values.get(key, [])

@@ -1,0 +1,273 @@
+"""Past one machine: cut a problem into parts, solve them apart, put one plan back together.
+
+A national fleet (tens of thousands of workloads over thousands of clusters) is too big for one
+construction in a command's time budget, but it is mostly regional. :func:`decompose` cuts it:
+
+1. **Independent parts first.** Workloads and clusters form a graph (an eligible pair, an
+   affinity or anti-affinity link, a tenant whose quota binds them all is an edge); each
+   connected component can be solved alone, and components are packed into parts of similar
+   size. Such parts share nothing: their plans merge into a valid plan, and the sum of their
+   bounds is a bound of the whole.
+2. **Regions when the graph is one piece.** Each workload goes to the region holding most of its
+   eligible clusters (with its co-location partners); regions are packed into parts. Parts then
+   share some clusters and tenant quotas: each part gets a share of every shared cluster's
+   capacity and of every quota, in proportion to the demand it can place there (its replicas'
+   requests spread over their eligible clusters: the fluid relaxation's usage), so the shares sum
+   to no more than the whole and the merged plan still fits. What a share left unused is placed
+   afterwards on the whole problem (the seams: :func:`solve_decomposed` repairs against the full
+   residual). Summed bounds are not valid for such parts; the planner's whole-problem bound
+   applies instead.
+
+The parts are solved by whatever ``run`` the caller gives (``adapters.distributed`` runs them on
+Dask); every part is solved by :func:`solve_part`, the same dispatch as one machine. The merged
+plan is verified as a whole by :func:`engine.planner.place`, like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.lazy import lazy_module
+from engine.objective import better, evaluate, placed_workloads
+from engine.problem import UNLIMITED, Problem, restrict
+from engine.solvers.bound import prove_weighted
+from engine.solvers.construct import Residual
+from engine.solvers.dispatch import solve_problem
+from engine.solvers.progress import ProgressCallback
+from engine.solvers.repair import repair_unplaced
+from engine.solvers.solution import Deadline, LevelResult, Solution
+
+if TYPE_CHECKING:
+    from scipy.sparse import csgraph
+else:
+    csgraph = lazy_module("scipy.sparse.csgraph")
+
+__all__ = ["Decomposition", "PartResult", "RunParts", "decompose", "solve_decomposed", "solve_part"]
+
+REGION_LABEL = "topology.kubernetes.io/region"
+
+
+@dataclass
+class PartResult:
+    """What a part's solve sends back: replicas per pair of the part, its status and its bound."""
+
+    y: np.ndarray
+    status: str
+    bound: float  # a proved lower bound of the part's weighted level at its placement; NaN: none
+    seconds: float
+
+
+#: ``run(parts, seconds, hints)`` solves every part (each with ``seconds``) and returns their results
+RunParts = Callable[[Sequence[Problem], float, Sequence[np.ndarray | None]], list[PartResult]]
+
+
+@dataclass
+class Decomposition:
+    """The parts of a problem: ``workloads[k]`` (indices into the whole), their pairs in the whole
+    (``pairs[k]``, the order of the part's own pairs) and the sub-problems."""
+
+    workloads: list[np.ndarray]
+    pairs: list[np.ndarray]
+    problems: list[Problem]
+    independent: bool  # the parts share no cluster and no quota
+
+
+def solve_part(problem: Problem, seconds: float, hint_y: np.ndarray | None = None) -> PartResult:
+    """Solve one part as one machine would (``engine.solvers.dispatch``), with a bound at its placement."""
+    deadline = Deadline(seconds)
+    solution = solve_problem(problem, deadline=deadline.slice(0.75), hint_y=hint_y)
+    solution = prove_weighted(problem, solution, deadline=deadline)
+    bound = next((lv.bound for lv in solution.levels if lv.name == "weighted"), float("nan"))
+    return PartResult(solution.y.astype(np.int64), solution.status, float(bound), solution.seconds)
+
+
+def _pack(sizes: np.ndarray, parts: int) -> np.ndarray:
+    """Bin of each item: biggest first into the lightest bin (balanced by ``sizes``)."""
+    load = np.zeros(parts)
+    out = np.zeros(len(sizes), dtype=np.int64)
+    for i in np.argsort(-sizes, kind="stable").tolist():
+        k = int(np.argmin(load))
+        out[i] = k
+        load[k] += sizes[i]
+    return out
+
+
+def _links(p: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Workload pairs that must be solved together: affinity and anti-affinity."""
+    return (np.concatenate([p.affinity_from, p.anti_a]).astype(np.int64),
+            np.concatenate([p.affinity_to, p.anti_b]).astype(np.int64))
+
+
+def _binding_tenants(p: Problem) -> np.ndarray:
+    """(T,) tenants with a quota that could bind (some limited resource)."""
+    return (p.quota != UNLIMITED).any(axis=1) if len(p.quota) else np.zeros(0, dtype=bool)
+
+
+def _components(p: Problem) -> np.ndarray:
+    """(W,) component of each workload in the graph of pairs, links and binding quotas."""
+    sp = lazy_module("scipy.sparse")
+    n_w, n_c, n_t = p.num_workloads, p.num_clusters, len(p.tenant_names)
+    a, b = _links(p)
+    rows = [p.pair_w.astype(np.int64), a]
+    cols = [n_w + p.pair_c.astype(np.int64), b]
+    binding = _binding_tenants(p)
+    with_quota = np.nonzero((p.tenant >= 0) & binding[np.maximum(p.tenant, 0)])[0] if n_t else np.zeros(0, np.int64)
+    rows.append(with_quota)
+    cols.append(n_w + n_c + p.tenant[with_quota].astype(np.int64))
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    n = n_w + n_c + n_t
+    graph = sp.coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _, label = csgraph.connected_components(graph, directed=False)
+    return label[:n_w]
+
+
+def _regions(p: Problem) -> np.ndarray:
+    """(W,) home region of each workload: where most of its eligible clusters are; partners follow."""
+    sp = lazy_module("scipy.sparse")
+    names = p.context.label_table.codes(REGION_LABEL) if p.context is not None else np.zeros(p.num_clusters)
+    region = np.asarray(names, dtype=np.int64)
+    region = np.where(region < 0, region.max(initial=0) + 1, region)
+    n_r = int(region.max(initial=0)) + 1
+    counts = np.bincount(p.pair_w.astype(np.int64) * n_r + region[p.pair_c], minlength=p.num_workloads * n_r)
+    home = counts.reshape(p.num_workloads, n_r).argmax(axis=1)
+    a, b = _links(p)
+    if len(a):  # co-location partners go where the first of their group goes
+        graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(p.num_workloads,) * 2)
+        _, group = csgraph.connected_components(graph, directed=False)
+        first = np.full(group.max() + 1, -1)
+        for w in range(p.num_workloads - 1, -1, -1):
+            first[group[w]] = w
+        home = home[first[group]]
+    return home
+
+
+def _shares(p: Problem, part_of: np.ndarray, parts: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each part's capacity (C, R) and quota (T, R): the whole's, split where parts share it by the
+    demand each part can place there (floors: the shares never sum to more than the whole)."""
+    total = np.maximum(p.capacity.clip(min=0).sum(axis=0), 1).astype(float)
+    size = (p.request / total).sum(axis=1) * p.replicas * np.where(p.duplicated, p.count_min, 1)
+    n_pairs = np.maximum(np.bincount(p.pair_w, minlength=p.num_workloads), 1)
+    spread = (size / n_pairs)[p.pair_w]
+    demand = np.stack([np.bincount(p.pair_c, weights=np.where(part_of[p.pair_w] == k, spread, 0.0),
+                                   minlength=p.num_clusters) for k in range(parts)])
+    whole = demand.sum(axis=0)
+    share = np.where(whole > 0, demand / np.where(whole > 0, whole, 1), 1.0 / parts)
+    caps = [np.where(p.capacity == UNLIMITED, UNLIMITED, np.floor(p.capacity * share[k][:, None]).astype(np.int64))
+            for k in range(parts)]
+    quotas = []
+    n_t = len(p.tenant_names)
+    for k in range(parts):
+        if not n_t:
+            quotas.append(p.quota)
+            continue
+        mine = np.bincount(np.maximum(p.tenant, 0), weights=np.where((part_of == k) & (p.tenant >= 0), size, 0.0),
+                           minlength=n_t)
+        every = np.bincount(np.maximum(p.tenant, 0), weights=np.where(p.tenant >= 0, size, 0.0), minlength=n_t)
+        t_share = np.where(every > 0, mine / np.where(every > 0, every, 1), 1.0 / parts)
+        quotas.append(np.where(p.quota == UNLIMITED, UNLIMITED,
+                               np.floor(p.quota * t_share[:, None]).astype(np.int64)))
+    return caps, quotas
+
+
+def decompose(problem: Problem, parts: int) -> Decomposition:
+    """Cut ``problem`` into at most ``parts`` parts (see the module docstring)."""
+    p = problem
+    parts = max(1, min(parts, p.num_workloads))
+    component = _components(p)
+    n_comp = int(component.max(initial=-1)) + 1
+    weight = np.bincount(p.pair_w, minlength=p.num_workloads).astype(float) + 1.0
+    independent = n_comp >= parts
+    if independent:
+        part_of = _pack(np.bincount(component, weights=weight, minlength=n_comp), parts)[component]
+    else:
+        home = _regions(p)
+        n_home = int(home.max(initial=0)) + 1
+        part_of = _pack(np.bincount(home, weights=weight, minlength=n_home), min(parts, n_home))[home]
+    used = np.unique(part_of)
+    remap = np.full(parts, -1)
+    remap[used] = np.arange(len(used))
+    part_of = remap[part_of]
+    n_parts = len(used)
+    if independent or n_parts == 1:
+        caps, quotas = [p.capacity] * n_parts, [p.quota] * n_parts
+    else:
+        caps, quotas = _shares(p, part_of, n_parts)
+    workloads, pairs, problems = [], [], []
+    for k in range(n_parts):
+        keep = part_of == k
+        workloads.append(np.nonzero(keep)[0])
+        pairs.append(np.nonzero(keep[p.pair_w])[0])
+        problems.append(restrict(p, keep, capacity=None if independent else caps[k],
+                                 quota=None if independent else quotas[k], keep_current=True))
+    return Decomposition(workloads, pairs, problems, independent=independent or n_parts == 1)
+
+
+def _seams(p: Problem, split: Decomposition, y: np.ndarray, deadline: Deadline) -> np.ndarray:
+    """Re-solve where parts meet: the workloads left unplaced and those placed on a cluster that
+    several parts share, together, against what every other workload leaves of the whole fleet
+    (capacity and quota no longer split). Kept only when better in the order of section 3; then
+    the repairs place what still fits."""
+    parts_on = np.zeros(p.num_clusters, dtype=np.int64)
+    for at in split.pairs:
+        parts_on[np.unique(p.pair_c[at])] += 1
+    shared = parts_on > 1
+    on = y > 0
+    seam = ~placed_workloads(p, y)
+    seam[np.unique(p.pair_w[on & shared[p.pair_c]])] = True
+    seam &= np.diff(p.pair_starts) > 0
+    if seam.any():
+        others = np.where(seam[p.pair_w], 0, y)
+        state = Residual.from_y(p, others)
+        room = np.where(p.capacity == UNLIMITED, UNLIMITED, state.capacity)
+        left = np.where(p.quota == UNLIMITED, UNLIMITED, state.quota)
+        sub = restrict(p, seam, capacity=room, quota=left, keep_current=True)
+        at = np.nonzero(seam[p.pair_w])[0]
+        old = y[at]
+        new = solve_problem(sub, deadline=deadline.slice(0.7), hint_y=old).y
+        if better(sub, new, old):
+            y = y.copy()
+            y[at] = new
+    state = Residual.from_y(p, y)
+    repair_unplaced(p, state, deadline=deadline.slice(0.8))
+    return state.y
+
+
+def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: Deadline,
+                     hint_y: np.ndarray | None = None, freeze_current: bool = False,
+                     on_progress: ProgressCallback | None = None) -> Solution:
+    """Solve ``problem`` part by part through ``run`` and merge the parts into one solution.
+
+    A moves budget over what runs couples every workload (one budget for the fleet): such a
+    problem is solved whole, as is a problem with one part. Parts that share clusters leave a
+    quarter of the time for the seams (repairs against the whole residual).
+    """
+    p = problem
+    if parts <= 1 or (p.max_moves is not None and p.has_current) or p.num_workloads < 2:
+        return solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
+                             on_progress=on_progress)
+    split = decompose(p, parts)
+    if len(split.problems) == 1:
+        return solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
+                             on_progress=on_progress)
+    seconds = deadline.remaining() * (0.85 if split.independent else 0.65)
+    hints = [hint_y[at] if hint_y is not None else None for at in split.pairs]
+    results = run(split.problems, seconds, hints)
+    y = np.zeros(p.num_pairs, dtype=np.int64)
+    for at, result in zip(split.pairs, results, strict=True):
+        y[at] = result.y
+    if not split.independent and not deadline.expired():
+        y = _seams(p, split, y, deadline)
+    pair_prio = p.priority[p.pair_w]
+    levels = [LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
+              for v in sorted(set(p.priority.tolist()), reverse=True)]
+    bounds = [r.bound for r in results]
+    if split.independent and all(np.isfinite(b) for b in bounds):
+        # the parts share nothing and the weighted objective adds up over workloads
+        weighted = float(evaluate(p, y).weighted) - p.weights.moves * p.fixed_moves
+        levels.append(LevelResult("weighted", weighted, min(float(sum(bounds)), weighted), False,
+                                  max(r.seconds for r in results)))
+    return Solution(y, "Feasible", deadline.elapsed(), levels)

@@ -1,0 +1,127 @@
+"""Placement in parts on Dask (issue 15): one plan, verified whole, never behind the greedy baseline.
+
+A multi-region fleet: most workloads are pinned to their region (so the regions are independent
+parts), a few may run anywhere (then the parts share clusters and capacity is split between them).
+The parts really run on a Dask cluster: a LocalCluster of 2 worker processes started by the engine's
+adapter, or a scheduler this test starts on 127.0.0.1 and names with ``--dask-scheduler``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adapters.distributed import dask_solver
+from benchmarks.greedy import greedy
+from engine import Bundle, build_problem, place, verify
+from engine.decompose import decompose
+from tests.builders import bundle_of, cluster, policy, workload
+
+REGIONS = ["north", "south", "east"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fleet(*, shared: bool) -> list[dict[str, Any]]:
+    """3 regions x 4 clusters; per region 8 pinned workloads (priorities 0 and 100); with ``shared``,
+    6 more that may run in any region."""
+    rng = np.random.default_rng(7)
+    docs: list[dict[str, Any]] = []
+    for r in REGIONS:
+        for i in range(4):
+            cores = str(int(rng.choice([4, 6, 8])))
+            docs.append(cluster(f"{r}-{i}", region=r, capacity={"cpu": cores, "memory": "64Gi"},
+                                price={"cpu": f"{rng.uniform(0.02, 0.05):.3f}"}))
+        docs.append(policy(f"in-{r}", clusterAffinity={"fieldSelector": {"matchExpressions": [
+            {"key": "region", "operator": "In", "values": [r]}]}}))
+        for j in range(8):
+            docs.append(workload(f"{r}-app-{j}", int(rng.integers(1, 5)), cpu=str(rng.choice(["500m", "1", "2"])),
+                                 policy=f"in-{r}", priority=int(rng.choice([0, 100]))))
+    if shared:
+        for j in range(6):
+            docs.append(workload(f"roaming-{j}", int(rng.integers(2, 6)), cpu="1", priority=50))
+    return docs
+
+
+def _placed(plan: Any) -> dict[str, int]:
+    return dict(plan.status.objective.placed_by_priority)
+
+
+def _greedy_placed(bundle: Bundle) -> dict[str, int]:
+    problem = build_problem(bundle)
+    y = greedy(problem).y
+    out: dict[str, int] = {}
+    for v in sorted(set(problem.priority.tolist())):
+        out[str(v)] = int(y[problem.priority[problem.pair_w] == v].sum())
+    return out
+
+
+def _not_behind(plan: Any, bundle: Bundle) -> None:
+    mine, base = _placed(plan), _greedy_placed(bundle)
+    for prio, n in base.items():
+        assert mine.get(prio, 0) >= n, (prio, mine, base)
+
+
+def test_regions_are_independent_parts_and_shared_clusters_are_not() -> None:
+    alone = build_problem(bundle_of(*_fleet(shared=False)))
+    split = decompose(alone, 2)
+    assert split.independent and len(split.problems) == 2
+    together = build_problem(bundle_of(*_fleet(shared=True)))
+    split = decompose(together, 2)
+    assert not split.independent and len(split.problems) == 2
+    # the parts' capacity shares never add up to more than a cluster has
+    total = sum(part.capacity for part in split.problems)
+    assert (total <= together.capacity).all()
+    keys = sorted(k for part in split.problems for k in part.workload_keys)
+    assert keys == sorted(together.workload_keys)  # every workload in exactly one part
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_local_cluster_places_a_multi_region_fleet(shared: bool) -> None:
+    bundle = bundle_of(*_fleet(shared=shared))
+    with dask_solver(workers=2) as solver:
+        plan = place(bundle, time_limit=20, solver=solver)
+    assert plan.status.solver in ("Optimal", "Feasible")
+    assert verify(bundle, plan) == []
+    _not_behind(plan, bundle)
+    whole = place(bundle, time_limit=20)
+    if not shared:  # independent parts: the same replicas per priority as one solve of the whole
+        assert _placed(plan) == _placed(whole)
+        assert plan.status.bound is not None  # the sum of the independent parts' bounds
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "berth"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_place_on_a_remote_scheduler(tmp_path: Path) -> None:
+    from dask.distributed import LocalCluster
+
+    bundle = tmp_path / "fleet.json"
+    bundle.write_text(json.dumps(_fleet(shared=True)))
+    out = tmp_path / "plan.json"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        done = _cli("place", str(bundle), "--dask-scheduler", cluster.scheduler_address, "--time-limit", "20",
+                    "--output", str(out), "-q")
+        assert done.returncode == 0, done.stderr
+        assert "berth-part" in cluster.scheduler.task_prefixes  # the parts ran on this scheduler's workers
+    plan = json.loads(out.read_text())
+    loaded = bundle_of(*json.loads(bundle.read_text()))
+    assert verify(loaded, plan) == []
+
+
+def test_an_unreachable_scheduler_is_bad_input(tmp_path: Path) -> None:
+    bundle = tmp_path / "fleet.json"
+    bundle.write_text(json.dumps(_fleet(shared=False)))
+    out = tmp_path / "plan.json"
+    done = _cli("place", str(bundle), "--dask-scheduler", "tcp://127.0.0.1:9", "--output", str(out))
+    assert done.returncode == 2, done.stderr
+    assert "cannot reach the Dask scheduler tcp://127.0.0.1:9" in done.stderr
+    assert not out.exists()
