@@ -40,6 +40,7 @@ from engine.solvers.dispatch import solve_problem
 from engine.solvers.progress import ProgressCallback
 from engine.solvers.repair import repair_unplaced
 from engine.solvers.solution import Deadline, LevelResult, Solution
+from policies import registry as concerns
 
 if TYPE_CHECKING:
     from scipy.sparse import csgraph
@@ -97,9 +98,10 @@ def _pack(sizes: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _links(p: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Workload pairs that must be solved together: affinity and anti-affinity."""
-    return (np.concatenate([p.affinity_from, p.anti_a]).astype(np.int64),
-            np.concatenate([p.affinity_to, p.anti_b]).astype(np.int64))
+    """Workload pairs that must be solved together (co-location partners, through the registry)."""
+    pairs = [(w, v) for w in np.nonzero(concerns.ties(p))[0].tolist() for v in concerns.partners(p, w)]
+    arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
 
 
 def _binding_tenants(p: Problem) -> np.ndarray:

@@ -223,6 +223,11 @@ class Plugin:
         """Workloads that depend on ``w`` (:meth:`depends_on` the other way round)."""
         return []
 
+    def partners(self, problem: Problem, w: int) -> list[int]:
+        """Workloads whose placement this concern ties to ``w``'s either way (a solve in parts keeps them
+        in ``w``'s part)."""
+        return []
+
     def neighbourhood(self, problem: Problem, w: int, placed: np.ndarray) -> list[int]:
         """Workloads a repair must solve together with ``w`` (placed ones may move with it)."""
         return []

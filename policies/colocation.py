@@ -145,6 +145,11 @@ class CoLocationPlugin(Plugin):
         """The workloads that follow it."""
         return list(_links(problem).followers[w])
 
+    def partners(self, problem: Problem, w: int) -> list[int]:
+        """Every workload linked to it: those it follows, its followers, those it avoids."""
+        links = _links(problem)
+        return [*links.follow[w], *links.followers[w], *links.avoid[w]]
+
     def neighbourhood(self, problem: Problem, w: int, placed: np.ndarray) -> list[int]:
         """The partners it follows, and their placed followers (they move with the partners)."""
         links = _links(problem)

@@ -27,8 +27,8 @@ from policies.tenancy import TenancyPlugin
 
 __all__ = [
     "PLUGINS", "admit", "admit_pairs", "anchored", "dependents", "depends_on", "fewest_clusters",
-    "fewest_clusters_all", "fixed_layout", "neighbourhood", "offer", "order", "plugin_by_name", "propose", "rigid",
-    "room", "ties", "why_in_the_way", "why_never", "why_not_alone", "why_not_beside",
+    "fewest_clusters_all", "fixed_layout", "neighbourhood", "offer", "order", "partners", "plugin_by_name",
+    "propose", "rigid", "room", "ties", "why_in_the_way", "why_never", "why_not_alone", "why_not_beside",
 ]
 
 
@@ -134,6 +134,11 @@ def depends_on(problem: Problem, w: int) -> list[int]:
 def dependents(problem: Problem, w: int) -> list[int]:
     """Workloads that can run only beside ``w``."""
     return sorted({v for plugin in _with("dependents") for v in plugin.dependents(problem, w)})
+
+
+def partners(problem: Problem, w: int) -> list[int]:
+    """Workloads tied to ``w`` either way by some concern, sorted (kept in one part with it)."""
+    return sorted({v for plugin in _with("partners") for v in plugin.partners(problem, w)})
 
 
 def neighbourhood(problem: Problem, w: int, placed: np.ndarray) -> list[int]:
