@@ -184,7 +184,7 @@ def build_problem(
     need = request * smallest[:, None]  # (W, R)
 
     def fits(ws: np.ndarray, cs: np.ndarray) -> np.ndarray:
-        ok = (smallest <= max_per)[ws]
+        ok: np.ndarray = (smallest <= max_per)[ws]
         for r in range(n_r):
             cap_r = capacity[:, r]
             limited = cap_r != UNLIMITED

@@ -124,7 +124,7 @@ def _components(p: Problem) -> np.ndarray:
     n = n_w + n_c + n_t
     graph = sp.coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
     _, label = csgraph.connected_components(graph, directed=False)
-    return label[:n_w]
+    return np.asarray(label[:n_w])
 
 
 def _regions(p: Problem) -> np.ndarray:
@@ -144,7 +144,7 @@ def _regions(p: Problem) -> np.ndarray:
         for w in range(p.num_workloads - 1, -1, -1):
             first[group[w]] = w
         home = home[first[group]]
-    return home
+    return np.asarray(home)
 
 
 def _shares(p: Problem, part_of: np.ndarray, parts: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -196,11 +196,11 @@ class Problem:
     @cached_property
     def pair_cells(self) -> np.ndarray:
         """(P,) ``group * C + cluster`` of every pair: where a pair reads a (G, C) table (:meth:`at_pairs`)."""
-        return self.group[self.pair_w].astype(np.int64) * self.num_clusters + self.pair_c
+        return np.asarray(self.group[self.pair_w].astype(np.int64) * self.num_clusters + self.pair_c)
 
     def at_pairs(self, table: np.ndarray) -> np.ndarray:
         """A (G, C) per-group table read at every pair: ``table[group[pair_w], pair_c]``, one flat gather."""
-        return np.ascontiguousarray(table).ravel()[self.pair_cells]
+        return np.asarray(np.ascontiguousarray(table).ravel()[self.pair_cells])
 
     @cached_property
     def pair_keys(self) -> np.ndarray:
