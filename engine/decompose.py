@@ -7,16 +7,17 @@ construction in a command's time budget, but it is mostly regional. :func:`decom
    affinity or anti-affinity link, a tenant whose quota binds them all is an edge); each
    connected component can be solved alone, and components are packed into parts of similar
    size. Such parts share nothing: their plans merge into a valid plan, and the sum of their
-   bounds is a bound of the whole.
+   bounds at their placements is the whole's at its placement.
 2. **Regions when the graph is one piece.** Each workload goes to the region holding most of its
    eligible clusters (with its co-location partners); regions are packed into parts. Parts then
    share some clusters and tenant quotas: each part gets a share of every shared cluster's
    capacity and of every quota, in proportion to the demand it can place there (its replicas'
    requests spread over their eligible clusters: the fluid relaxation's usage), so the shares sum
    to no more than the whole and the merged plan still fits. What a share left unused is placed
-   afterwards on the whole problem (the seams: :func:`solve_decomposed` repairs against the full
-   residual). Summed bounds are not valid for such parts; the planner's whole-problem bound
-   applies instead.
+   afterwards on the whole problem (the seams: :func:`solve_decomposed` re-solves them against the
+   full residual). Summed bounds are not valid for such parts; the planner's whole-problem bounds
+   apply instead. For independent parts the sum is the bound at the plan's placement
+   (``boundAtPlacement``); the bound over every plan (``status.bound``) is always the whole's.
 
 The parts are solved by whatever ``run`` the caller gives (``adapters.distributed`` runs them on
 Dask); every part is solved by :func:`solve_part`, the same dispatch as one machine. The merged
@@ -34,7 +35,7 @@ import numpy as np
 from engine.lazy import lazy_module
 from engine.objective import better, evaluate, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
-from engine.solvers.bound import prove_weighted
+from engine.solvers.bound import prove_weighted, weighted_constant
 from engine.solvers.construct import Residual
 from engine.solvers.dispatch import solve_problem
 from engine.solvers.progress import ProgressCallback
@@ -58,7 +59,7 @@ class PartResult:
 
     y: np.ndarray
     status: str
-    bound: float  # a proved lower bound of the part's weighted level at its placement; NaN: none
+    bound: float  # a proved lower bound of the part's weighted cost at its placement (no constants); NaN: none
     seconds: float
 
 
@@ -82,7 +83,9 @@ def solve_part(problem: Problem, seconds: float, hint_y: np.ndarray | None = Non
     deadline = Deadline(seconds)
     solution = solve_problem(problem, deadline=deadline.slice(0.75), hint_y=hint_y)
     solution = prove_weighted(problem, solution, deadline=deadline)
-    bound = next((lv.bound for lv in solution.levels if lv.name == "weighted"), float("nan"))
+    # at its placement: the bound at the part's own workloads, else the weighted level's (over more plans)
+    level = next((lv.bound for lv in solution.levels if lv.name == "weighted"), float("nan"))
+    bound = solution.bound_at_placement if solution.bound_at_placement is not None else level
     return PartResult(solution.y.astype(np.int64), solution.status, float(bound), solution.seconds)
 
 
@@ -267,9 +270,12 @@ def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: D
     levels = [LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
               for v in sorted(set(p.priority.tolist()), reverse=True)]
     bounds = [r.bound for r in results]
+    at_placement = None
     if split.independent and all(np.isfinite(b) for b in bounds):
-        # the parts share nothing and the weighted objective adds up over workloads
-        weighted = float(evaluate(p, y).weighted) - p.weights.moves * p.fixed_moves
-        levels.append(LevelResult("weighted", weighted, min(float(sum(bounds)), weighted), False,
-                                  max(r.seconds for r in results)))
-    return Solution(y, "Feasible", deadline.elapsed(), levels)
+        # the parts share nothing and the weighted cost adds up over workloads: at this placement (the
+        # same replicas per workload) the sum of the parts' bounds holds for the whole. Over every plan
+        # with the same replicas per priority it need not (another plan may place them in other parts):
+        # that bound is the planner's, over the whole problem
+        weighted = float(evaluate(p, y).weighted) - weighted_constant(p)
+        at_placement = min(float(sum(bounds)), weighted)
+    return Solution(y, "Feasible", deadline.elapsed(), levels, bound_at_placement=at_placement)
