@@ -18,6 +18,7 @@ from engine.documents.kinds import ObjectiveWeights
 from engine.errors import SolveError
 from engine.explain import explain_unplaced
 from engine.keep import keepable, with_replicas
+from engine.lazy import load_now
 from engine.objective import evaluate, placed_workloads
 from engine.plan import (
     NotApplied,
@@ -222,6 +223,7 @@ def place(
     Raises:
         SolveError: the plan failed independent verification (a bug, never input).
     """
+    load_now()  # the solver's modules, before the clock: the limit is for building and solving
     deadline = deadline if deadline is not None else Deadline(time_limit)
     problem = build_problem(bundle, current=current, weights=weights, max_moves=max_moves)
     solve_by, report_by = _budget(problem, deadline)
