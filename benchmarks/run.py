@@ -14,7 +14,9 @@ the LP minimum over **every** plan with the same replicas per priority and tier 
 all workloads; the reference of spec 5's ``status.bound``), and :func:`engine.cost_bound_at`,
 the LP minimum at the plan's own choice of workloads (``status.boundAtPlacement``).
 Then an incremental benchmark places single workloads into a fleet that
-already holds many placed ones.
+already holds many placed ones (the service's fast path, beside the exact pinned
+path), and :mod:`benchmarks.service_load` drives a real ``berth serve`` at fleet
+scale over HTTP.
 """
 
 from __future__ import annotations
@@ -273,32 +275,85 @@ def top_priority_bound(problem, time_limit: float = 60.0) -> dict | None:  # typ
     return {"priority": str(top), "bound": float(bound), "proved": level.proved}
 
 
-def bench_incremental(n_clusters: int, n_committed: int, calls: int, workdir: Path) -> dict:
-    """Place ``calls`` single workloads, one at a time, into a fleet holding ``n_committed`` placed ones."""
-    from engine import Deadline, Incremental, build_problem, load_documents, solve_large
+def bench_incremental(n_clusters: int, n_committed: int, calls: int, workdir: Path, pinned: int = 3) -> dict:
+    """Place ``calls`` single workloads, one call each, into a fleet holding ``n_committed`` placed ones.
+
+    The product's fast path as the service runs it (:class:`engine.FastPlacer` on :class:`engine.WarmFleet`,
+    each placed workload then taken into the warm state); a workload it does not claim (linked to another,
+    or one it cannot place) counts as answered by the pinned path, which is not timed here. Then the first
+    ``pinned`` of the same calls on the exact pinned path (``engine.place`` of the whole fleet, ``maxMoves: 0``,
+    what is committed frozen), in the same run.
+    """
+    from engine import (
+        Bundle,
+        Deadline,
+        FastPlacer,
+        WarmFleet,
+        build_problem,
+        fast_reason,
+        load_documents,
+        place,
+        restrict,
+        solve_large,
+    )
 
     inst = Instance("incremental", "edge", n_committed + calls, n_clusters, 0.8, seed=5)
-    problem = build_problem(load_documents(inst.documents()))
+    bundle = load_documents(inst.documents())
+    problem = build_problem(bundle)
     first = np.zeros(problem.num_workloads, dtype=bool)
     first[:n_committed] = True
-    from engine import restrict
-
     base = solve_large(restrict(problem, first), Deadline(10.0))
-    committed = np.zeros(problem.num_pairs, dtype=np.int64)
-    committed[first[problem.pair_w]] = base.y
+    sub = restrict(problem, first)
+    committed: dict[str, dict[str, int]] = {}
+    for p_, c, n in zip(sub.pair_w.tolist(), sub.pair_c.tolist(), base.y.tolist(), strict=True):
+        if n:
+            committed.setdefault(sub.workload_keys[p_], {})[sub.cluster_names[c]] = int(n)
+    workloads = {w.key: w for w in bundle.workloads}
+    policies = {f"{p.metadata.namespace}/{p.metadata.name}": p for p in bundle.policies}
+    fleet = Bundle(clusters=bundle.clusters, sites=bundle.sites, tenants=bundle.tenants, objective=bundle.objective)
     t0 = time.monotonic()
-    inc = Incremental(problem, committed)
+    warm = WarmFleet.build(fleet, committed, workloads, policies)
+    placer = FastPlacer(warm)
     setup = time.monotonic() - t0
-    times = []
-    placed = 0
-    for w in range(n_committed, n_committed + calls):
+    times, placed, claimed = [], 0, 0
+    new = [w for w in bundle.workloads[n_committed:n_committed + calls]]
+    for w in new:
+        pol = policies.get(f"{w.metadata.namespace}/{w.spec.policy}") if w.spec.policy else None
         t = time.perf_counter()
-        placed += len(inc.place(np.array([w])))
+        answer = placer.place([w], [pol], deadline=Deadline(10.0)) if fast_reason(w, pol, warm) is None else None
+        if answer is not None:
+            warm.add(w.key, answer[0].assignment()[w.key], w, pol)  # accepted: the next call sees it
         times.append(time.perf_counter() - t)
+        claimed += answer is not None
+        placed += answer is not None
     ms = np.array(times) * 1000
-    return {"clusters": n_clusters, "committed": n_committed, "calls": calls, "placed": placed,
+    slow = []
+    kept = {k: workloads[k] for k in committed}
+    for w in new[:pinned]:
+        whole = Bundle(clusters=bundle.clusters, sites=bundle.sites, tenants=bundle.tenants,
+                       workloads=[*kept.values(), w], policies=bundle.policies, objective=bundle.objective)
+        t = time.perf_counter()
+        place(whole, current=committed, max_moves=0, freeze_current=True, time_limit=120.0)
+        slow.append(time.perf_counter() - t)
+    return {"clusters": n_clusters, "committed": n_committed, "calls": calls, "placed": placed, "fast": claimed,
             "setup_s": setup, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max())}
+            "max_ms": float(ms.max()), "pinned_calls": len(slow),
+            "pinned_p50_ms": float(np.percentile(np.array(slow) * 1000, 50)) if slow else float("nan")}
+
+
+def bench_service(quick: bool, workdir: Path) -> dict | None:
+    """``benchmarks/service_load.py --fleet-scale`` in its own process: a real ``berth serve`` over HTTP."""
+    out = workdir / "service.json"
+    size = (["--clusters", "20", "--committed", "100", "--requests", "20", "--today", "1", "--sustained", "40",
+             "--commits", "20", "--threads", "4"] if quick else
+            ["--clusters", "1000", "--committed", "10000", "--requests", "200", "--today", "2", "--sustained", "1000",
+             "--commits", "500", "--threads", "8"])
+    done = subprocess.run([sys.executable, "-m", "benchmarks.service_load", "--fleet-scale", *size, "--json", str(out)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"service benchmark failed: {done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.read_text())
 
 
 def bench_national(inst: Instance, workdir: Path, time_limit: float) -> dict:
@@ -333,7 +388,7 @@ def _fmt_placed(placed: dict) -> str:
     return "/".join(str(placed[k]) for k in sorted(placed, key=int, reverse=True))
 
 
-def table(rows: list[dict], inc: dict | None) -> str:
+def table(rows: list[dict], inc: dict | None, service: dict | None = None) -> str:
     lines = [
         "| instance | pairs | solver | limit s | solve s | wall s | peak MB | placed by priority (high→low) | "
         "LP placed | weighted | plan's bound, all plans (gap) | plan's bound at placement (gap) | "
@@ -374,10 +429,14 @@ def table(rows: list[dict], inc: dict | None) -> str:
                      f"{b['weighted'] / max(g['weighted'], 1e-9):.3f} | {_same_ratio(row.get('same_workloads'))} | "
                      f"{b['solve_s'] / max(g['solve_s'], 1e-9):.2f} |")
     if inc:
-        lines += ["", "| incremental | clusters | committed | calls | placed | setup s | p50 ms | p99 ms | max ms |",
-                  "|---|---|---|---|---|---|---|---|---|",
+        lines += ["", "| incremental (engine) | clusters | committed | calls | placed by the fast path | setup s | "
+                      "p50 ms | p99 ms | max ms | pinned path p50 ms (calls) |",
+                  "|---|---|---|---|---|---|---|---|---|---|",
                   f"| single workload | {inc['clusters']} | {inc['committed']} | {inc['calls']} | {inc['placed']} | "
-                  f"{inc['setup_s']:.2f} | {inc['p50_ms']:.2f} | {inc['p99_ms']:.2f} | {inc['max_ms']:.2f} |"]
+                  f"{inc['setup_s']:.2f} | {inc['p50_ms']:.2f} | {inc['p99_ms']:.2f} | {inc['max_ms']:.2f} | "
+                  f"{inc['pinned_p50_ms']:.0f} ({inc['pinned_calls']}) |"]
+    if service:
+        lines += ["", service_table(service)]
     return "\n".join(lines)
 
 
@@ -387,6 +446,24 @@ def _with_gap(bound: float | None, weighted: float) -> str:
         return "n/a"
     gap = (weighted - bound) / max(abs(weighted), 1e-9)
     return f"{bound:.2f} ({max(gap, 0.0) if gap > -1e-6 else gap:.1%})"  # no "-0.0%" from rounding
+
+
+def service_table(s: dict) -> str:
+    """The service at fleet scale (``benchmarks/service_load.py --fleet-scale``): fast path beside the pinned path."""
+    e, h = s["engine"], s["http"]
+    groups = h.get("commit_groups", {})
+    head = (f"| service ({s['clusters']} clusters, {s['committed']} committed) | engine p50 / p99 ms | "
+            "HTTP dry run p50 ms | dry runs/s | commits/s | commit groups (mean / largest) |")
+    return "\n".join([
+        head, "|---|---|---|---|---|---|",
+        f"| fast path | {e['fast']['p50_ms']:.2f} / {e['fast']['p99_ms']:.2f} | {h['dry_sequential']['p50_ms']:.1f} | "
+        f"{h['dry_sustained']['per_s']:.0f} ({h['dry_sustained']['threads']} clients) | "
+        f"{h['committed_sustained']['per_s']:.0f} | {groups.get('mean', float('nan')):.1f} / "
+        f"{groups.get('largest', 'n/a')} |",
+        f"| pinned path (whole fleet) | {e['today']['p50_ms']:.0f} / {e['today']['p99_ms']:.0f} | "
+        f"{h['today_dry_sequential']['p50_ms']:.0f} | {h['today_dry_sequential']['per_s']:.2f} (1 client) | "
+        f"{h['today_commit_sequential']['per_s']:.2f} (1 client) | 1 |",
+    ])
 
 
 def _same_ratio(same: dict | None) -> str:
@@ -440,12 +517,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"done {inst.name}", file=sys.stderr, flush=True)
         inc = bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
         national = [] if args.quick else [bench_national(inst, Path(tmp), NATIONAL_LIMIT) for inst in NATIONAL]
-    text = table(rows, inc)
+        service = bench_service(args.quick, Path(tmp))
+    text = table(rows, inc, service)
     if national:
         text += "\n\n" + national_table(national)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "incremental": inc, "national": national}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": rows, "incremental": inc, "national": national,
+                                               "service": service}, indent=1))
     if args.write:
         target = Path(args.write)
         old = target.read_text() if target.exists() else ""

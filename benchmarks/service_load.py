@@ -22,6 +22,7 @@ import json
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -203,20 +204,24 @@ def http_calls(config: Path, calls: int, sustained: int, threads: int, commits: 
     from tests.serve_process import ServerProcess
 
     headers = {"Authorization": f"Bearer {TOKEN}"}
+    out: dict[str, Any] = {}
     slow = ServerProcess(config, config.parent / "serve-today.log", env={"BERTH_FAST_PATH": "off"}).start(timeout=600)
     try:
         with httpx.Client(base_url=slow.url, timeout=900, headers=headers) as client:
-            seconds = []
-            for i in range(today):
-                t0 = time.perf_counter()
-                r = client.post("/v1/placements", json={"documents": [_small_workload(f"t-{i}", TENANTS[i % 4])],
-                                                        "dryRun": True})
-                assert r.status_code == 200, r.text[:300]
-                seconds.append(time.perf_counter() - t0)
+            for dry in (True, False):  # dry runs, then committed placements, one client, one at a time
+                seconds = []
+                started = time.perf_counter()
+                for i in range(today):
+                    t0 = time.perf_counter()
+                    r = client.post("/v1/placements", json={"documents": [_small_workload(
+                        f"t{'d' if dry else 'c'}-{i}", TENANTS[i % 4])], "dryRun": dry})
+                    assert r.status_code == (200 if dry else 201), r.text[:300]
+                    seconds.append(time.perf_counter() - t0)
+                rate = round(today / (time.perf_counter() - started), 2)
+                out["today_dry_sequential" if dry else "today_commit_sequential"] = {**_ms(seconds), "per_s": rate}
     finally:
         slow.stop()
     server = ServerProcess(config, config.parent / "serve.log").start(timeout=600)
-    out: dict[str, Any] = {"today_dry_sequential": _ms(seconds)}
     try:
         with httpx.Client(base_url=server.url, timeout=600, headers=headers) as client:
             deadline = time.monotonic() + 600
@@ -233,13 +238,21 @@ def http_calls(config: Path, calls: int, sustained: int, threads: int, commits: 
             out["dry_sequential"] = _ms([post(i, True) for i in range(calls)])
 
             def many(n: int, dry: bool, offset: int) -> dict[str, Any]:
+                local = threading.local()  # one keep-alive connection per client thread, as real clients keep
+
                 def one(i: int) -> float:
-                    with httpx.Client(base_url=server.url, timeout=600, headers=headers) as c:
-                        return post(offset + i, dry, c)
+                    if not hasattr(local, "client"):
+                        local.client = httpx.Client(base_url=server.url, timeout=600, headers=headers)
+                        opened.append(local.client)
+                    return post(offset + i, dry, local.client)
+
+                opened: list[httpx.Client] = []
                 t0 = time.perf_counter()
                 with cf.ThreadPoolExecutor(max_workers=threads) as pool:
                     seconds = list(pool.map(one, range(n)))
                 wall = time.perf_counter() - t0
+                for c in opened:
+                    c.close()
                 return {**_ms(seconds), "per_s": round(n / wall, 1), "threads": threads}
 
             out["dry_sustained"] = many(sustained, True, 10_000)
@@ -247,9 +260,27 @@ def http_calls(config: Path, calls: int, sustained: int, threads: int, commits: 
             metrics = client.get("/metrics").text
             out["fast_path"] = {line.split("{", 1)[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
                                 for line in metrics.splitlines() if line.startswith("berth_fast_path_total{")}
+            out["commit_groups"] = _groups(metrics)
     finally:
         server.stop()
     return out
+
+
+def _groups(metrics: str) -> dict[str, Any]:
+    """Commit groups from ``berth_commit_group_size``: how many, their mean size, the bucket of the largest."""
+    values: dict[str, float] = {}
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if line.startswith("berth_commit_group_size_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(("berth_commit_group_size_sum", "berth_commit_group_size_count")):
+            name, value = line.rsplit(" ", 1)
+            values[name.rsplit("_", 1)[1]] = float(value)
+    count = values.get("count", 0.0)
+    largest = next((le for le, n in sorted(buckets) if n >= count), None) if count else None
+    return {"groups": int(count), "mean": round(values.get("sum", 0.0) / count, 1) if count else None,
+            "largest": None if largest is None else f"<= {largest:g}"}
 
 
 def fleet_scale(args: argparse.Namespace) -> None:
@@ -260,9 +291,13 @@ def fleet_scale(args: argparse.Namespace) -> None:
         config = fleet_setup(root, args.clusters, args.committed[0])
         print({"setup_s": round(time.perf_counter() - t0, 1), "clusters": args.clusters,
                "committed": args.committed[0]}, flush=True)
-        print({"engine": engine_calls(config, args.requests, args.today)}, flush=True)
-        print({"http": http_calls(config, args.requests, args.sustained, args.threads, args.commits,
-                                  args.today)}, flush=True)
+        result: dict[str, Any] = {"clusters": args.clusters, "committed": args.committed[0],
+                                  "engine": engine_calls(config, args.requests, args.today)}
+        print({"engine": result["engine"]}, flush=True)
+        result["http"] = http_calls(config, args.requests, args.sustained, args.threads, args.commits, args.today)
+        print({"http": result["http"]}, flush=True)
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=1))
 
 
 def main() -> None:
@@ -277,6 +312,7 @@ def main() -> None:
     parser.add_argument("--today", type=int, default=3, help="fleet scale: calls on today's path")
     parser.add_argument("--sustained", type=int, default=400, help="fleet scale: dry runs for the rate")
     parser.add_argument("--commits", type=int, default=200, help="fleet scale: placements for the rate")
+    parser.add_argument("--json", type=Path, default=None, help="fleet scale: write the figures here as JSON")
     args = parser.parse_args()
     if args.fleet_scale:
         fleet_scale(args)

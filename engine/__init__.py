@@ -51,6 +51,7 @@ from engine.errors import (
     SolveError,
     SourceError,
 )
+from engine.fast import FastPlacer, fast_reason
 from engine.limits import MAX_DEPTH, MAX_LATENCY_MS, MAX_REPLICAS, echo
 from engine.live import ClusterLive, LatencyLive, LiveFleet, LiveReport, apply_live, find_source, merge_fleets
 from engine.objective import evaluate
@@ -82,7 +83,6 @@ from engine.scenario import expand, solve_scenario
 from engine.solvers.bound import bound_over_plans, cost_bound_at, solve_lp
 from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
-from engine.solvers.incremental import Incremental
 from engine.solvers.large import solve_large
 from engine.solvers.pinned import pinned_placement
 from engine.solvers.progress import Progress, ProgressCallback
@@ -107,10 +107,10 @@ __all__ = [
     "Deadline",
     "DependencyCycle",
     "DuplicateName",
+    "FastPlacer",
     "GitOpsError",
     "HttpClientSettings",
     "ImageOverrider",
-    "Incremental",
     "InputError",
     "LatencyLive",
     "LevelResult",
@@ -163,6 +163,7 @@ __all__ = [
     "echo",
     "evaluate",
     "expand",
+    "fast_reason",
     "find_source",
     "format_quantity",
     "has_credentials",

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
 
 from engine.documents.bundle import Bundle
 from engine.documents.kinds import Cluster, Tenant, Workload
 from engine.documents.policy import PlacementPolicy
+from engine.problem import UNLIMITED
 
 __all__ = ["MAX_PARTNERS", "WarmFleet", "links_of"]
 
@@ -74,18 +77,51 @@ class _Committed:
     links: set[str]
 
 
-@dataclass
 class WarmFleet:
-    """Usage of the committed placement on ``fleet``, kept current change by change (thread-safe)."""
+    """Usage of the committed placement on ``fleet``, kept current change by change (thread-safe).
 
-    fleet: Bundle
-    _committed: dict[str, _Committed] = field(default_factory=dict)
-    _used: dict[str, dict[str, int]] = field(default_factory=dict)  # cluster -> resource -> base units
-    _tenant_used: dict[str, dict[str, int]] = field(default_factory=dict)
-    _named_by: dict[str, set[str]] = field(default_factory=dict)  # key -> committed keys that name it
-    _clusters: dict[str, Cluster] = field(default_factory=dict)  # residual Cluster documents, by name
-    _lock: threading.RLock = field(default_factory=threading.RLock)
-    _fits: bool | None = None  # cached answer of fits(), until the next change
+    The cluster side is arrays over ``fleet.clusters`` (index ``c``) and the resources seen so far
+    (column ``r``, added when a request first names a resource): ``capacity`` and ``used`` in base
+    units (``UNLIMITED`` where a cluster does not list ``pods``), so the residual of any set of
+    clusters is one subtraction (:meth:`residual`). A change costs ``O(clusters of the change)``.
+    """
+
+    def __init__(self, fleet: Bundle) -> None:
+        self.fleet = fleet
+        self._committed: dict[str, _Committed] = {}
+        self._tenant_used: dict[str, dict[str, int]] = {}
+        self._named_by: dict[str, set[str]] = {}  # key -> committed keys that name it
+        self._clusters: dict[str, Cluster] = {}  # residual Cluster documents, by name
+        self._lock = threading.RLock()
+        self._fits: bool | None = None  # cached answer of fits(), until the next change
+        self._gone: dict[str, dict[str, int]] = {}  # usage on clusters that are not in the fleet
+        #: one more per change of usage or fleet: what a reader's copy of the residual was taken at
+        self.version = 0
+        self._index(fleet)
+
+    def _index(self, fleet: Bundle) -> None:
+        self.names = [c.metadata.name for c in fleet.clusters]
+        self.cluster_index = {n: i for i, n in enumerate(self.names)}
+        self.columns: dict[str, int] = {}
+        self.capacity = np.zeros((len(self.names), 0), dtype=np.int64)
+        self.used = np.zeros((len(self.names), 0), dtype=np.int64)
+        #: whether ``pods`` is a resource of every problem on this fleet (engine.build: a cluster or quota lists it)
+        self.counts_pods = any("pods" in c.spec.capacity for c in fleet.clusters) or any(
+            "pods" in t.spec.quota for t in fleet.tenants)
+
+    def column(self, resource: str) -> int:
+        """The column of ``resource`` in :attr:`capacity` and :attr:`used` (added on first use)."""
+        col = self.columns.get(resource)
+        if col is None:
+            with self._lock:
+                col = self.columns.get(resource)
+                if col is None:
+                    cap = [UNLIMITED if resource == "pods" and "pods" not in c.spec.capacity
+                           else int(c.spec.capacity.get(resource, 0)) for c in self.fleet.clusters]
+                    self.capacity = np.column_stack([self.capacity, np.array(cap, dtype=np.int64)])
+                    self.used = np.column_stack([self.used, np.zeros(len(self.names), dtype=np.int64)])
+                    col = self.columns[resource] = self.capacity.shape[1] - 1
+        return col
 
     @classmethod
     def build(cls, fleet: Bundle, committed: Mapping[str, Spread], workloads: Mapping[str, Workload],
@@ -94,7 +130,6 @@ class WarmFleet:
         for key, spread in committed.items():
             w = workloads[key]
             warm.add(key, spread, w, policies.get(f"{w.metadata.namespace}/{w.spec.policy}") if w.spec.policy else None)
-        warm.set_fleet(fleet)
         return warm
 
     # --- changes ------------------------------------------------------------------------------
@@ -122,13 +157,19 @@ class WarmFleet:
 
     def _charge(self, entry: _Committed, sign: int) -> None:
         tenant = self._tenant_used.setdefault(entry.tenant, {})
+        cols = [(self.column(r), r, amount) for r, amount in entry.request.items()]
         for cluster, n in entry.spread.items():
-            used = self._used.setdefault(cluster, {})
-            for r, amount in entry.request.items():
-                used[r] = used.get(r, 0) + sign * n * amount
+            c = self.cluster_index.get(cluster)
+            for col, r, amount in cols:
+                if c is None:
+                    gone = self._gone.setdefault(cluster, {})
+                    gone[r] = gone.get(r, 0) + sign * n * amount
+                else:
+                    self.used[c, col] += sign * n * amount
                 tenant[r] = tenant.get(r, 0) + sign * n * amount
             self._clusters.pop(cluster, None)  # its residual document is made again when asked for
         self._fits = None
+        self.version += 1
 
     @property
     def lock(self) -> threading.RLock:
@@ -136,18 +177,59 @@ class WarmFleet:
         return self._lock
 
     def set_fleet(self, fleet: Bundle) -> None:
-        """Capacity was refreshed (live inputs): residuals follow it."""
+        """Capacity was refreshed (live inputs): residuals follow it; another set of clusters re-indexes."""
         with self._lock:
+            same = [c.metadata.name for c in fleet.clusters] == self.names
+            columns, used = list(self.columns), self.used
             self.fleet = fleet
+            self._index(fleet)
+            for r in columns:  # the same columns, in the same order, with the new capacity
+                self.column(r)
+            if same:
+                self.used = used
+            else:  # charge every committed workload again on the new index
+                self._gone, self._tenant_used = {}, {}
+                for entry in self._committed.values():
+                    self._charge(entry, +1)
             self._clusters = {}
             self._fits = None
+            self.version += 1
 
     # --- reading ------------------------------------------------------------------------------
+
+    def residual(self, clusters: np.ndarray, resources: list[str]) -> np.ndarray:
+        """(len(clusters), len(resources)) base units left on those clusters (``UNLIMITED`` kept)."""
+        cols = [self.column(r) for r in resources]
+        with self._lock:
+            cap = self.capacity[np.ix_(clusters, cols)]
+            used = self.used[np.ix_(clusters, cols)]
+        return np.where(cap == UNLIMITED, UNLIMITED, cap - used)
+
+    def tenant_residual(self, tenant: Tenant, resources: list[str]) -> dict[str, int]:
+        """Quota left of ``tenant`` per resource of ``resources`` it limits."""
+        with self._lock:
+            used = self._tenant_used.get(tenant.metadata.name, {})
+            return {r: int(v) - used.get(r, 0) for r, v in tenant.spec.quota.items() if r in resources}
+
+    def named(self, key: str) -> bool:
+        """Whether a committed workload names ``key`` (affinity, anti-affinity, ``dependsOn``)."""
+        with self._lock:
+            return bool(self._named_by.get(key))
+
+    def residual_cluster(self, c: int) -> Cluster:
+        """Cluster ``c`` with the capacity the committed placement leaves (cached until it changes)."""
+        name = self.names[c]
+        with self._lock:
+            doc = self._clusters.get(name)
+            if doc is None:
+                doc = self._clusters[name] = self._residual(self.fleet.clusters[c])
+            return doc
 
     def _residual(self, cluster: Cluster, extra: Iterable[_Committed] = ()) -> Cluster:
         """``cluster`` with the capacity the committed placement leaves (plus ``extra``'s own usage)."""
         name = cluster.metadata.name
-        used = dict(self._used.get(name, {}))
+        c = self.cluster_index[name]
+        used = {r: int(self.used[c, col]) for r, col in self.columns.items() if self.used[c, col]}
         for entry in extra:
             n = entry.spread.get(name, 0)
             for r, amount in entry.request.items():
@@ -165,15 +247,13 @@ class WarmFleet:
             return self._fits
 
     def _check_fits(self) -> bool:
-        for c in self.fleet.clusters:
-            used = self._used.get(c.metadata.name, {})
-            if any(v < used.get(r, 0) for r, v in c.spec.capacity.items()):
-                return False
+        if ((self.capacity != UNLIMITED) & (self.capacity < self.used)).any():
+            return False
         for t in self.fleet.tenants:
             used = self._tenant_used.get(t.metadata.name, {})
             if any(v < used.get(r, 0) for r, v in t.spec.quota.items()):
                 return False
-        return {c.metadata.name for c in self.fleet.clusters} >= {c for c, u in self._used.items() if any(u.values())}
+        return not any(any(u.values()) for u in self._gone.values())
 
     def partners(self, new: Mapping[str, Workload], policies: Mapping[str, PlacementPolicy]) -> set[str] | None:
         """The committed workloads linked to ``new`` (closed under links), or ``None`` when the small
@@ -209,24 +289,20 @@ class WarmFleet:
             extra = [self._committed[k] for k in partners]
             touched = {c for e in extra for c in e.spread}
             clusters: list[Cluster] = []
-            for c in self.fleet.clusters:
-                name = c.metadata.name
-                if name in touched:
-                    clusters.append(self._residual(c, extra))
-                    continue
-                doc = self._clusters.get(name)
-                if doc is None:
-                    doc = self._clusters[name] = self._residual(c)
-                clusters.append(doc)
-            tenants: list[Tenant] = []
-            for t in self.fleet.tenants:
-                used = dict(self._tenant_used.get(t.metadata.name, {}))
-                for e in extra:
-                    if e.tenant == t.metadata.name:
-                        for r, amount in e.request.items():
-                            used[r] = used.get(r, 0) - sum(e.spread.values()) * amount
-                if any(used.get(r, 0) for r in t.spec.quota):
-                    quota = {r: v - used.get(r, 0) for r, v in t.spec.quota.items()}
-                    t = t.model_copy(update={"spec": t.spec.model_copy(update={"quota": quota})})
-                tenants.append(t)
-            return clusters, tenants
+            for i, c in enumerate(self.fleet.clusters):
+                clusters.append(self._residual(c, extra) if c.metadata.name in touched else self.residual_cluster(i))
+            return clusters, [self.residual_tenant(t, extra) for t in self.fleet.tenants]
+
+    def residual_tenant(self, tenant: Tenant, extra: Iterable[_Committed] = ()) -> Tenant:
+        """``tenant`` with the quota the committed placement leaves (plus ``extra``'s own usage)."""
+        with self._lock:
+            name = tenant.metadata.name
+            used = dict(self._tenant_used.get(name, {}))
+            for e in extra:
+                if e.tenant == name:
+                    for r, amount in e.request.items():
+                        used[r] = used.get(r, 0) - sum(e.spread.values()) * amount
+        if not any(used.get(r, 0) for r in tenant.spec.quota):
+            return tenant
+        quota = {r: v - used.get(r, 0) for r, v in tenant.spec.quota.items()}
+        return tenant.model_copy(update={"spec": tenant.spec.model_copy(update={"quota": quota})})

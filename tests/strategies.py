@@ -7,8 +7,9 @@ cannot be right in one strategy and wrong in another:
 * ``large``: construction, repair and refinement (``solve_large``), forced on a small bundle.
 * ``pinned-empty`` / ``pinned-part``: the pinned path (``maxMoves: 0``), solving around what is
   committed: nothing, or the exact plan's placement of one workload (the others are new).
-* ``fast-empty`` / ``fast-part``: the service's fast path (``Incremental``, the construction rule
-  against residual capacity), with nothing or the same workload committed.
+* ``fast-empty`` / ``fast-part``: the service's fast path (``engine.fast`` on the warm arrays of
+  ``engine.warm``), with nothing or the same workload committed; where it does not apply, the
+  pinned path, as the service falls back.
 
 Each plan passes the independent verifier (``engine.verification``) with no violation, whatever the
 strategy: that is the one thing every strategy guarantees.
@@ -22,15 +23,17 @@ import numpy as np
 
 from engine.build import build_problem
 from engine.documents.bundle import Bundle
+from engine.documents.policy import PlacementPolicy
+from engine.fast import FastPlacer, fast_reason
 from engine.plan import Plan
 from engine.planner import place, plan_from_solution
 from engine.problem import Problem
 from engine.solvers.dispatch import solve_problem
-from engine.solvers.incremental import Incremental
 from engine.solvers.large import solve_large
 from engine.solvers.pinned import solve_around, solve_pinned
 from engine.solvers.solution import Deadline, LevelResult, Solution
 from engine.verification import verify
+from engine.warm import WarmFleet
 
 __all__ = ["STRATEGIES", "Strategy", "committed_part"]
 
@@ -88,7 +91,10 @@ def pinned_empty(bundle: Bundle) -> Plan:
 
 def pinned_part(bundle: Bundle) -> Plan:
     current = committed_part(bundle)
-    problem = build_problem(bundle, current=current, max_moves=0)
+    return _pinned(bundle, build_problem(bundle, current=current, max_moves=0), current)
+
+
+def _pinned(bundle: Bundle, problem: Problem, current: dict[str, dict[str, int]]) -> Plan:
     if not current:
         return _verified(bundle, problem, solve_around(problem, np.zeros(problem.num_pairs, np.int64),
                                                        Deadline(5.0), solve=solve_problem))
@@ -98,14 +104,34 @@ def pinned_part(bundle: Bundle) -> Plan:
 
 
 def _fast(bundle: Bundle, current: dict[str, dict[str, int]]) -> Plan:
+    """The service's fast path (engine.fast on the warm arrays) for the workloads not in ``current``;
+    where it does not apply (links, resourceSelectors, unplaced...), the pinned path, as the service does."""
+    fleet = Bundle(clusters=bundle.clusters, sites=bundle.sites, tenants=bundle.tenants, objective=bundle.objective)
+    selector = bundle.policy_selector()
+    chosen = {w.key: selector.policy_for(w) for w in bundle.workloads}
+    policies = {f"{p.metadata.namespace}/{p.metadata.name}": p for p in bundle.policies}
+    warm = WarmFleet.build(fleet, current, {w.key: w for w in bundle.workloads}, policies)
+    new = [w for w in bundle.workloads if w.key not in current]
+    named = all(chosen[w.key] is None or (isinstance(chosen[w.key], PlacementPolicy)
+                                          and chosen[w.key].metadata.name == w.spec.policy) for w in new)
+    pols = [chosen[w.key] if named else None for w in new]
+    answer = None
+    if new and named and warm.fits() and all(fast_reason(w, p, warm) is None for w, p in zip(new, pols, strict=True)):
+        answer = FastPlacer(warm).place(new, pols, deadline=Deadline(5.0))
     problem = build_problem(bundle, current=current or None, max_moves=0 if current else None)
-    committed = _committed_y(problem, current)
-    inc = Incremental(problem, committed)
-    new = np.bincount(problem.pair_w, weights=committed, minlength=problem.num_workloads) == 0
-    inc.place(np.nonzero(new)[0])
-    y = inc.state.y
+    if answer is None:
+        return _pinned(bundle, problem, current)
+    assignment = {**current, **answer[0].assignment()}
+    index = {k: i for i, k in enumerate(problem.workload_keys)}
+    w = np.array([index[k] for k, spread in assignment.items() for _ in spread], dtype=np.int64)
+    c = np.array([problem.cluster_names.index(cl) for spread in assignment.values() for cl in spread], dtype=np.int64)
+    n = np.array([v for spread in assignment.values() for v in spread.values()], dtype=np.int64)
+    y = np.zeros(problem.num_pairs, dtype=np.int64)
+    at = problem.pair_index(w, c)
+    assert (at >= 0).all(), "the fast path placed replicas on a pair the builder does not know"
+    y[at] = n
     level = LevelResult("placed", float(y.sum()), float("nan"), False, 0.0)
-    return _verified(bundle, problem, Solution(y.copy(), "Feasible", 0.0, [level]), current or None)
+    return _verified(bundle, problem, Solution(y, "Feasible", 0.0, [level]), current or None)
 
 
 def fast_empty(bundle: Bundle) -> Plan:

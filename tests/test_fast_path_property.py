@@ -1,4 +1,4 @@
-"""Property test: the service's fast path (warm residual, small bundle) is exact.
+"""Property test: the service's fast paths (the warm arrays of engine.fast; a small bundle) are exact.
 
 Random fleets (clusters, a tenant with a quota, policies with counts, spread, tiers,
 affinity and anti-affinity) get a committed placement (the engine's plan for some
@@ -66,6 +66,15 @@ def services(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[dict[str,
         elif draw(st.integers(0, 3)) == 0:
             lo = draw(st.integers(1, 2))
             pspec["clusters"] = {"min": lo, "max": draw(st.integers(lo, 3))}
+        elif draw(st.integers(0, 3)) == 0:  # the shapes the warm arrays' fast path solves by CP-SAT or by fill
+            rs["replicaDivisionPreference"] = "Aggregated"
+        if not rs.get("replicaSchedulingType") and draw(st.integers(0, 3)) == 0:
+            rs["minPerCluster"] = draw(st.integers(1, 2))
+            if draw(st.booleans()):
+                rs["maxPerCluster"] = draw(st.integers(rs["minPerCluster"], 3))
+        if draw(st.integers(0, 3)) == 0:
+            pspec["preferredClusters"] = [{"weight": draw(st.sampled_from([20, 80])),
+                                           "labelSelector": {"matchLabels": {"tier": "a"}}}]
         if rs:
             pspec["replicaScheduling"] = rs
         if draw(st.integers(0, 3)) == 0:
@@ -78,9 +87,9 @@ def services(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[list[dict[str,
         # no pair gets both (a contradiction is an input error)
         near = [n for n in earlier if i % 2 == 0 and int(n[1:]) % 2 == 0]
         apart = [n for n in earlier if i % 2 == 1 or int(n[1:]) % 2 == 1]
-        if near and draw(st.integers(0, 2)) == 0:
+        if near and draw(st.integers(0, 3)) == 0:
             pspec["affinity"] = {"workloads": [draw(st.sampled_from(near))]}
-        if apart and draw(st.integers(0, 2)) == 0:
+        if apart and draw(st.integers(0, 3)) == 0:
             pspec["antiAffinity"] = {"workloads": [draw(st.sampled_from(apart))]}
         extra: dict[str, Any] = {}
         group: list[dict[str, Any]] = []
@@ -143,19 +152,19 @@ def _whole(state: ServiceState, items: list[Any]) -> Bundle:
 
 
 def test_fast_path_equals_the_whole_fleet_solve() -> None:
-    used: list[bool] = []
+    used: list[str] = []  # which fast path answered: "fast" (the warm arrays) or "small" (a small bundle)
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
               database=None)
     @given(case=services())
     def check(case: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]) -> None:
         compare(case, used)
 
     check()
-    assert sum(used) >= 12, f"the fast path answered only {sum(used)} of {len(used)} requests"
+    assert used.count("fast") >= 8 and len(used) >= 14, f"the fast paths answered only {used}"
 
 
-def compare(case: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]], used: list[bool]) -> None:
+def compare(case: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]], used: list[str]) -> None:
     docs, requests = case
     with tempfile.TemporaryDirectory() as tmp:
         state = _service(Path(tmp), docs)
@@ -170,14 +179,15 @@ def compare(case: tuple[list[dict[str, Any]], list[list[dict[str, Any]]]], used:
         answers = []
         for fast in (True, False):
             state.fast.checked = fast and state.fast.status == "ready"
-            before = state.metrics.fast_path.labels("fast", "")._value.get()
+            before = {path: state.metrics.fast_path.labels(path, "")._value.get() for path in ("fast", "small")}
             try:
                 plan, _, _ = state.place(ADMIN, items, dry_run=True, time_limit=10)
             except Exception as exc:  # the same refusal both ways
                 answers.append(type(exc).__name__)
                 continue
             if fast:
-                used.append(state.metrics.fast_path.labels("fast", "")._value.get() > before)
+                used.extend(path for path, n in before.items()
+                            if state.metrics.fast_path.labels(path, "")._value.get() > n)
             answers.append(plan)
         if isinstance(answers[0], str) or isinstance(answers[1], str):
             assert answers[0] == answers[1]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from engine.errors import InputError
@@ -495,9 +494,8 @@ def test_division_holds_on_the_large_path(monkeypatch: pytest.MonkeyPatch) -> No
         assert want and plan.assignment()[key] == want
 
 
-def test_division_survives_refine_and_incremental() -> None:
+def test_division_survives_refine() -> None:
     from engine.build import build_problem
-    from engine.solvers.incremental import place_incremental
     from engine.solvers.large import solve_large
     from engine.solvers.refine import refine_cost
 
@@ -514,11 +512,6 @@ def test_division_survives_refine_and_incremental() -> None:
     refined = refine_cost(problem, y, deadline=Deadline(2.0))
     for key in want:
         assert division(y, key) == want[key] and division(refined, key) == want[key]
-    new = np.array([k in want for k in problem.workload_keys])
-    committed = np.where(new[problem.pair_w], 0, refined)
-    sol = place_incremental(problem, committed, new)
-    for key in want:
-        assert division(sol.y, key) == want[key]
 
 
 def test_division_holds_on_the_pinned_path(monkeypatch: pytest.MonkeyPatch) -> None:

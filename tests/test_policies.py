@@ -534,11 +534,7 @@ def _(plan: Plan) -> None:
 #: (strategy, case) pairs whose check a strategy cannot meet by design, and why. For them the plan must
 #: still pass the verifier (inside the strategy runner) and must not beat the exact plan in the order of
 #: section 3 (the exact one is proved optimal: a better plan would be a bug in one of the two).
-EXEMPT: dict[tuple[str, str], str] = {
-    ("fast-empty", "quota-packs-the-most-replicas"): (
-        "the service's fast path places new workloads one at a time in priority order, each for good: "
-        "big (4) takes the quota before s1 and s2 (3 each) are asked, and nothing is traded back"),
-}
+EXEMPT: dict[tuple[str, str], str] = {}
 
 
 def _key(plan: Plan) -> tuple[tuple[int, ...], int, float]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.api.bodies import YamlBodies
 from adapters.api.config import ServiceConfig
 from adapters.api.idempotency import Idempotency
+from adapters.api.metrics import ServiceMetrics
 from adapters.api.problems import BodyLimit, install_handlers
 from adapters.api.redaction import QueryTokenGuard, install_log_redaction
 from adapters.api.routes import events, fleet, health, placements, plans, whatif
@@ -24,6 +26,33 @@ plan whole bundles, ask what-if questions. Every error is a JSON problem details
 field). Send `Authorization: Bearer <token>`. Bodies may be JSON or YAML (`application/yaml`);
 POST takes `Idempotency-Key`; lists take `limit` and `continue`; a placement has an `ETag`
 (`If-Match` on PUT and DELETE); `GET /v1/placements?watch=true` streams changes (server-sent events)."""
+
+
+class Observe:
+    """``berth_http_request_seconds`` per method, route and status: a plain ASGI middleware (Starlette's
+    ``BaseHTTPMiddleware`` costs a task group and two memory streams per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            self.metrics.requests.labels(scope["method"], getattr(route, "path", "unmatched"), str(status[0])).observe(
+                time.perf_counter() - started)
 
 
 def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> FastAPI:
@@ -52,16 +81,7 @@ def create_app(config: ServiceConfig, *, state: ServiceState | None = None) -> F
     for module in (placements, plans, fleet, whatif, events, health):
         app.include_router(module.router)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        service.metrics.requests.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started)
-        return response
-
+    app.add_middleware(Observe, metrics=service.metrics)  # innermost: the route is known once it ran
     app.add_middleware(YamlBodies)  # YAML bodies reach the routes as JSON
     app.add_middleware(Idempotency)  # a retried POST gets the first answer
     app.add_middleware(BodyLimit, limit=config.limits.max_request_bytes)

@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from engine import Bundle, Origin, PlacementPolicy, Plan, WarmFleet, Workload
+from engine import Bundle, Deadline, FastPlacer, Origin, PlacementPolicy, Plan, WarmFleet, Workload, fast_reason
 from engine import place as engine_place
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class FastPath:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
         self.warm: WarmFleet | None = None
+        self.placer: FastPlacer | None = None  # the warm arrays' request side (engine.fast), made on first use
         self.checked = False  # the committed placement passed today's pinned check on this fleet
         self.status = "starting"
         self._lock = threading.Lock()
@@ -139,6 +140,10 @@ class FastPath:
         if not warm.fits():
             metrics.fast_path.labels("fallback", "committed placement over capacity or quota").inc()
             return None
+        arrays = self._arrays(warm, new, policies, origins, time_limit=time_limit, warnings=warnings)
+        if arrays is not None:
+            metrics.fast_path.labels("fast", "").inc()
+            return arrays
         with warm.lock:  # partners and residual of one state (a delete may run beside a dry run)
             partners = warm.partners(new, policies)
             if partners is None or any(k not in snap.committed for k in partners):
@@ -157,5 +162,26 @@ class FastPath:
         if plan.status.solver in ("Optimal", "Feasible") and any(assignment.get(k) != v for k, v in current.items()):
             metrics.fast_path.labels("fallback", "a linked committed workload would change").inc()
             return None
-        metrics.fast_path.labels("fast", "").inc()
+        metrics.fast_path.labels("small", "").inc()
         return plan, bundle
+
+    def _arrays(self, warm: WarmFleet, new: dict[str, Workload], policies: dict[str, PlacementPolicy],
+                origins: dict[tuple[str, str], Origin], *, time_limit: float, warnings: list[str]
+                ) -> tuple[Plan, Bundle] | None:
+        """The request on the warm arrays (engine.fast), or ``None`` when that path does not apply.
+
+        Raises:
+            InputError: a reference of the request does not resolve (422, as on every path).
+        """
+        placer = self.placer
+        if placer is None or placer.warm is not warm:
+            placer = self.placer = FastPlacer(warm)
+        workloads = list(new.values())
+        pols = [policies.get(f"{w.metadata.namespace}/{w.spec.policy}") if w.spec.policy else None for w in workloads]
+        if any(fast_reason(w, p, warm) is not None for w, p in zip(workloads, pols, strict=True)):
+            return None
+        # the request's references, checked against the fleet as every path checks them (422 names the field)
+        names = {("Workload", k) for k in new} | {("PlacementPolicy", f"{p.metadata.namespace}/{p.metadata.name}")
+                                                  for p in pols if p is not None}
+        self.state.working_bundle(new, policies, {k: origins[k] for k in names if k in origins})
+        return placer.place(workloads, pols, deadline=Deadline(time_limit), warnings=warnings)

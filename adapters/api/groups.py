@@ -96,10 +96,8 @@ class CommitGroups:
             return
         state.metrics.commit_group.observe(group.members)
         try:
-            bundle = state.committed_bundle(group.new)
-            plan = state.committed_plan(bundle, group.new.committed)
             pending = Pending("place", before=dict.fromkeys(group.after), after=dict(group.after), added=group.added)
-            group.git = state._apply(state.snap, group.new, pending, bundle, plan)
+            group.git = state._apply(state.snap, group.new, pending)
         except BaseException as exc:
             group.error = exc
             self._drop(group)

@@ -20,6 +20,7 @@ accepted documents, then (without git) a ``BerthPlacements`` document, then the
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import uuid
@@ -101,6 +102,7 @@ class Journal:
         #: YAML of each document already written, by (kind, key): accepted documents do not
         #: change, so a save renders only the new ones (the file grows with the fleet)
         self._texts: dict[KindKey, tuple[dict[str, Any], str]] = {}
+        self._spreads: dict[str, str] = {}  # the JSON line of each placement's spread, as last saved
 
     def _text(self, key: KindKey, doc: dict[str, Any]) -> str:
         cached = self._texts.get(key)
@@ -108,6 +110,24 @@ class Journal:
             cached = (doc, yaml.dump(doc, Dumper=_Dumper, sort_keys=False))
             self._texts[key] = cached
         return cached[1]
+
+    def _placements(self, placements: dict[str, Spread], changed: set[str] | None) -> str:
+        """The ``BerthPlacements`` document as JSON (which is YAML, flow style), each spread rendered once.
+
+        With ``changed`` (the keys whose spread may differ from the last save) only those are rendered
+        again: a save costs the change, plus joining the fleet's cached lines, not a second of YAML.
+        """
+        cache = self._spreads
+        if changed is None or cache.keys() - changed != placements.keys() - changed:
+            cache.clear()  # the first save, or not the state the cache holds: render everything
+            changed = set(placements)
+        for key in changed:
+            spread = placements.get(key)
+            if spread is None:
+                cache.pop(key, None)
+            else:
+                cache[key] = f"{json.dumps(key)}: {json.dumps(spread)}"
+        return f'{{"kind": "{PLACEMENTS_KIND}", "placements": {{{", ".join(cache.values())}}}}}\n'
 
     def load(self) -> Saved:
         """The file's content; an empty :class:`Saved` when there is no file.
@@ -135,8 +155,8 @@ class Journal:
                 saved.documents[_key(doc)] = doc
         return saved
 
-    def save(self, saved: Saved) -> None:
-        """Replace the file atomically and durably.
+    def save(self, saved: Saved, changed: set[str] | None = None) -> None:
+        """Replace the file atomically and durably; ``changed``: the placements that differ from the last save.
 
         Raises:
             StateFileError: it cannot be written (read-only, full, not a regular file).
@@ -145,17 +165,16 @@ class Journal:
         if path is None:
             return
         texts = [self._text(k, saved.documents[k]) for k in sorted(saved.documents)]
-        extra: list[dict[str, Any]] = []
         if saved.placements:
-            extra.append({"kind": PLACEMENTS_KIND, "placements": saved.placements})
+            texts.append(self._placements(saved.placements, changed))
         if saved.pending is not None:
-            extra.append({"kind": PENDING_KIND, **saved.pending.to_json()})
-        texts += [yaml.dump(d, Dumper=_Dumper, sort_keys=False) for d in extra]
+            texts.append(json.dumps({"kind": PENDING_KIND, **saved.pending.to_json()}) + "\n")
         text = "---\n".join(texts)
         from adapters.cli.common import atomic_write
 
         try:
             if path.exists() and not stat.S_ISREG(path.lstat().st_mode):
+                self._spreads.clear()
                 raise StateFileError(f"state file {path} is not a regular file")
             atomic_write(path, text)  # temp file, fsync, rename
             folder = os.open(path.parent, os.O_RDONLY)  # and the rename itself survives a power cut
@@ -164,6 +183,7 @@ class Journal:
             finally:
                 os.close(folder)
         except OSError as exc:
+            self._spreads.clear()  # it holds what was not written: the next save renders everything
             raise StateFileError(f"cannot write the state file {path}: {exc.strerror or exc}") from None
 
     def _sweep(self) -> None:

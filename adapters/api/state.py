@@ -16,6 +16,7 @@ snapshot: write-ahead record in the state file, git commit, done
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -235,10 +236,11 @@ class Snapshot:
         return sum(sum(v.values()) for v in self.committed.values())
 
 
-def _changed_clusters(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> set[str]:
-    """Clusters where any workload's replica count differs: the only folders to render."""
+def _changed_clusters(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
+                      keys: Iterable[str] | None = None) -> set[str]:
+    """Clusters where any workload's replica count differs (of ``keys``, default all): the only folders to render."""
     out: set[str] = set()
-    for key in before.keys() | after.keys():
+    for key in (before.keys() | after.keys()) if keys is None else keys:
         old, new = before.get(key, {}), after.get(key, {})
         out |= {c for c in old.keys() | new.keys() if old.get(c, 0) != new.get(c, 0)}
     return out
@@ -412,12 +414,14 @@ class ServiceState:
         return {**raw, (kind, key): {**data, "metadata": meta}}
 
     def _save(self, snap: Snapshot, pending: Pending | None,
-              documents: dict[tuple[str, str], dict[str, Any]] | None = None) -> None:
-        """Write the state file for ``snap``; 503 (and nothing else happens) when it cannot be written."""
+              documents: dict[tuple[str, str], dict[str, Any]] | None = None, *,
+              changed: Iterable[str] | None = None) -> None:
+        """Write the state file for ``snap``; 503 (and nothing else happens) when it cannot be written.
+        ``changed``: the placements whose spread differs from the last save (the rest is not rendered again)."""
         saved = Saved(documents=dict(snap.api_raw if documents is None else documents), pending=pending,
                       placements=dict(snap.committed) if self.config.gitops is None else {})
         try:
-            self.journal.save(saved)
+            self.journal.save(saved, None if changed is None else set(changed))
         except StateFileError as exc:
             raise Problem(503, f"{exc}; nothing was committed or reserved", title="State file not writable",
                           slug="state-file", headers={"Retry-After": "30"}) from None
@@ -448,6 +452,9 @@ class ServiceState:
 
     def start(self) -> None:
         self.fast.start()
+        # the fleet's documents and arrays live as long as the service: keep them out of the collector's
+        # full passes, which otherwise walk every one of them, tens of milliseconds in the middle of a request
+        gc.freeze()
         if not self.live:
             return
         self.refresh()
@@ -556,26 +563,31 @@ class ServiceState:
         return {"commits": [c.sha for c in result.commits], "clusters": list(result.changed_clusters),
                 "pushed": result.pushed}
 
-    def _apply(self, old: Snapshot, new: Snapshot, pending: Pending, bundle: Bundle, plan: Plan
-               ) -> dict[str, Any] | None:
+    def _apply(self, old: Snapshot, new: Snapshot, pending: Pending, bundle: Bundle | None = None,
+               plan: Plan | None = None) -> dict[str, Any] | None:
         """Make ``new`` durable and current: write-ahead record, git, done. Caller holds the lock.
 
         A state file that cannot be written fails the request before git is touched
         (503). Once git has the change it is acknowledged even if marking it done
         fails: the write-ahead record already holds it, and the next start replays it.
+        ``bundle`` and ``plan`` are what the GitOps writer renders; without them, the committed
+        placement of ``new`` (made only when there is a repository: it costs the fleet's size).
         """
-        changed = _changed_clusters(old.committed, new.committed)
+        changed = _changed_clusters(old.committed, new.committed, pending.after)  # a change names what it changes
         blocked = sorted(changed & old.orphan_clusters)
         if blocked:
             raise Problem(409, f"cluster(s) {', '.join(blocked)} hold committed workloads the service has no "
                                "definition for (orphans, see /readyz); restore the state file before changing them")
         new = replace(new, revision=self.snap.revision + 1)
         if self.config.gitops is None:
-            self._save(new, None)
+            self._save(new, None, changed=pending.after)
             self._swap(old, new, pending)
             return None
         self._save(new, pending, {**old.api_raw, **new.api_raw})
         try:
+            if bundle is None or plan is None:
+                bundle = self.committed_bundle(new)
+                plan = self.committed_plan(bundle, new.committed)
             git = self._write_git(bundle, plan, changed)
         except BaseException:
             try:
@@ -593,7 +605,9 @@ class ServiceState:
     def _swap(self, old: Snapshot, new: Snapshot, pending: Pending) -> None:
         """Make the durable ``new`` current, then tell watchers what changed (caller holds the lock)."""
         self.snap = new
-        self.metrics.reserved.set(new.reserved())
+        # the gauge moves by what changed (summing the whole fleet per change would cost its size)
+        self.metrics.reserved.inc(sum(sum((new.committed.get(k) or {}).values())
+                                      - sum((old.committed.get(k) or {}).values()) for k in pending.after))
         self.fast.changed(new, pending.after)
         self.feed.publish(changes(new.revision, old.committed, new.committed, pending.after))
 
@@ -759,9 +773,8 @@ class ServiceState:
                 removed.append(("Workload", key))
             new = Snapshot(committed=committed, defs=defs, api_raw=raw, orphans=snap.orphans,
                            orphan_clusters=snap.orphan_clusters)
-            bundle = self.committed_bundle(new)
             pending = Pending("delete", before={key: snap.committed[key]}, after={key: None}, removed=removed)
-            return self._apply(snap, new, pending, bundle, self.committed_plan(bundle, committed))
+            return self._apply(snap, new, pending)
 
     # --- what a principal may see -----------------------------------------------------------
 
@@ -782,22 +795,23 @@ class ServiceState:
         ``bound``, ``gap``, ``boundAtPlacement``, ``gapAtPlacement`` and ``levels`` describe the whole
         fleet's solve and are left out.
         """
-        hidden = self.hidden_keys(principal)
-        out = plan.model_copy(deep=True)
-        out.placements = [p for p in out.placements if p.workload in keys]
-        out.status.objective = objective_of(bundle, out.placements)
-        out.status.bound = None
-        out.status.gap = None
-        out.status.bound_at_placement = None
-        out.status.gap_at_placement = None
-        out.status.levels = []
-        out.unplaced = [u for u in out.unplaced if u.workload in keys]
-        out.moves = [m for m in out.moves if m.workload in keys]
-        for u in out.unplaced:
-            for r in u.reasons:
-                r.message = self.scrub(r.message, hidden)
-        out.status.warnings = [w for w in out.status.warnings if self.scrub(w, hidden) == w]
-        return out
+        placements = [p.model_copy() for p in plan.placements if p.workload in keys]
+        unplaced = [u.model_copy(deep=True) for u in plan.unplaced if u.workload in keys]
+        warnings = list(plan.status.warnings)
+        if unplaced or warnings:  # other tenants' names can only be in reasons and warnings
+            hidden = self.hidden_keys(principal)
+            for u in unplaced:
+                for r in u.reasons:
+                    r.message = self.scrub(r.message, hidden)
+            warnings = [w for w in warnings if self.scrub(w, hidden) == w]
+        status = plan.status.model_copy(update={"objective": objective_of(bundle, placements), "bound": None,
+                                                "gap": None, "bound_at_placement": None, "gap_at_placement": None,
+                                                "levels": [], "warnings": warnings})
+        # a shallow copy with new lists: the request's own entries, copied (a deep copy cost the whole plan)
+        return plan.model_copy(update={
+            "status": status, "placements": placements, "unplaced": unplaced,
+            "moves": [m.model_copy() for m in plan.moves if m.workload in keys],
+            "not_applied": [n.model_copy(deep=True) for n in plan.not_applied]})
 
 
 

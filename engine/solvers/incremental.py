@@ -1,27 +1,21 @@
-"""Incremental placement: one (or a few) new workloads against what is already promised.
+"""The service's fast path, solver side: a few new workloads against residual capacity, exactly.
 
-The placement-as-a-service path. Build an :class:`Incremental` once from the
-problem and the committed replicas (``O(pairs)``), keep it warm, and call
-:meth:`Incremental.place` per request (``O(pairs of the new workloads)``)::
+Nothing committed moves (the service's promise), so committed replicas are constants of every
+level of spec section 3 and the optimum of "committed + new" is the committed placement plus the
+optimum of the new workloads alone against the capacity and quota the committed ones leave.
+:mod:`engine.fast` builds that small problem from the warm arrays (the new workloads' eligible
+clusters only, residual capacity and quota); :func:`solve_new` solves it:
 
-    inc = Incremental(problem, committed_y)          # once, when the fleet refreshes
-    sol = inc.place(np.array([w]), commit=True)      # per request: a few milliseconds
-
-:func:`place_incremental` is the one-shot pure function
-``place_incremental(problem, committed_y, new, *, time_limit=1.0) -> Solution``:
-it builds the state and places the workloads where ``new`` is true.
-
-Semantics: committed replicas never move. New workloads are placed one at a
-time by priority (high first) with :func:`engine.solvers.construct.place_one` against the
-residual capacity and quota: all or nothing, every hard constraint of spec
-section 2 for that workload (bounds, count, spread and skew, Duplicated,
-affinity to committed partners, anti-affinity, capacity, quota), earlier
-tiers first, then the lowest weighted objective per replica. For a plain
-Divided workload this is the exact lexicographic optimum of its own placement
-(replicas are independent and costs linear); for workloads with counts or
-spread it is a valid plan, not a proved optimum. ``Solution.y`` holds the
-replicas of *every* pair (committed plus new); ``status`` is ``Feasible``
-(some of ``new`` may be unplaced: ``y`` is zero on their pairs).
+* **one Divided workload with a linear, separable objective** (no ``Aggregated`` clusters term,
+  ``minPerCluster`` at most 1, no cluster counts, no spread, no fixed division): each cluster is
+  an independent box ``0 <= y[c] <= ub[c]`` (``maxPerCluster`` and room) and the quota depends only
+  on the total. Level 1 places it iff the boxes hold ``replicas`` and the quota does; filling the
+  clusters in the order of (tier, weighted coefficient per replica) then minimises the tier sum and,
+  with it fixed, the weighted cost (exchange argument: moving one replica to a pair earlier in that
+  order never makes either level worse, and the fill leaves no such move). Microseconds.
+* **anything else** (Duplicated, Aggregated, counts, spread, ``minPerCluster`` above 1, several
+  workloads that share the room): the exact lexicographic CP-SAT solve
+  (:func:`engine.solvers.exact.solve_exact`) of that small problem, one worker.
 """
 
 from __future__ import annotations
@@ -30,73 +24,42 @@ import time
 
 import numpy as np
 
-from engine.problem import Problem
-from engine.solvers.construct import Residual, pair_score, place_one
-from engine.solvers.solution import LevelResult, Solution
+from engine.objective import evaluate, pair_weights
+from engine.problem import UNLIMITED, Problem
+from engine.solvers.exact import solve_exact
+from engine.solvers.solution import Deadline, LevelResult, Solution
 
-__all__ = ["Incremental", "place_incremental"]
-
-
-class Incremental:
-    """Residual capacity and quota after ``committed_y``, kept warm between calls."""
-
-    def __init__(self, problem: Problem, committed_y: np.ndarray) -> None:
-        p = problem
-        self.problem = p
-        self.state = Residual.empty(p)
-        self.score = pair_score(p)
-        y = np.asarray(committed_y, dtype=np.int64)
-        self.state.y = y.copy()
-        # charge capacity and quota with everything committed, vectorised
-        for r in range(len(p.resource_names)):
-            amount = y * p.request[p.pair_w, r]
-            self.state.capacity[:, r] -= np.bincount(p.pair_c, weights=amount, minlength=p.num_clusters).astype(
-                np.int64
-            )
-            if len(p.tenant_names):
-                t = p.tenant[p.pair_w]
-                ok = t >= 0
-                self.state.quota[:, r] -= np.bincount(
-                    t[ok], weights=amount[ok], minlength=len(p.tenant_names)
-                ).astype(np.int64)
-
-    def place(self, workloads: np.ndarray, *, commit: bool = True) -> list[int]:
-        """Place ``workloads`` (indices), highest priority first; returns those placed.
-
-        With ``commit=False`` the residual state is left as it was (a dry run);
-        the placed replicas are still readable from ``self.state.y`` until the
-        next call.
-        """
-        p = self.problem
-        ws = np.asarray(workloads, dtype=np.int64)
-        ws = ws[np.argsort(-p.priority[ws], kind="stable")]
-        if not commit:
-            saved = (self.state.capacity.copy(), self.state.quota.copy())
-        placed = [int(w) for w in ws.tolist() if place_one(p, int(w), self.state, self.score)]
-        if not commit:
-            self.state.capacity, self.state.quota = saved
-        return placed
+__all__ = ["closed_form", "solve_new"]
 
 
-def place_incremental(
-    problem: Problem, committed_y: np.ndarray, new: np.ndarray, *, time_limit: float = 1.0
-) -> Solution:
-    """Place the workloads where ``new`` is true around ``committed_y`` (which must be zero on them).
+def closed_form(problem: Problem) -> bool:
+    """Whether the fill of :func:`solve_new` is exact for ``problem`` (module docstring)."""
+    p = problem
+    if p.num_workloads != 1 or p.duplicated[0] or p.aggregated[0] or p.min_per[0] > 1:
+        return False
+    if p.count_min[0] > 1 or p.count_max[0] < p.num_pairs or p.group_spread[int(p.group[0])]:
+        return False
+    return not (len(p.fixed_division) and p.fixed_division[0]) and not len(p.affinity_from) and not len(p.anti_a)
 
-    Args:
-        problem: the full problem (every workload, committed and new).
-        committed_y: replicas per pair already promised; never moved.
-        new: (W,) bool, the workloads to place now.
-        time_limit: accepted for API symmetry with :func:`engine.solvers.dispatch.solve_problem`;
-            the construction takes milliseconds.
 
-    Returns:
-        A :class:`~engine.solvers.solution.Solution` whose ``y`` covers every pair.
-    """
-    del time_limit
+def solve_new(problem: Problem, deadline: Deadline) -> Solution:
+    """The lexicographic optimum of ``problem`` (new workloads only, residual capacity and quota)."""
+    if not closed_form(problem):
+        return solve_exact(problem, deadline, workers=1)
     start = time.monotonic()
-    inc = Incremental(problem, committed_y)
-    inc.place(np.nonzero(new)[0])
-    y = inc.state.y
-    levels = [LevelResult("placed", float(y[new[problem.pair_w]].sum()), float("nan"), False, 0.0)]
-    return Solution(y, "Feasible", time.monotonic() - start, levels)
+    p = problem
+    y = np.zeros(p.num_pairs, dtype=np.int64)
+    replicas = int(p.replicas[0])
+    t = int(p.tenant[0])
+    quota_ok = t < 0 or all(q == UNLIMITED or replicas * int(p.request[0, r]) <= q for r, q in enumerate(p.quota[t]))
+    if quota_ok and int(p.pair_ub.sum()) >= replicas:
+        order = np.lexsort((p.pair_c, pair_weights(p), p.pair_tier))
+        ub = p.pair_ub[order]
+        before = np.cumsum(ub) - ub  # replicas on the pairs ahead of each
+        y[order] = np.clip(replicas - before, 0, ub)
+    values = evaluate(p, y)
+    levels = [LevelResult(f"priority:{k}", float(v), float(v), True, 0.0) for k, v in values.placed_by_priority.items()]
+    if p.pair_tier.any():
+        levels.append(LevelResult("tier", float(values.tier), float(values.tier), True, 0.0))
+    levels.append(LevelResult("weighted", float(values.weighted), float(values.weighted), True, 0.0))
+    return Solution(y, "Optimal", time.monotonic() - start, levels)
