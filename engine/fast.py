@@ -7,7 +7,7 @@ groups workloads) the clusters every filter lets through and their tier, latency
 ``PreferNoSchedule`` terms, computed once by the same builder and plugins as every other strategy
 (a probe bundle: the fleet and one request-less workload of that group), kept until the fleet
 changes. A request's problem is then a few numpy operations: its eligible clusters, the residual
-room there, its cost per replica; :func:`engine.solvers.incremental.solve_new` solves it exactly.
+room there, its cost per replica; :func:`engine.solvers.dispatch.solve_new` solves it exactly.
 
 :meth:`FastPlacer.place` answers ``None`` where this path does not claim exactness or has nothing
 to say, and the caller takes the exact pinned paths: a workload linked to another (affinity,
@@ -36,7 +36,7 @@ from engine.plan import Plan
 from engine.planner import plan_from_solution
 from engine.problem import UNLIMITED, Problem, SpreadRule
 from engine.quantity import natural_per_base
-from engine.solvers.incremental import solve_new
+from engine.solvers.dispatch import solve_new
 from engine.solvers.solution import Deadline
 from engine.verification import verify
 from engine.warm import links_of, needs_whole_fleet

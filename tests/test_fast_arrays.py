@@ -17,8 +17,9 @@ from engine.documents.bundle import Bundle
 from engine.fast import FastPlacer, fast_reason
 from engine.objective import evaluate
 from engine.problem import UNLIMITED
+from engine.solvers.dispatch import solve_new
 from engine.solvers.exact import solve_exact
-from engine.solvers.incremental import closed_form, solve_new
+from engine.solvers.incremental import closed_form
 from engine.solvers.solution import Deadline
 from engine.warm import WarmFleet
 from tests.builders import bundle_of, cluster, policy, site, tenant, workload

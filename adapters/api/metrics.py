@@ -30,8 +30,8 @@ class ServiceMetrics:
         self.fleet_age = Gauge("berth_fleet_age_seconds", "Seconds since the fleet was last refreshed", registry=r)
         self.fleet_stale = Gauge("berth_fleet_stale", "1 when live inputs are stale", registry=r)
         self.fast_path = Counter(
-            "berth_fast_path_total", "Placement solves by path: fast (warm residual) or fallback (whole fleet), "
-            "with the reason for a fallback", ["path", "reason"], registry=r,
+            "berth_fast_path_total", "Placement solves by path: fast (warm arrays), small (a small bundle of "
+            "the residual) or fallback (whole fleet), with the reason for a fallback", ["path", "reason"], registry=r,
         )
         self.commit_group = Histogram(
             "berth_commit_group_size", "Accepted placements committed together in one durable step", registry=r,

@@ -5,7 +5,9 @@
 * too many eligible pairs for one CP-SAT model in the time limit (and no moves budget to keep):
   construction, repairs and LP refinement (:mod:`engine.solvers.large`);
 * otherwise CP-SAT level by level (:mod:`engine.solvers.exact`), from a quick construction's
-  plan (its hint and its floor) once the problem is big enough for that to pay.
+  plan (its hint and its floor) once the problem is big enough for that to pay;
+* the service's fast path (:func:`solve_new`): a request alone against the residual, by the fill of
+  :mod:`engine.solvers.incremental` where it is exact, else CP-SAT.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import numpy as np
 
 from engine.problem import Problem
 from engine.solvers.exact import solve_exact
+from engine.solvers.incremental import closed_form, fill
 from engine.solvers.large import solve_large
 from engine.solvers.pinned import solve_pinned
 from engine.solvers.progress import ProgressCallback
 from engine.solvers.solution import Deadline, Solution
 
-__all__ = ["FLOOR_PAIRS", "LARGE_PAIRS", "choose", "solve_problem"]
+__all__ = ["FLOOR_PAIRS", "LARGE_PAIRS", "choose", "solve_new", "solve_problem"]
 
 #: above this many eligible pairs, :mod:`engine.solvers.large` builds the plan (CP-SAT model too big)
 LARGE_PAIRS = 20_000
@@ -68,6 +71,12 @@ def solve_problem(
         if hint_y is None:
             hint_y = floor.y
     return solve_exact(problem, deadline, workers=workers, hint_y=hint_y, floor=floor, on_progress=on_progress)
+
+
+def solve_new(problem: Problem, deadline: Deadline) -> Solution:
+    """The service's fast path: a request's workloads alone against the residual (:mod:`engine.solvers.incremental`),
+    by the fill where its shape makes that exact, else CP-SAT level by level on one worker (a few hundred pairs)."""
+    return fill(problem) if closed_form(problem) else solve_exact(problem, deadline, workers=1)
 
 
 def _keeps_moves(problem: Problem) -> bool:

@@ -4,18 +4,19 @@ Nothing committed moves (the service's promise), so committed replicas are const
 level of spec section 3 and the optimum of "committed + new" is the committed placement plus the
 optimum of the new workloads alone against the capacity and quota the committed ones leave.
 :mod:`engine.fast` builds that small problem from the warm arrays (the new workloads' eligible
-clusters only, residual capacity and quota); :func:`solve_new` solves it:
+clusters only, residual capacity and quota); :func:`engine.solvers.dispatch.solve_new` solves it:
 
-* **one Divided workload with a linear, separable objective** (no ``Aggregated`` clusters term,
-  ``minPerCluster`` at most 1, no cluster counts, no spread, no fixed division): each cluster is
-  an independent box ``0 <= y[c] <= ub[c]`` (``maxPerCluster`` and room) and the quota depends only
-  on the total. Level 1 places it iff the boxes hold ``replicas`` and the quota does; filling the
-  clusters in the order of (tier, weighted coefficient per replica) then minimises the tier sum and,
-  with it fixed, the weighted cost (exchange argument: moving one replica to a pair earlier in that
-  order never makes either level worse, and the fill leaves no such move). Microseconds.
+* :func:`fill`, for **one Divided workload with a linear, separable objective** (no ``Aggregated``
+  clusters term, ``minPerCluster`` at most 1, no cluster counts, no spread, no fixed division): each
+  cluster is an independent box ``0 <= y[c] <= ub[c]`` (``maxPerCluster`` and room) and the quota
+  depends only on the total. Level 1 places it iff the boxes hold ``replicas`` and the quota does;
+  filling the clusters in the order of (tier, weighted coefficient per replica) then minimises the
+  tier sum and, with it fixed, the weighted cost (exchange argument: moving one replica to a pair
+  earlier in that order never makes either level worse, and the fill leaves no such move).
+  Microseconds.
 * **anything else** (Duplicated, Aggregated, counts, spread, ``minPerCluster`` above 1, several
-  workloads that share the room): the exact lexicographic CP-SAT solve
-  (:func:`engine.solvers.exact.solve_exact`) of that small problem, one worker.
+  workloads that share the room): :func:`engine.solvers.exact.solve_exact` of that small problem, one
+  worker. The dispatcher, which alone chooses strategies, decides by :func:`closed_form`.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ import numpy as np
 
 from engine.objective import evaluate, pair_weights
 from engine.problem import UNLIMITED, Problem
-from engine.solvers.exact import solve_exact
-from engine.solvers.solution import Deadline, LevelResult, Solution
+from engine.solvers.solution import LevelResult, Solution
 
-__all__ = ["closed_form", "solve_new"]
+__all__ = ["closed_form", "fill"]
 
 
 def closed_form(problem: Problem) -> bool:
-    """Whether the fill of :func:`solve_new` is exact for ``problem`` (module docstring)."""
+    """Whether :func:`fill` is exact for ``problem`` (module docstring)."""
     p = problem
     if p.num_workloads != 1 or p.duplicated[0] or p.aggregated[0] or p.min_per[0] > 1:
         return False
@@ -42,10 +42,8 @@ def closed_form(problem: Problem) -> bool:
     return not (len(p.fixed_division) and p.fixed_division[0]) and not len(p.affinity_from) and not len(p.anti_a)
 
 
-def solve_new(problem: Problem, deadline: Deadline) -> Solution:
-    """The lexicographic optimum of ``problem`` (new workloads only, residual capacity and quota)."""
-    if not closed_form(problem):
-        return solve_exact(problem, deadline, workers=1)
+def fill(problem: Problem) -> Solution:
+    """The lexicographic optimum of a :func:`closed_form` problem (module docstring), proved by its shape."""
     start = time.monotonic()
     p = problem
     y = np.zeros(p.num_pairs, dtype=np.int64)
