@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ class FastPath:
         self.state = state
         self.warm: WarmFleet | None = None
         self.placer: FastPlacer | None = None  # the warm arrays' request side (engine.fast), made on first use
+        self._referenced: set[tuple[str, str, str]] = set()  # (namespace, policy name, spec) whose references held
         self.checked = False  # the committed placement passed today's pinned check on this fleet
         self.status = "starting"
         self._lock = threading.Lock()
@@ -121,6 +123,7 @@ class FastPath:
         if warm is None:
             return
         warm.set_fleet(fleet)
+        self._referenced = set()  # sites may have changed with the fleet
         shape = _shape(fleet)
         if shape != self._shape:
             self._shape = shape
@@ -128,8 +131,8 @@ class FastPath:
 
     # --- placing ----------------------------------------------------------------------------------
 
-    def solve(self, snap: Snapshot, new: dict[str, Workload], policies: dict[str, PlacementPolicy],
-              origins: dict[tuple[str, str], Origin], *, time_limit: float, warnings: list[str]
+    def solve(self, snap: Snapshot, new: dict[str, Workload], policies: Mapping[str, PlacementPolicy],
+              origins: Mapping[tuple[str, str], Origin], *, time_limit: float, warnings: list[str]
               ) -> tuple[Plan, Bundle] | None:
         """The plan of the small bundle for ``new``, or ``None`` when today's path must decide."""
         warm = self.warm
@@ -165,8 +168,8 @@ class FastPath:
         metrics.fast_path.labels("small", "").inc()
         return plan, bundle
 
-    def _arrays(self, warm: WarmFleet, new: dict[str, Workload], policies: dict[str, PlacementPolicy],
-                origins: dict[tuple[str, str], Origin], *, time_limit: float, warnings: list[str]
+    def _arrays(self, warm: WarmFleet, new: dict[str, Workload], policies: Mapping[str, PlacementPolicy],
+                origins: Mapping[tuple[str, str], Origin], *, time_limit: float, warnings: list[str]
                 ) -> tuple[Plan, Bundle] | None:
         """The request on the warm arrays (engine.fast), or ``None`` when that path does not apply.
 
@@ -180,8 +183,13 @@ class FastPath:
         pols = [policies.get(f"{w.metadata.namespace}/{w.spec.policy}") if w.spec.policy else None for w in workloads]
         if any(fast_reason(w, p, warm) is not None for w, p in zip(workloads, pols, strict=True)):
             return None
-        # the request's references, checked against the fleet as every path checks them (422 names the field)
-        names = {("Workload", k) for k in new} | {("PlacementPolicy", f"{p.metadata.namespace}/{p.metadata.name}")
-                                                  for p in pols if p is not None}
-        self.state.working_bundle(new, policies, {k: origins[k] for k in names if k in origins})
+        # the request's references, checked against the fleet as every path checks them (422 names the field);
+        # without links a workload's references are its policy's, so a policy that passed once passes again
+        groups = {(w.metadata.namespace, w.spec.policy or "", p.model_dump_json() if p is not None else "")
+                  for w, p in zip(workloads, pols, strict=True)}
+        if not groups <= self._referenced:
+            names = {("Workload", k) for k in new} | {("PlacementPolicy", f"{p.metadata.namespace}/{p.metadata.name}")
+                                                      for p in pols if p is not None}
+            self.state.working_bundle(new, policies, {k: origins[k] for k in names if k in origins})
+            self._referenced |= groups
         return placer.place(workloads, pols, deadline=Deadline(time_limit), warnings=warnings)

@@ -118,15 +118,19 @@ class Journal:
         again: a save costs the change, plus joining the fleet's cached lines, not a second of YAML.
         """
         cache = self._spreads
-        if changed is None or cache.keys() - changed != placements.keys() - changed:
-            cache.clear()  # the first save, or not the state the cache holds: render everything
-            changed = set(placements)
-        for key in changed:
-            spread = placements.get(key)
-            if spread is None:
-                cache.pop(key, None)
-            else:
-                cache[key] = f"{json.dumps(key)}: {json.dumps(spread)}"
+        for _ in range(2):
+            if changed is None or not cache:
+                cache.clear()  # the first save, or a full one: render everything
+                changed = set(placements)
+            for key in changed:
+                spread = placements.get(key)
+                if spread is None:
+                    cache.pop(key, None)
+                else:
+                    cache[key] = f"{json.dumps(key)}: {json.dumps(spread)}"
+            if len(cache) == len(placements):
+                break
+            changed = None  # the cache was not of the last save after all: render everything
         return f'{{"kind": "{PLACEMENTS_KIND}", "placements": {{{", ".join(cache.values())}}}}}\n'
 
     def load(self) -> Saved:

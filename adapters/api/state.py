@@ -21,7 +21,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -501,8 +502,8 @@ class ServiceState:
 
     # --- bundles ----------------------------------------------------------------------
 
-    def working_bundle(self, workloads: dict[str, Workload], policies: dict[str, PlacementPolicy],
-                       origins: dict[tuple[str, str], Origin], *, fleet: Bundle | None = None) -> Bundle:
+    def working_bundle(self, workloads: Mapping[str, Workload], policies: Mapping[str, PlacementPolicy],
+                       origins: Mapping[tuple[str, str], Origin], *, fleet: Bundle | None = None) -> Bundle:
         """Fleet (``fleet``, default the service's) + the given workloads + the policies they use,
         closed and cross-checked.
 
@@ -685,8 +686,9 @@ class ServiceState:
             if known is not None and not _same(known, w) and ("Workload", w.key) not in snap.api_raw:
                 raise Problem(409, f"{w.key} is defined differently in the service's bundle",
                               field="documents")
-        policies = dict(d.policies)
-        origins = dict(d.origins)
+        # the request's own entries in front of the snapshot's (a copy of those would cost the fleet's size)
+        policies: ChainMap[str, PlacementPolicy] = ChainMap({}, d.policies)
+        origins: ChainMap[tuple[str, str], Origin] = ChainMap({}, d.origins)
         for p in req_p:
             key = f"{p.metadata.namespace}/{p.metadata.name}"
             known_p = d.policies.get(key)

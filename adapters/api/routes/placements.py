@@ -76,8 +76,8 @@ def _time_limit(body: PlacementCreate, state: ServiceState) -> float:
 @router.post("", response_model=PlacementResult, response_model_by_alias=True, status_code=201,
              summary="Place one or more workloads against the committed fleet", responses=_ERRORS,
              openapi_extra=_YAML_BODY)
-def create_placement(body: PlacementCreate, state: State, caller: Caller, response: Response,
-                     idempotency_key: IdempotencyKey = None) -> PlacementResult:
+def create_placement(body: PlacementCreate, state: State, caller: Caller,
+                     idempotency_key: IdempotencyKey = None) -> Response:
     del idempotency_key  # handled before the route runs (adapters.api.idempotency); declared for OpenAPI
     items = _documents(body, state, caller)
     plan, ok, git = state.place(caller, items, dry_run=body.dry_run, time_limit=_time_limit(body, state))
@@ -90,9 +90,10 @@ def create_placement(body: PlacementCreate, state: State, caller: Caller, respon
         detail = f"could not place {names}; nothing was reserved or committed"
         raise Problem(409, detail, title="Not placed", field="documents",
                       extra={"unplaced": unplaced, "solver": plan.status.solver})
-    if body.dry_run:
-        response.status_code = 200
-    return PlacementResult(accepted=ok, dry_run=body.dry_run, plan=plan, gitops=git, fleet=state.freshness())
+    result = PlacementResult(accepted=ok, dry_run=body.dry_run, plan=plan, gitops=git, fleet=state.freshness())
+    # serialised once, here: FastAPI would validate the whole plan again against the response model first
+    return Response(result.model_dump_json(by_alias=True), status_code=200 if body.dry_run else 201,
+                    media_type="application/json")
 
 
 @router.get("", response_model=PlacementList, response_model_by_alias=True,
