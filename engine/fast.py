@@ -230,28 +230,40 @@ class FastPlacer:
         The caller has checked :func:`fast_reason` for every workload and that the committed
         placement fits (:meth:`engine.warm.WarmFleet.fits`).
         """
-        problem = self.problem(workloads, policies)
+        warm = self.warm
+        with warm.lock:  # the groups and the residual of one fleet (a refresh may swap it beside a request)
+            problem = self.problem(workloads, policies)
         solution = solve_new(problem, deadline)
         if solution.status != "Optimal" or (np.bincount(problem.pair_w, weights=solution.y,
                                                         minlength=len(workloads)) == 0).any():
             return None
-        bundle = self._bundle(problem, solution.y, workloads, policies)
-        plan = plan_from_solution(problem, solution, input_digest=bundle.digest(), warnings=warnings, explained={})
-        violations = verify(bundle, plan)
-        if violations:
-            log.warning("fast path plan failed verification (a bug), taking the pinned path: %s", violations[0])
+        with warm.lock:  # verified against the residual as it is now, by cluster name
+            bundle = self._bundle(problem, solution.y, workloads, policies)
+            if bundle is None:
+                return None
+            plan = plan_from_solution(problem, solution, input_digest=bundle.digest(), warnings=warnings,
+                                      explained={})
+            violations = verify(bundle, plan)
+        if violations:  # the room was taken meanwhile (a dry run beside a commit), or a bug: the pinned paths decide
+            log.warning("fast path plan does not verify against the residual now, taking the pinned path: %s",
+                        violations[0])
             return None
         return plan, bundle
 
     def _bundle(self, problem: Problem, y: np.ndarray, workloads: list[Workload],
-                policies: list[PlacementPolicy | None]) -> Bundle:
-        """What the plan is verified on: the clusters it uses (every one for a broadcast), with the room left."""
-        warm, fleet = self.warm, self._fleet
-        used = np.unique(problem.pair_c[y > 0])
+                policies: list[PlacementPolicy | None]) -> Bundle | None:
+        """What the plan is verified on: the clusters it uses (every one for a broadcast), with the room left
+        now; ``None`` when one of them left the fleet since the problem was made."""
+        warm, fleet = self.warm, self.warm.fleet
+        names = [problem.cluster_names[c] for c in np.unique(problem.pair_c[y > 0]).tolist()]
         if problem.broadcast.any():
-            used = np.arange(len(warm.names))
+            names = list(problem.cluster_names)
+        at = [warm.cluster_index.get(n) for n in names]
+        if None in at:
+            return None
         namespaces = {w.metadata.namespace or "default" for w in workloads}
         pols = {f"{p.metadata.namespace}/{p.metadata.name}": p for p in policies if p is not None}
         tenants = [warm.residual_tenant(t) for t in fleet.tenants if t.metadata.name in namespaces]
-        return Bundle(clusters=[warm.residual_cluster(int(c)) for c in used], sites=fleet.sites, tenants=tenants,
-                      workloads=list(workloads), policies=list(pols.values()), objective=fleet.objective)
+        return Bundle(clusters=[warm.residual_cluster(c) for c in at if c is not None], sites=fleet.sites,
+                      tenants=tenants, workloads=list(workloads), policies=list(pols.values()),
+                      objective=fleet.objective)

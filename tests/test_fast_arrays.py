@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +154,29 @@ def test_links_keep_a_workload_off_the_arrays() -> None:
     warm.add(solo.key, {"a": 1}, solo, None)
     named = WarmFleet.build(fleet, {app.key: {"a": 1}}, {app.key: app}, {"default/near": whole.policies[0]})
     assert fast_reason(db, None, named) == "named by a committed workload"
+
+
+def test_a_commit_between_solve_and_answer_sends_the_request_to_the_pinned_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run solved beside a commit that takes the room: the answer is checked against the residual as it
+    is when answered, so it is not served (the pinned paths decide), and never over capacity."""
+    import engine.fast
+
+    docs = [cluster("a", capacity={"cpu": "2"}), workload("mine", 2, cpu="1"), workload("theirs", 2, cpu="1")]
+    fleet, whole = _fleet(docs)
+    mine, theirs = whole.workloads
+    warm = WarmFleet(fleet)
+    placer = FastPlacer(warm)
+    real = engine.fast.solve_new
+
+    def racing(problem: Any, deadline: Deadline) -> Any:
+        solution = real(problem, deadline)
+        warm.add(theirs.key, {"a": 2}, theirs, None)  # committed meanwhile
+        return solution
+
+    monkeypatch.setattr(engine.fast, "solve_new", racing)
+    assert placer.place([mine], [None], deadline=Deadline(5.0)) is None
+    monkeypatch.setattr(engine.fast, "solve_new", real)
+    warm.remove(theirs.key)
+    plan, _ = placer.place([mine], [None], deadline=Deadline(5.0))
+    assert plan.assignment() == {"default/mine": {"a": 2}}
