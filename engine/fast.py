@@ -34,7 +34,7 @@ from engine.documents.kinds import Workload
 from engine.documents.policy import PlacementPolicy, PlacementPolicySpec
 from engine.plan import Plan
 from engine.planner import plan_from_solution
-from engine.problem import UNLIMITED, Problem, SpreadRule
+from engine.problem import UNLIMITED, Problem, side_by_side
 from engine.quantity import natural_per_base
 from engine.solvers.dispatch import solve_new
 from engine.solvers.solution import Deadline
@@ -42,7 +42,6 @@ from engine.verification import verify
 from engine.warm import links_of, needs_whole_fleet
 
 if TYPE_CHECKING:
-    from engine.documents.kinds import ObjectiveWeights
     from engine.warm import WarmFleet
 
 __all__ = ["FastPlacer", "fast_reason"]
@@ -60,13 +59,11 @@ class _Template:
     latency: np.ndarray
     preference: np.ndarray
     prefer_no_schedule: np.ndarray
-    spec: PlacementPolicySpec
-    spread: list[SpreadRule]
-    group_tier: np.ndarray  # (C,)
-    eligible_count: int
-    first_reason: np.ndarray  # (C,)
-    reason_codes: list[str]
-    weights: ObjectiveWeights
+    probe: Problem  # the builder's problem of one request-less workload of the group: its group fields
+
+    @property
+    def spec(self) -> PlacementPolicySpec:
+        return self.probe.group_specs[0]
 
 
 def fast_reason(workload: Workload, policy: PlacementPolicy | None, warm: WarmFleet) -> str | None:
@@ -115,11 +112,7 @@ class FastPlacer:
         sl = p.pairs_of(0)
         made = _Template(
             clusters=p.pair_c[sl].astype(np.int64), tier=p.pair_tier[sl], latency=p.pair_latency[sl],
-            preference=p.pair_preference[sl], prefer_no_schedule=p.pair_prefer_no_schedule[sl],
-            spec=p.group_specs[0], spread=p.group_spread[0],
-            group_tier=p.group_tier[0] if len(p.group_tier) else np.zeros(p.num_clusters, dtype=np.int64),
-            eligible_count=int(p.eligible_count[0]), first_reason=p.first_reason[0], reason_codes=p.reason_codes,
-            weights=p.weights)
+            preference=p.pair_preference[sl], prefer_no_schedule=p.pair_prefer_no_schedule[sl], probe=p)
         self._templates[key] = made
         return made
 
@@ -208,18 +201,14 @@ class FastPlacer:
                             dtype=np.int32),
             request=request, request_base=request_base, cluster_names=warm.names, capacity=capacity,
             capacity_base=left, resource_names=resources, resource_scale=scale, tenant_names=tenant_names,
-            quota=quota, group_specs=[t.spec for t in templates], group_spread=[t.spread for t in templates],
-            eligible_count=np.array([t.eligible_count for t in templates], dtype=np.int64),
-            first_reason=np.stack([t.first_reason for t in templates]), reason_codes=templates[0].reason_codes,
+            quota=quota, **side_by_side([t.probe for t in templates]),  # type: ignore[arg-type]
             pair_w=np.concatenate(pw), pair_c=np.concatenate(pc), pair_ub=np.concatenate(pub),
             pair_tier=np.concatenate(ptier).astype(np.int64), pair_cost=np.concatenate(pcost),
             pair_latency=np.concatenate(plat).astype(float), pair_preference=np.concatenate(ppref).astype(float),
             pair_prefer_no_schedule=np.concatenate(ppns).astype(bool),
-            affinity_from=none32, affinity_to=none32, anti_a=none32, anti_b=none32,
             current_w=none32, current_c=none32, current_n=none64, fixed_moves=0, max_moves=None,
-            weights=templates[0].weights, current_total=np.zeros(n_w, dtype=np.int64),
+            weights=templates[0].probe.weights, current_total=np.zeros(n_w, dtype=np.int64),
             current_gone=np.zeros(n_w, dtype=np.int64), fixed_division=np.zeros(n_w, dtype=bool),
-            group_tier=np.stack([t.group_tier for t in templates]),
         )
 
     def place(self, workloads: list[Workload], policies: list[PlacementPolicy | None], *, deadline: Deadline,

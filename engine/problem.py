@@ -28,7 +28,7 @@ from engine.documents.selectors import LabelTable
 
 __all__ = [
     "BIG", "UNLIMITED", "BoolArray", "CompileContext", "FloatArray", "IntArray", "Problem", "SpreadRule",
-    "broadcast_groups", "broadcast_tiers", "eligible_clusters", "keep_pairs", "restrict", "usage",
+    "broadcast_groups", "broadcast_tiers", "eligible_clusters", "keep_pairs", "restrict", "side_by_side", "usage",
 ]
 
 #: The array types of the solvers: counts and indices, weights and LP values, masks.
@@ -401,3 +401,15 @@ def keep_pairs(problem: Problem, mask: np.ndarray) -> Problem:
         pair_preference=p.pair_preference[mask],
         pair_prefer_no_schedule=p.pair_prefer_no_schedule[mask],
     )
+
+
+def side_by_side(groups: list[Problem]) -> dict[str, object]:
+    """The group fields of one-group problems side by side (group ``i`` is the ``i``-th's), no links between
+    them: what the service's fast path (:mod:`engine.fast`) puts beside a request's own workload arrays."""
+    none = np.zeros(0, dtype=np.int32)
+    tiers = [g.group_tier[0] if len(g.group_tier) else np.zeros(g.num_clusters, dtype=np.int64) for g in groups]
+    return {"group_specs": [g.group_specs[0] for g in groups], "group_spread": [g.group_spread[0] for g in groups],
+            "group_tier": np.stack(tiers), "eligible_count": np.concatenate([g.eligible_count[:1] for g in groups]),
+            "first_reason": np.concatenate([g.first_reason[:1] for g in groups]),
+            "reason_codes": groups[0].reason_codes,
+            "affinity_from": none, "affinity_to": none, "anti_a": none, "anti_b": none}

@@ -28,6 +28,7 @@ import numpy as np
 from engine.objective import evaluate, pair_weights
 from engine.problem import UNLIMITED, Problem
 from engine.solvers.solution import LevelResult, Solution
+from policies import registry as concerns
 
 __all__ = ["closed_form", "fill"]
 
@@ -35,11 +36,11 @@ __all__ = ["closed_form", "fill"]
 def closed_form(problem: Problem) -> bool:
     """Whether :func:`fill` is exact for ``problem`` (module docstring)."""
     p = problem
-    if p.num_workloads != 1 or p.duplicated[0] or p.aggregated[0] or p.min_per[0] > 1:
+    if p.num_workloads != 1 or (len(p.fixed_division) and p.fixed_division[0]):
         return False
-    if p.count_min[0] > 1 or p.count_max[0] < p.num_pairs or p.group_spread[int(p.group[0])]:
-        return False
-    return not (len(p.fixed_division) and p.fixed_division[0]) and not len(p.affinity_from) and not len(p.anti_a)
+    # every concern says whether it lets the replicas split freely over the pairs (Duplicated, Aggregated,
+    # minPerCluster above 1, cluster counts, spread and co-location do not)
+    return not bool(concerns.rigid(p)[0])
 
 
 def fill(problem: Problem) -> Solution:
