@@ -147,10 +147,10 @@ class FastPlacer:
         quota_tenants = [t for t in fleet.tenants if any(k in resources for k in t.spec.quota)]
         tenant_names = [t.metadata.name for t in quota_tenants]
         quota = np.full((len(quota_tenants), len(resources)), UNLIMITED, dtype=np.int64)
-        for t, ten in enumerate(quota_tenants):
+        for row, ten in enumerate(quota_tenants):
             for name, amount in warm.tenant_residual(ten, resources).items():
                 r = resources.index(name)
-                quota[t, r] = amount // scale[r]
+                quota[row, r] = amount // scale[r]
         per = np.array([natural_per_base(r) for r in resources], dtype=float)
         price = np.column_stack([self._price(r) for r in resources]) if resources else np.zeros((n_c, 0))
         pw, pc, pub, ptier, plat, ppref, ppns, pcost = [], [], [], [], [], [], [], []
@@ -201,6 +201,7 @@ class FastPlacer:
                             dtype=np.int32),
             request=request, request_base=request_base, cluster_names=warm.names, capacity=capacity,
             capacity_base=left, resource_names=resources, resource_scale=scale, tenant_names=tenant_names,
+            # one mapping of fields of several types: mypy cannot match it to the keywords, each is checked there
             quota=quota, **side_by_side([t.probe for t in templates]),  # type: ignore[arg-type]
             pair_w=np.concatenate(pw), pair_c=np.concatenate(pc), pair_ub=np.concatenate(pub),
             pair_tier=np.concatenate(ptier).astype(np.int64), pair_cost=np.concatenate(pcost),

@@ -199,7 +199,7 @@ class WarmFleet:
 
     def residual(self, clusters: np.ndarray, resources: list[str]) -> np.ndarray:
         """(len(clusters), len(resources)) base units left on those clusters (``UNLIMITED`` kept)."""
-        cols = [self.column(r) for r in resources]
+        cols = np.array([self.column(r) for r in resources], dtype=np.int64)
         with self._lock:
             cap = self.capacity[np.ix_(clusters, cols)]
             used = self.used[np.ix_(clusters, cols)]
