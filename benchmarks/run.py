@@ -514,21 +514,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--write", help="write the results into this markdown file (between markers)")
     ap.add_argument("--json", help="write raw results as JSON here")
+    ap.add_argument("--only", help="comma-separated subset to run: instance names, 'incremental', 'national', "
+                                   "'service' (default: all of the chosen list)")
     ap.add_argument("--child", nargs=3, metavar=("SOLVER", "BUNDLE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(*args.child, args.time_limit)
         return 0
     instances = QUICK if args.quick else FULL
+    only = set(args.only.split(",")) if args.only else None
+    if only is not None:
+        unknown = only - {i.name for i in instances} - {"incremental", "national", "service"}
+        if unknown:
+            ap.error(f"--only: unknown {', '.join(sorted(unknown))}; instances are "
+                     f"{', '.join(i.name for i in instances)}")
+        instances = [i for i in instances if i.name in only]
+
+    def wanted(part: str) -> bool:
+        return only is None or part in only
+
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
         rows = []
         for inst in instances:
             limit = args.time_limit if args.quick else TIME_LIMITS.get(inst.name, args.time_limit)
             rows.append(bench_instance(inst, Path(tmp), limit, with_lp=inst.workloads <= 2000))
             print(f"done {inst.name}", file=sys.stderr, flush=True)
-        inc = bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
-        national = [] if args.quick else [bench_national(inst, Path(tmp), NATIONAL_LIMIT) for inst in NATIONAL]
-        service = bench_service(args.quick, Path(tmp))
+        inc = (bench_incremental(*((20, 100, 50) if args.quick else (1000, 10000, 1000)), Path(tmp))
+               if wanted("incremental") else None)
+        national = ([] if args.quick or not wanted("national")
+                    else [bench_national(inst, Path(tmp), NATIONAL_LIMIT) for inst in NATIONAL])
+        service = bench_service(args.quick, Path(tmp)) if wanted("service") else None
     text = table(rows, inc, service)
     if national:
         text += "\n\n" + national_table(national)
