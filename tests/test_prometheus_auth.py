@@ -292,3 +292,18 @@ def test_ca_bundle_and_client_certificate(tls_proxy: tuple[str, _Proxy], pki: Pa
 def test_metrics_source_default_sends_no_credentials() -> None:
     settings = MetricsSource.default().spec.prometheus
     assert settings.bearer_token is None and settings.basic_auth is None and settings.headers == {}
+
+
+def test_tls_files_that_are_not_pem_name_their_field(tmp_path: Path, pki: Path) -> None:
+    """A CA bundle or client certificate that is not PEM is bad input, named by its field, before any query."""
+    from engine import InputError
+
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(InputError) as ca:
+        _fetch("https://127.0.0.1:9", {"tls": {"caFile": str(junk)}})
+    assert ca.value.field == "spec.prometheus.tls.caFile" and str(junk) in str(ca.value)
+    with pytest.raises(InputError) as cert:
+        _fetch("https://127.0.0.1:9", {"tls": {"caFile": str(pki / "ca.crt"), "certFile": str(junk),
+                                               "keyFile": str(pki / "client.key")}})
+    assert cert.value.field == "spec.prometheus.tls.certFile"
