@@ -80,10 +80,11 @@ from engine.quantity import (
 from engine.redaction import has_credentials, is_ssh, redact, strip_userinfo
 from engine.reoptimize import assignment_values, diff_summary
 from engine.scenario import expand, solve_scenario
-from engine.solvers.bound import bound_over_plans, cost_bound_at, solve_lp
+from engine.solvers.bound import bound_over_plans, cost_bound_at
 from engine.solvers.construct import Residual, place_one
 from engine.solvers.dispatch import LARGE_PAIRS, solve_problem
 from engine.solvers.large import solve_large
+from engine.solvers.lp import solve_lp
 from engine.solvers.pinned import pinned_placement
 from engine.solvers.progress import Progress, ProgressCallback
 from engine.solvers.solution import Deadline, LevelResult, Solution
