@@ -31,7 +31,7 @@ from engine.plan import (
     diff_moves,
 )
 from engine.problem import Problem
-from engine.solvers.bound import prove_weighted, weighted_constant
+from engine.solvers.bound import LP_SECONDS_PER_PAIR, PROVE_PAIRS, prove_weighted, weighted_constant
 from engine.solvers.dispatch import choose, solve_problem
 from engine.solvers.pinned import solve_around
 from engine.solvers.progress import ProgressCallback
@@ -169,6 +169,11 @@ def _hint_from_current(p: Problem) -> np.ndarray | None:
     return y
 
 
+#: LP rounds (of :data:`~engine.solvers.bound.LP_SECONDS_PER_PAIR` each) the large path's bound proof gets at
+#: least, within 40% of what is left after the build
+PROOF_ROUNDS = 1.6
+
+
 def _budget(problem: Problem, deadline: Deadline) -> tuple[Deadline, Deadline]:
     """The deadlines of the phases of :func:`place`: (solve, explanations and bound proof).
 
@@ -177,13 +182,25 @@ def _budget(problem: Problem, deadline: Deadline) -> tuple[Deadline, Deadline]:
     keeps 80% of what the build took (at 2,000 x 300 the two took 0.7 s against a 1.4-2.1 s
     build), plus 5% of the limit (a last column-generation round may end a little after its
     deadline). Of the rest the solve gets 80% on the large path, whose bound proof gets the
-    other 20% (at most 5 s: at 30% the solve had 4.2 s of 10 and its plans were dearer), and 90%
+    other 20% (at most 5 s: at 30% the solve had 4.2 s of 10 and its plans were dearer), or at
+    least :data:`PROOF_ROUNDS` LP rounds of it up to 40% (without one round the plan's bound is the
+    weak one without an LP), and 90%
     otherwise (the explanations of unplaced workloads the other 10%, at most 5 s). A phase that
     ends early leaves its time to the next.
     """
     tail = 0.8 * deadline.elapsed() + 0.05 * deadline.total
     avail = max(deadline.remaining() - tail, 0.0)
-    after = min((0.2 if choose(problem) == "large" else 0.1) * avail, 5.0)
+    if choose(problem) != "large":
+        after = min(0.1 * avail, 5.0)
+    else:
+        after = 0.2 * avail
+        if problem.num_pairs <= PROVE_PAIRS:
+            # the bound over every plan gets 3/4 of the proof, and below one LP round of time it reports
+            # only the bound without an LP: once the solve used all of its 80% (the large path's last
+            # layout rounds), 2,000 x 300 at 85% load reported 574.6 for a plan of 833.9 (811 with 2.5 s)
+            need = PROOF_ROUNDS * LP_SECONDS_PER_PAIR * problem.num_pairs / 0.75
+            after = max(after, min(need, 0.4 * avail))
+        after = min(after, 5.0)
     return deadline.before(tail + after), deadline.before(tail)
 
 

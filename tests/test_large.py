@@ -395,3 +395,22 @@ def test_large_path_lays_out_what_its_last_trades_and_repairs_placed(seed: int) 
     bound = cost_bound_at(problem, solution.y, deadline=Deadline(120.0))
     assert bound is not None
     assert evaluate(problem, solution.y).weighted <= 1.01 * bound
+
+
+def test_large_path_leaves_its_bound_proof_time_for_an_lp_round() -> None:
+    # once the solve used all of its share, 20% of the limit was less than one LP round of the bound
+    # over every plan at this size, and the plan reported only the much weaker bound without an LP
+    from benchmarks.generate import Instance
+    from engine.documents.load import load_documents
+    from engine.planner import _budget
+    from engine.solvers.bound import LP_SECONDS_PER_PAIR
+    from engine.solvers.dispatch import choose
+
+    problem = build_problem(load_documents(Instance("big", "edge", 1000, 200, 0.85, seed=3).documents()))
+    assert choose(problem) == "large"
+    deadline = Deadline(3.0)
+    solve_by, report_by = _budget(problem, deadline)
+    proof = report_by.remaining() - solve_by.remaining()
+    # prove_weighted gives the bound over every plan 3/4 of the proof's time
+    assert 0.75 * proof >= LP_SECONDS_PER_PAIR * problem.num_pairs
+    assert solve_by.remaining() >= 0.5 * deadline.total  # the solve keeps most of the limit
