@@ -28,7 +28,9 @@ __all__ = [
 
 def placed_workloads(problem: Problem, y: np.ndarray) -> np.ndarray:
     """(W,) bool: the workloads that ``y`` (replicas per pair) places at all."""
-    return np.bincount(problem.pair_w, weights=y, minlength=problem.num_workloads) > 0
+    placed = np.zeros(problem.num_workloads, dtype=bool)
+    placed[problem.pair_w[np.flatnonzero(y > 0)]] = True  # a few pairs carry replicas of millions
+    return placed
 
 
 def fewest_copies(problem: Problem, w: int) -> int:

@@ -89,3 +89,39 @@ def test_pricing_is_the_transpose_of_the_columns(data: st.DataObject, bundle: Bu
     assert np.allclose(relax.price(duals), whole.T @ duals)
     some = np.sort(np.random.default_rng(seed + 1).choice(relax.n_cols, size=relax.n_cols // 2, replace=False))
     assert np.allclose(relax.columns(some).toarray(), whole[:, some].toarray())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bundle=fleets(max_workloads=6), seed=st.integers(0, 1000))
+def test_the_cheapest_replicas_are_the_lp_minimum(bundle: Bundle, seed: int) -> None:
+    """The bound without capacity rows (``_cheapest_replicas``, a greedy over each workload's cheapest
+    units) against the same LP solved by HiGHS: equal minima, or both without a solution."""
+    from scipy.optimize import linprog
+
+    from engine.objective import most_copies
+    from engine.solvers.bound import _cheapest_replicas
+
+    p = build_problem(bundle)
+    rng = np.random.default_rng(seed)
+    cost = rng.normal(size=p.num_pairs).round(2)
+    ub = p.pair_ub.astype(float)
+    w_cap = (p.replicas * most_copies(p)).astype(float)
+    values = sorted(set(p.priority.tolist()))
+    level = np.searchsorted(values, p.priority)
+    reachable = np.bincount(level[p.pair_w], weights=np.minimum(ub, w_cap[p.pair_w]), minlength=len(values))
+    counts = np.floor(reachable * rng.uniform(0.0, 1.3, size=len(values)))
+    ours = _cheapest_replicas(p, cost, ub, w_cap, level, counts)
+    if p.num_pairs == 0:
+        assert ours is None if counts.any() else ours == 0.0
+        return
+    a_ub = np.zeros((p.num_workloads, p.num_pairs))
+    a_ub[p.pair_w, np.arange(p.num_pairs)] = 1.0
+    a_eq = np.zeros((len(values), p.num_pairs))
+    a_eq[level[p.pair_w], np.arange(p.num_pairs)] = 1.0
+    res = linprog(cost, A_ub=a_ub, b_ub=w_cap, A_eq=a_eq, b_eq=counts, bounds=np.stack([np.zeros_like(ub), ub], 1),
+                  method="highs")
+    if res.status == 2:
+        assert ours is None
+    else:
+        assert res.status == 0 and ours is not None
+        assert abs(ours - res.fun) <= 1e-6 * max(1.0, abs(res.fun))

@@ -102,11 +102,12 @@ def bound_over_plans(problem: Problem, y: np.ndarray, *, deadline: Deadline, kee
     objective[n_p:] = p.weights.moves
     w_cap = (p.replicas * most_copies(p)).astype(float)
     values = sorted(set(p.priority.tolist()))
-    pair_prio = np.searchsorted(values, p.priority[p.pair_w])
+    level = np.searchsorted(values, p.priority)  # per workload: the index of its priority in ``values``
+    pair_prio = level[p.pair_w]
     counts = np.bincount(pair_prio, weights=y, minlength=len(values)).astype(float)
-    best = _cheapest_replicas(p, objective[:n_p], relaxation.ub[:n_p], w_cap, pair_prio, counts)
+    best = _cheapest_replicas(p, objective[:n_p], relaxation.ub[:n_p], w_cap, level, counts)
     if lp_fits:
-        rounds = _lp_rounds(p, relaxation, y, objective, w_cap, pair_prio, counts, deadline)
+        rounds = _lp_rounds(p, relaxation, y, objective, w_cap, level, counts, deadline)
         if rounds is not None and np.isfinite(rounds):
             best = rounds if best is None else max(best, rounds)
     if best is None or not np.isfinite(best):
@@ -123,13 +124,13 @@ LP_SECONDS_PER_PAIR = 4e-6
 
 
 def _lp_rounds(p: Problem, lp: Relaxation, y: np.ndarray, objective: np.ndarray, w_cap: np.ndarray,
-               pair_prio: np.ndarray, counts: np.ndarray, deadline: Deadline) -> float | None:
+               level: np.ndarray, counts: np.ndarray, deadline: Deadline) -> float | None:
     """Column generation over ``lp`` with the priority and tier rows of :func:`bound_over_plans`: the
     best Lagrangian bound of its rounds (without the constant moves), or ``None``."""
     n_p = p.num_pairs
     # one row per priority value (equal to the plan's replicas there) and one for the tier sum
     tier_sum = float((y * p.pair_tier).sum()) if (p.pair_tier > 0).any() else None
-    lp.fix_levels(pair_prio, counts, tier_sum)
+    lp.fix_levels(level[p.pair_w], counts, tier_sum)
     lp.row_lo[: p.num_workloads] = -np.inf  # sum y >= 0 holds anyway: one-sided rows for HiGHS
     lp.active[: n_p] |= y > 0  # the plan itself is a point of the first round's LP
 
@@ -147,38 +148,69 @@ def _lp_rounds(p: Problem, lp: Relaxation, y: np.ndarray, objective: np.ndarray,
         rows = np.where(prices > 0, prices * np.where(np.isfinite(lp.row_lo), lp.row_lo, 0.0),
                         prices * np.where(np.isfinite(lp.row_hi), lp.row_hi, 0.0))
         value = float(rows.sum()) + float(np.minimum(reduced[n_p:], 0.0) @ lp.ub[n_p:])
-        cheapest = _cheapest_replicas(p, reduced[:n_p], lp.ub[:n_p], w_cap, pair_prio, counts)
+        cheapest = _cheapest_replicas(p, reduced[:n_p], lp.ub[:n_p], w_cap, level, counts)
         return value + cheapest if cheapest is not None else -np.inf
 
     return _column_generation(lp, objective, deadline, lagrangian)
 
 
-def _cheapest_replicas(p: Problem, cost: np.ndarray, ub: np.ndarray, w_cap: np.ndarray, pair_prio: np.ndarray,
-                       counts: np.ndarray) -> float | None:
-    """The least cost of placing ``counts[k]`` replicas at each priority (index ``k``) on any pairs,
-    each workload at most ``w_cap`` and each pair at most ``ub``, ignoring capacity, quota, moves and
-    tiers: the LP of :func:`bound_over_plans` with those rows dropped, solved exactly by taking the
-    cheapest replicas first (each workload's pairs are a chain, so greedy is optimal). ``None`` when
-    the counts cannot be met at all (no plan has them)."""
-    order = np.lexsort((cost, p.pair_w))  # by workload, cheapest pair first
+def _cheapest_units(p: Problem, cost: np.ndarray, ub: np.ndarray, w_cap: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each workload's replicas at their cheapest, as ``(workload, cost, units)`` entries: a workload
+    puts up to ``w_cap`` replicas on its pairs, at most ``ub`` on each, cheapest pair first.
+
+    A workload whose cheapest pair holds all of its replicas is one entry; only the others (per
+    cluster caps, Duplicated copies) have their pairs sorted. At 6.3M pairs sorting every pair took
+    2-3 s of a bound that gets a few; the pairs of one workload are contiguous, so the minimum per
+    workload is a segment reduction.
+    """
+    n_w = p.num_workloads
+    starts = p.pair_starts[:-1]
+    nonempty = np.diff(p.pair_starts) > 0
+    firsts = starts[nonempty]
+    lowest = np.full(n_w, np.inf)
+    room_at_lowest = np.zeros(n_w)
+    if len(firsts):
+        lowest[nonempty] = np.minimum.reduceat(cost, firsts)
+        at_lowest = cost <= lowest[p.pair_w]
+        room_at_lowest[nonempty] = np.maximum.reduceat(np.where(at_lowest, ub, 0.0), firsts)
+    simple = nonempty & (room_at_lowest >= w_cap)
+    rest = np.nonzero(~simple[p.pair_w])[0]
+    order = rest[np.lexsort((cost[rest], p.pair_w[rest]))]  # by workload, cheapest pair first
     ws = p.pair_w[order]
     room = ub[order].astype(float)
     before = np.cumsum(room) - room
     before -= before[np.searchsorted(ws, ws, side="left")]
     units = np.clip(w_cap[ws] - before, 0.0, room)  # what the workload can put there, its cap counted
+    one = np.nonzero(simple)[0]
+    return (np.concatenate([one, ws]), np.concatenate([lowest[one], cost[order]]),
+            np.concatenate([w_cap[one].astype(float), units]))
+
+
+def _cheapest_replicas(p: Problem, cost: np.ndarray, ub: np.ndarray, w_cap: np.ndarray, level: np.ndarray,
+                       counts: np.ndarray) -> float | None:
+    """The least cost of placing ``counts[k]`` replicas of the workloads at level ``k`` (``level``,
+    one per workload) on any pairs, each workload at most ``w_cap`` and each pair at most ``ub``,
+    ignoring capacity, quota, moves and tiers: the LP of :func:`bound_over_plans` with those rows
+    dropped, solved exactly by taking the cheapest replicas first (each workload's pairs are a chain,
+    so greedy is optimal). ``None`` when the counts cannot be met at all (no plan has them)."""
+    ws, unit_cost, units = _cheapest_units(p, cost, ub, w_cap)
+    keep = units > 0
+    ws, unit_cost, units = ws[keep], unit_cost[keep], units[keep]
+    at = level[ws]
     total = 0.0
     for k, need in enumerate(counts.tolist()):
         if not need:
             continue
-        mine = np.nonzero((pair_prio[order] == k) & (units > 0))[0]
-        cheapest = mine[np.argsort(cost[order][mine], kind="stable")]
+        mine = np.nonzero(at == k)[0]
+        cheapest = mine[np.argsort(unit_cost[mine], kind="stable")]
         took = np.cumsum(units[cheapest])
         if not len(took) or took[-1] < need - 1e-9:
             return None
         last = int(np.searchsorted(took, need - 1e-9))
         amount = units[cheapest[: last + 1]].copy()
         amount[-1] -= took[last] - need
-        total += float((cost[order][cheapest[: last + 1]] * amount).sum())
+        total += float((unit_cost[cheapest[: last + 1]] * amount).sum())
     return total
 
 

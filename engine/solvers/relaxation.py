@@ -99,7 +99,17 @@ class Relaxation:
         self.row_hi = np.concatenate(hi)
         self.n_rows = len(self.row_lo)
         self.batch = max(2000, 2 * p.num_workloads)
-        self.active = self._initial_columns(keep)
+        self._keep = keep
+        self._active: np.ndarray | None = None
+
+    @property
+    def active(self) -> np.ndarray:
+        """(columns,) bool: the columns of the restricted LP, at first the ``keep`` cheapest pairs of
+        each workload and the current pairs; made on first use (a sort over every pair: a bound that
+        runs no LP round never needs it)."""
+        if self._active is None:
+            self._active = self._initial_columns(self._keep)
+        return self._active
 
     @property
     def num_workload_rows(self) -> int:
