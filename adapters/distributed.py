@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -129,9 +130,16 @@ def _client(scheduler: str | None, workers: int, *, processes: bool) -> Iterator
         cluster.close()
 
 
-def _solve_scattered(item: tuple[Problem, np.ndarray | None], seconds: float) -> PartResult:
+def _solve_scattered(item: tuple[Problem, np.ndarray | None], seconds: float, end: float, prove: bool) -> PartResult:
+    # ``end`` on the wall clock (the machines' clocks agree to NTP's precision); never more than
+    # ``seconds`` from when the task starts, so a worker whose clock runs behind cannot overrun
     part, hint = item
-    return solve_part(part, seconds, hint)
+    return solve_part(part, max(min(seconds, end - time.time()), 0.0), hint, prove=prove)
+
+
+#: what a part's answer takes to come back, as a share of the part's time (its replicas per pair:
+#: tens of MB at 50,000 workloads), and at least this many seconds
+RETURN_SHARE, RETURN_S = 0.03, 0.5
 
 
 class DaskSolver:
@@ -142,10 +150,16 @@ class DaskSolver:
         self.client = client
         self.parts = parts
 
-    def _run(self, parts: Sequence[Problem], seconds: float, hints: Sequence[np.ndarray | None]) -> list[PartResult]:
-        # the parts go to the workers as data first (one each), not inside the task graph
+    def _run(self, parts: Sequence[Problem], seconds: float, hints: Sequence[np.ndarray | None],
+             prove: bool) -> list[PartResult]:
+        # the parts go to the workers as data first (one each), not inside the task graph; what that
+        # takes, and what the answers take to come back, comes out of the parts' time
+        start = time.monotonic()
         data = self.client.scatter([(part, hint) for part, hint in zip(parts, hints, strict=True)])
-        futures = [self.client.submit(_solve_scattered, item, seconds, key=f"berth-part-{i}", pure=False)
+        left = seconds - (time.monotonic() - start)
+        left -= max(RETURN_SHARE * left, RETURN_S)
+        end = time.time() + left
+        futures = [self.client.submit(_solve_scattered, item, left, end, prove, key=f"berth-part-{i}", pure=False)
                    for i, item in enumerate(data)]
         return list(self.client.gather(futures))
 

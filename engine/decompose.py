@@ -10,17 +10,25 @@ construction in a command's time budget, but it is mostly regional. :func:`decom
    bounds at their placements is the whole's at its placement.
 2. **Regions when the graph is one piece.** Each workload goes to the region holding most of its
    eligible clusters (with its co-location partners); regions are packed into parts. Parts then
-   share some clusters and tenant quotas: each part gets a share of every shared cluster's
-   capacity and of every quota, in proportion to the demand it can place there (its replicas'
-   requests spread over their eligible clusters: the fluid relaxation's usage), so the shares sum
-   to no more than the whole and the merged plan still fits. What a share left unused is placed
-   afterwards on the whole problem (the seams: :func:`solve_decomposed` re-solves them against the
-   full residual). Summed bounds are not valid for such parts; the planner's whole-problem bounds
-   apply instead. For independent parts the sum is the bound at the plan's placement
-   (``boundAtPlacement``); the bound over every plan (``status.bound``) is always the whole's.
+   share some clusters and tenant quotas, and each part gets a share of every shared cluster's
+   capacity and of every shared quota (:mod:`engine.shares`): what its workloads use there in the
+   LP relaxation of the **whole** problem (:func:`engine.solvers.bound.solve_lp`, solved in the
+   main process before the parts start, at most :data:`LP_SHARE` of the solve's time and only up
+   to :data:`LP_SHARE_PAIRS` pairs), plus a demand-weighted split of what the LP leaves unused
+   (the demand split alone without an LP). The shares are floored, so they sum to no more than the
+   whole and the merged plan fits. What the parts leave is placed afterwards on the whole problem
+   (the seams: :func:`_seams` re-solves the unplaced workloads and those on shared clusters against
+   the full residual, then the repairs).
+
+Bounds: for independent parts the sum of the parts' bounds at their placements is the whole's at
+its placement (``boundAtPlacement``). For parts that share, a sum would not hold and none is made.
+The bound over every plan with the same replicas per priority and tier (``status.bound``) is
+always the whole problem's, proved by :func:`engine.planner.place` (``prove_weighted``) after the
+merge, as on one machine.
 
 The parts are solved by whatever ``run`` the caller gives (``adapters.distributed`` runs them on
-Dask); every part is solved by :func:`solve_part`, the same dispatch as one machine. The merged
+Dask, within the solve's deadline: moving the parts to the workers and back comes out of their
+time); every part is solved by :func:`solve_part`, the same dispatch as one machine. The merged
 plan is verified as a whole by :func:`engine.planner.place`, like any other.
 """
 
@@ -35,7 +43,8 @@ import numpy as np
 from engine.lazy import lazy_module
 from engine.objective import better, evaluate, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
-from engine.solvers.bound import prove_weighted, weighted_constant
+from engine.shares import shared_clusters, shares
+from engine.solvers.bound import prove_weighted, solve_lp, weighted_constant
 from engine.solvers.construct import Residual
 from engine.solvers.dispatch import solve_problem
 from engine.solvers.progress import ProgressCallback
@@ -48,7 +57,7 @@ if TYPE_CHECKING:
 else:
     csgraph = lazy_module("scipy.sparse.csgraph")
 
-__all__ = ["Decomposition", "PartResult", "RunParts", "decompose", "solve_decomposed", "solve_part"]
+__all__ = ["Decomposition", "PartResult", "RunParts", "decompose", "partition", "solve_decomposed", "solve_part"]
 
 REGION_LABEL = "topology.kubernetes.io/region"
 
@@ -63,8 +72,9 @@ class PartResult:
     seconds: float
 
 
-#: ``run(parts, seconds, hints)`` solves every part (each with ``seconds``) and returns their results
-RunParts = Callable[[Sequence[Problem], float, Sequence[np.ndarray | None]], list[PartResult]]
+#: ``run(parts, seconds, hints, prove)`` solves every part (:func:`solve_part`, ``prove`` passed on) and
+#: returns their results within ``seconds`` from the call, whatever moving the parts costs
+RunParts = Callable[[Sequence[Problem], float, Sequence[np.ndarray | None], bool], list[PartResult]]
 
 
 @dataclass
@@ -76,12 +86,18 @@ class Decomposition:
     pairs: list[np.ndarray]
     problems: list[Problem]
     independent: bool  # the parts share no cluster and no quota
+    shared: np.ndarray  # (C,) bool: clusters where workloads of several parts are eligible
+    lp_status: str = "none"  # the shares' LP: OPTIMAL / FEASIBLE (cut short), "given", or "none" (demand split)
 
 
-def solve_part(problem: Problem, seconds: float, hint_y: np.ndarray | None = None) -> PartResult:
-    """Solve one part as one machine would (``engine.solvers.dispatch``), with a bound at its placement."""
+def solve_part(problem: Problem, seconds: float, hint_y: np.ndarray | None = None, *,
+               prove: bool = True) -> PartResult:
+    """Solve one part as one machine would (``engine.solvers.dispatch``) within ``seconds``; with
+    ``prove`` (independent parts, whose bounds add up) a quarter of them for its bound at its placement."""
     deadline = Deadline(seconds)
-    solution = solve_problem(problem, deadline=deadline.slice(0.75), hint_y=hint_y)
+    solution = solve_problem(problem, deadline=deadline.slice(0.75) if prove else deadline, hint_y=hint_y)
+    if not prove:
+        return PartResult(solution.y.astype(np.int64), solution.status, float("nan"), solution.seconds)
     solution = prove_weighted(problem, solution, deadline=deadline)
     # at its placement: the bound at the part's own workloads, else the weighted level's (over more plans)
     level = next((lv.bound for lv in solution.levels if lv.name == "weighted"), float("nan"))
@@ -150,36 +166,9 @@ def _regions(p: Problem) -> np.ndarray:
     return np.asarray(home)
 
 
-def _shares(p: Problem, part_of: np.ndarray, parts: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each part's capacity (C, R) and quota (T, R): the whole's, split where parts share it by the
-    demand each part can place there (floors: the shares never sum to more than the whole)."""
-    total = np.maximum(p.capacity.clip(min=0).sum(axis=0), 1).astype(float)
-    size = (p.request / total).sum(axis=1) * p.replicas * np.where(p.duplicated, p.count_min, 1)
-    n_pairs = np.maximum(np.bincount(p.pair_w, minlength=p.num_workloads), 1)
-    spread = (size / n_pairs)[p.pair_w]
-    demand = np.stack([np.bincount(p.pair_c, weights=np.where(part_of[p.pair_w] == k, spread, 0.0),
-                                   minlength=p.num_clusters) for k in range(parts)])
-    whole = demand.sum(axis=0)
-    share = np.where(whole > 0, demand / np.where(whole > 0, whole, 1), 1.0 / parts)
-    caps = [np.where(p.capacity == UNLIMITED, UNLIMITED, np.floor(p.capacity * share[k][:, None]).astype(np.int64))
-            for k in range(parts)]
-    quotas = []
-    n_t = len(p.tenant_names)
-    for k in range(parts):
-        if not n_t:
-            quotas.append(p.quota)
-            continue
-        mine = np.bincount(np.maximum(p.tenant, 0), weights=np.where((part_of == k) & (p.tenant >= 0), size, 0.0),
-                           minlength=n_t)
-        every = np.bincount(np.maximum(p.tenant, 0), weights=np.where(p.tenant >= 0, size, 0.0), minlength=n_t)
-        t_share = np.where(every > 0, mine / np.where(every > 0, every, 1), 1.0 / parts)
-        quotas.append(np.where(p.quota == UNLIMITED, UNLIMITED,
-                               np.floor(p.quota * t_share[:, None]).astype(np.int64)))
-    return caps, quotas
-
-
-def decompose(problem: Problem, parts: int) -> Decomposition:
-    """Cut ``problem`` into at most ``parts`` parts (see the module docstring)."""
+def partition(problem: Problem, parts: int) -> tuple[np.ndarray, bool]:
+    """(W,) part of each workload (``0 .. n - 1``, ``n <= parts``), and whether the parts are
+    independent (connected components: no shared cluster, no shared quota)."""
     p = problem
     parts = max(1, min(parts, p.num_workloads))
     component = _components(p)
@@ -195,12 +184,37 @@ def decompose(problem: Problem, parts: int) -> Decomposition:
     used = np.unique(part_of)
     remap = np.full(parts, -1)
     remap[used] = np.arange(len(used))
-    part_of = remap[part_of]
-    n_parts = len(used)
-    if independent or n_parts == 1:
+    return remap[part_of], independent or len(used) == 1
+
+
+#: above this many pairs the LP of the shares is not tried (its matrix alone would take the time)
+LP_SHARE_PAIRS = 2_000_000
+
+
+def decompose(problem: Problem, parts: int, *, lp_y: np.ndarray | None = None,
+              lp_deadline: Deadline | None = None) -> Decomposition:
+    """Cut ``problem`` into at most ``parts`` parts (see the module docstring).
+
+    Parts that share clusters or quotas get shares of them (:func:`engine.shares.shares`) from the
+    LP relaxation of the whole: ``lp_y`` (its replicas per pair) when the caller has it, else
+    :func:`engine.solvers.bound.solve_lp` solved by ``lp_deadline``; without either, or when no
+    LP round finishes, the demand split alone.
+    """
+    p = problem
+    part_of, independent = partition(p, parts)
+    n_parts = int(part_of.max(initial=0)) + 1
+    lp_status = "none"
+    if independent:
         caps, quotas = [p.capacity] * n_parts, [p.quota] * n_parts
     else:
-        caps, quotas = _shares(p, part_of, n_parts)
+        if lp_y is None and lp_deadline is not None and p.num_pairs <= LP_SHARE_PAIRS \
+                and lp_deadline.remaining() > 0.5:
+            lp = solve_lp(p, time_limit=lp_deadline.remaining(), keep=4)
+            lp_y, lp_status = (lp.y, lp.status) if lp.y.any() else (None, lp.status)
+        elif lp_y is not None:
+            lp_status = "given"
+        split = shares(p, part_of, n_parts, lp_y)
+        caps, quotas = split.capacity, split.quota
     workloads, pairs, problems = [], [], []
     for k in range(n_parts):
         keep = part_of == k
@@ -208,7 +222,9 @@ def decompose(problem: Problem, parts: int) -> Decomposition:
         pairs.append(np.nonzero(keep[p.pair_w])[0])
         problems.append(restrict(p, keep, capacity=None if independent else caps[k],
                                  quota=None if independent else quotas[k], keep_current=True))
-    return Decomposition(workloads, pairs, problems, independent=independent or n_parts == 1)
+    return Decomposition(workloads, pairs, problems, independent=independent,
+                         shared=np.zeros(p.num_clusters, dtype=bool) if independent
+                         else shared_clusters(p, part_of, n_parts), lp_status=lp_status)
 
 
 def _seams(p: Problem, split: Decomposition, y: np.ndarray, deadline: Deadline) -> np.ndarray:
@@ -216,10 +232,7 @@ def _seams(p: Problem, split: Decomposition, y: np.ndarray, deadline: Deadline) 
     several parts share, together, against what every other workload leaves of the whole fleet
     (capacity and quota no longer split). Kept only when better in the order of section 3; then
     the repairs place what still fits."""
-    parts_on = np.zeros(p.num_clusters, dtype=np.int64)
-    for at in split.pairs:
-        parts_on[np.unique(p.pair_c[at])] += 1
-    shared = parts_on > 1
+    shared = split.shared
     on = y > 0
     seam = ~placed_workloads(p, y)
     seam[np.unique(p.pair_w[on & shared[p.pair_c]])] = True
@@ -244,23 +257,25 @@ def _seams(p: Problem, split: Decomposition, y: np.ndarray, deadline: Deadline) 
 def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: Deadline,
                      hint_y: np.ndarray | None = None, freeze_current: bool = False,
                      on_progress: ProgressCallback | None = None) -> Solution:
-    """Solve ``problem`` part by part through ``run`` and merge the parts into one solution.
+    """Solve ``problem`` part by part through ``run`` and merge the parts into one solution by ``deadline``.
 
     A moves budget over what runs couples every workload (one budget for the fleet): such a
-    problem is solved whole, as is a problem with one part. Parts that share clusters leave a
-    quarter of the time for the seams (repairs against the whole residual).
+    problem is solved whole, as is a problem with one part. Parts that share clusters first get
+    their shares from the LP of the whole (at most :data:`LP_SHARE` of the time), then 70% of what
+    is left, and the seams (re-solved against the whole residual) the rest; independent parts get
+    90% (a quarter of it for their bounds at their placement).
     """
     p = problem
     if parts <= 1 or (p.max_moves is not None and p.has_current) or p.num_workloads < 2:
         return solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
                              on_progress=on_progress)
-    split = decompose(p, parts)
+    split = decompose(p, parts, lp_deadline=deadline.slice(LP_SHARE))
     if len(split.problems) == 1:
         return solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
                              on_progress=on_progress)
-    seconds = deadline.remaining() * (0.85 if split.independent else 0.65)
+    seconds = deadline.remaining() * (0.9 if split.independent else 0.7)
     hints = [hint_y[at] if hint_y is not None else None for at in split.pairs]
-    results = run(split.problems, seconds, hints)
+    results = run(split.problems, seconds, hints, split.independent)
     y = np.zeros(p.num_pairs, dtype=np.int64)
     for at, result in zip(split.pairs, results, strict=True):
         y[at] = result.y
@@ -279,3 +294,7 @@ def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: D
         weighted = float(evaluate(p, y).weighted) - weighted_constant(p)
         at_placement = min(float(sum(bounds)), weighted)
     return Solution(y, "Feasible", deadline.elapsed(), levels, bound_at_placement=at_placement)
+
+
+#: the part of the solve's time the LP of the shares may take (the workers wait for it)
+LP_SHARE = 0.15

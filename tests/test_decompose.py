@@ -19,9 +19,11 @@ import pytest
 
 from adapters.distributed import dask_solver
 from benchmarks.greedy import greedy
-from engine import Bundle, build_problem, place, verify
-from engine.decompose import decompose
-from tests.builders import bundle_of, cluster, policy, workload
+from engine import Bundle, build_problem, place, solve_lp, verify
+from engine.decompose import decompose, partition
+from engine.problem import UNLIMITED
+from engine.shares import lp_usage
+from tests.builders import bundle_of, cluster, policy, tenant, workload
 
 REGIONS = ["north", "south", "east"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +47,18 @@ def _fleet(*, shared: bool) -> list[dict[str, Any]]:
     if shared:
         for j in range(6):
             docs.append(workload(f"roaming-{j}", int(rng.integers(2, 6)), cpu="1", priority=50))
+    return docs
+
+
+def _quota_fleet() -> list[dict[str, Any]]:
+    """The shared fleet plus a tenant ``team`` with a cpu quota whose workloads are pinned in every
+    region (so its quota is shared between parts), and little room left: the shares bind."""
+    docs = _fleet(shared=True)
+    docs.append(tenant("team", quota={"cpu": "9"}))
+    for r in REGIONS:
+        docs.append(policy(f"in-{r}", namespace="team", clusterAffinity={"fieldSelector": {"matchExpressions": [
+            {"key": "region", "operator": "In", "values": [r]}]}}))
+        docs.append(workload(f"{r}-team", 2, namespace="team", cpu="2", policy=f"in-{r}", priority=100))
     return docs
 
 
@@ -79,6 +93,47 @@ def test_regions_are_independent_parts_and_shared_clusters_are_not() -> None:
     assert (total <= together.capacity).all()
     keys = sorted(k for part in split.problems for k in part.workload_keys)
     assert keys == sorted(together.workload_keys)  # every workload in exactly one part
+
+
+def test_lp_shares_give_each_part_what_the_lp_uses_and_never_more_than_the_whole() -> None:
+    p = build_problem(bundle_of(*_quota_fleet()))
+    part_of, independent = partition(p, 2)
+    assert not independent
+    lp = solve_lp(p, time_limit=30)
+    assert lp.status == "OPTIMAL"
+    split = decompose(p, 2, lp_y=lp.y)
+    assert split.lp_status == "given" and split.shared.any()
+    caps = np.stack([part.capacity for part in split.problems])
+    quotas = np.stack([part.quota for part in split.problems])
+    limited = p.capacity != UNLIMITED
+    assert (caps.sum(axis=0)[limited] <= p.capacity[limited]).all()
+    team = p.tenant_names.index("team")
+    assert (quotas[:, team] >= 0).all() and quotas[:, team].sum(axis=0)[0] <= p.quota[team][0]
+    # every part holds at least what its workloads use in the LP of the whole, on every shared
+    # cluster and of the shared quota (the demand split alone gives the roaming part other amounts)
+    order = [int(part_of[w[0]]) for w in split.workloads]  # decompose's part k is partition's order[k]
+    cap_use, quota_use = lp_usage(p, part_of, 2, lp.y)
+    for k, part in enumerate(order):
+        held = caps[k][split.shared]
+        assert (held >= np.floor(cap_use[part][split.shared] - 1e-6)).all()
+        assert (quotas[k, team] >= np.floor(quota_use[part, team] - 1e-6)).all()
+    assert (quota_use[:, team, 0] > 0).all()  # both parts hold some of the team's quota in the LP
+
+
+def test_the_dask_plan_is_verified_whole_and_its_bound_holds_against_the_proved_optimum() -> None:
+    bundle = bundle_of(*_quota_fleet())
+    with dask_solver(workers=2) as solver:
+        plan = place(bundle, time_limit=30, solver=solver)
+    assert plan.status.solver == "Feasible"
+    assert verify(bundle, plan) == []
+    optimum = place(bundle, time_limit=60)
+    assert optimum.status.solver == "Optimal"  # CP-SAT proved every level of the whole problem
+    # the bound over every plan with the plan's replicas per priority and tier (spec 5): the optimum
+    # is one of them when it places the same replicas, so a bound that holds is never above its cost
+    assert plan.status.bound is not None
+    assert _placed(plan) == _placed(optimum) and plan.status.objective.tier == optimum.status.objective.tier
+    assert plan.status.bound <= optimum.status.objective.weighted + 1e-6
+    assert plan.status.bound <= plan.status.objective.weighted + 1e-6
 
 
 @pytest.mark.parametrize("shared", [False, True])

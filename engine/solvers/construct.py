@@ -51,9 +51,12 @@ class Residual:
         state = cls.empty(p)
         state.y = y.astype(np.int64).copy()
         state.capacity -= usage(p, state.y)
-        for t in range(len(p.tenant_names)):
-            mine = p.tenant[p.pair_w] == t
-            state.quota[t] -= (state.y[mine, None] * p.request[p.pair_w[mine]]).sum(axis=0)
+        if len(p.tenant_names):  # only the pairs that carry replicas (a mask per tenant took seconds at 9M pairs)
+            on = np.nonzero(state.y)[0]
+            w = p.pair_w[on]
+            t = p.tenant[w]
+            mine = t >= 0
+            np.subtract.at(state.quota, t[mine], state.y[on[mine], None] * p.request[w[mine]])
         return state
 
     def copy(self) -> Residual:
