@@ -13,12 +13,12 @@ construction in a command's time budget, but it is mostly regional. :func:`decom
    share some clusters and tenant quotas, and each part gets a share of every shared cluster's
    capacity and of every shared quota (:mod:`engine.shares`): what its workloads use there in the
    LP relaxation of the **whole** problem (:func:`engine.solvers.bound.solve_lp`, solved in the
-   main process before the parts start, at most :data:`LP_SHARE` of the solve's time and only up
-   to :data:`LP_SHARE_PAIRS` pairs), plus a demand-weighted split of what the LP leaves unused
-   (the demand split alone without an LP). The shares are floored, so they sum to no more than the
-   whole and the merged plan fits. What the parts leave is placed afterwards on the whole problem
-   (the seams: :func:`_seams` re-solves the unplaced workloads and those on shared clusters against
-   the full residual, then the repairs).
+   main process before the parts start, in at most :data:`LP_SHARE` of the solve's time, and
+   only when that holds one round at the bound's ``LP_SECONDS_PER_PAIR``), plus a demand-weighted
+   split of what the LP leaves unused (the demand split alone without an LP). The shares are
+   floored, so they sum to no more than the whole and the merged plan fits. What the parts leave
+   is placed afterwards on the whole problem (the seams: :func:`_seams` re-solves the unplaced
+   workloads and those on shared clusters against the full residual, then the repairs).
 
 Bounds: for independent parts the sum of the parts' bounds at their placements is the whole's at
 its placement (``boundAtPlacement``). For parts that share, a sum would not hold and none is made.
@@ -44,7 +44,7 @@ from engine.lazy import lazy_module
 from engine.objective import better, evaluate, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
 from engine.shares import shared_clusters, shares
-from engine.solvers.bound import prove_weighted, solve_lp, weighted_constant
+from engine.solvers.bound import LP_SECONDS_PER_PAIR, prove_weighted, solve_lp, weighted_constant
 from engine.solvers.construct import Residual
 from engine.solvers.dispatch import solve_problem
 from engine.solvers.progress import ProgressCallback
@@ -187,10 +187,6 @@ def partition(problem: Problem, parts: int) -> tuple[np.ndarray, bool]:
     return remap[part_of], independent or len(used) == 1
 
 
-#: above this many pairs the LP of the shares is not tried (its matrix alone would take the time)
-LP_SHARE_PAIRS = 2_000_000
-
-
 def decompose(problem: Problem, parts: int, *, lp_y: np.ndarray | None = None,
               lp_deadline: Deadline | None = None) -> Decomposition:
     """Cut ``problem`` into at most ``parts`` parts (see the module docstring).
@@ -207,8 +203,9 @@ def decompose(problem: Problem, parts: int, *, lp_y: np.ndarray | None = None,
     if independent:
         caps, quotas = [p.capacity] * n_parts, [p.quota] * n_parts
     else:
-        if lp_y is None and lp_deadline is not None and p.num_pairs <= LP_SHARE_PAIRS \
-                and lp_deadline.remaining() > 0.5:
+        # one LP round needs LP_SECONDS_PER_PAIR a pair (the bound's measure): with less it is not tried
+        if lp_y is None and lp_deadline is not None \
+                and lp_deadline.remaining() >= max(LP_SECONDS_PER_PAIR * p.num_pairs, 0.5):
             lp = solve_lp(p, time_limit=lp_deadline.remaining(), keep=4)
             lp_y, lp_status = (lp.y, lp.status) if lp.y.any() else (None, lp.status)
         elif lp_y is not None:
