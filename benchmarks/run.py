@@ -103,13 +103,16 @@ def _child(solver: str, bundle_path: str, out_path: str, time_limit: float) -> N
     t1 = time.monotonic()
     workers_mb = None
     if solver == "berth-dask":
-        # the same place(), its problem cut into parts solved on a LocalCluster of 2 worker processes
-        # (started after the load, before the clock: like `berth place --dask`)
+        # the same place(), its problem cut into parts solved on a LocalCluster of 2 worker processes,
+        # one clock from before the cluster starts to after it stops: like `berth place --dask`
         from adapters.distributed import dask_solver
+        from engine import Deadline, load_now
 
+        load_now()
+        t1 = time.monotonic()
+        clock = Deadline(time_limit)
         with dask_solver(workers=2) as parts:
-            t1 = time.monotonic()
-            plan = place(bundle, time_limit=time_limit, solver=parts)
+            plan = place(bundle, deadline=clock, solver=parts)
             workers_mb = parts.workers_peak_mb()
         t2 = time.monotonic()
         solve_s, bound_s, plan_s = plan.status.solve_seconds, 0.0, t2 - t1 - plan.status.solve_seconds

@@ -52,6 +52,7 @@ from engine.errors import (
     SourceError,
 )
 from engine.fast import FastPlacer, fast_reason
+from engine.lazy import load_now
 from engine.limits import MAX_DEPTH, MAX_LATENCY_MS, MAX_REPLICAS, echo
 from engine.live import ClusterLive, LatencyLive, LiveFleet, LiveReport, apply_live, find_source, merge_fleets
 from engine.objective import evaluate
@@ -172,6 +173,7 @@ __all__ = [
     "is_ssh",
     "load_bundle",
     "load_documents",
+    "load_now",
     "match_priority",
     "max_quantity",
     "merge_fleets",

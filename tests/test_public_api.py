@@ -87,6 +87,7 @@ EXPECTED = [
     "is_ssh",
     "load_bundle",
     "load_documents",
+    "load_now",
     "match_priority",
     "max_quantity",
     "merge_fleets",
