@@ -148,22 +148,30 @@ def _components(p: Problem) -> np.ndarray:
 
 def _regions(p: Problem) -> np.ndarray:
     """(W,) home region of each workload: where most of its eligible clusters are; partners follow."""
-    sp = lazy_module("scipy.sparse")
     names = p.context.label_table.codes(REGION_LABEL) if p.context is not None else np.zeros(p.num_clusters)
     region = np.asarray(names, dtype=np.int64)
     region = np.where(region < 0, region.max(initial=0) + 1, region)
     n_r = int(region.max(initial=0)) + 1
     counts = np.bincount(p.pair_w.astype(np.int64) * n_r + region[p.pair_c], minlength=p.num_workloads * n_r)
     home = counts.reshape(p.num_workloads, n_r).argmax(axis=1)
-    a, b = _links(p)
-    if len(a):  # co-location partners go where the first of their group goes
-        graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(p.num_workloads,) * 2)
-        _, group = csgraph.connected_components(graph, directed=False)
-        first = np.full(group.max() + 1, -1)
-        for w in range(p.num_workloads - 1, -1, -1):
-            first[group[w]] = w
+    group = _groups(p)
+    if group is not None:  # co-location partners go where the first of their group goes
+        first = np.full(group.max() + 1, p.num_workloads)
+        np.minimum.at(first, group, np.arange(p.num_workloads))
         home = home[first[group]]
     return np.asarray(home)
+
+
+def _groups(p: Problem) -> np.ndarray | None:
+    """(W,) group of each workload in the graph of co-location and anti-affinity links (``None``: no
+    link): a sub-problem keeps a link only when it holds both ends, so groups are solved whole."""
+    sp = lazy_module("scipy.sparse")
+    a, b = _links(p)
+    if not len(a):
+        return None
+    graph = sp.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(p.num_workloads,) * 2)
+    _, group = csgraph.connected_components(graph, directed=False)
+    return np.asarray(group)
 
 
 def partition(problem: Problem, parts: int) -> tuple[np.ndarray, bool]:
@@ -226,14 +234,19 @@ def decompose(problem: Problem, parts: int, *, lp_y: np.ndarray | None = None,
 
 def _seams(p: Problem, split: Decomposition, y: np.ndarray, deadline: Deadline) -> np.ndarray:
     """Re-solve where parts meet: the workloads left unplaced and those placed on a cluster that
-    several parts share, together, against what every other workload leaves of the whole fleet
-    (capacity and quota no longer split). Kept only when better in the order of section 3; then
-    the repairs place what still fits."""
+    several parts share, with every workload linked to them (co-location, anti-affinity), together,
+    against what every other workload leaves of the whole fleet (capacity and quota no longer split).
+    Kept only when better in the order of section 3; then the repairs place what still fits."""
     shared = split.shared
     on = y > 0
     seam = ~placed_workloads(p, y)
     seam[np.unique(p.pair_w[on & shared[p.pair_c]])] = True
     seam &= np.diff(p.pair_starts) > 0
+    group = _groups(p)
+    if group is not None:
+        # with a whole group: left out, a partner's link would be dropped from the re-solve (a follower
+        # re-placed where its leader does not run, or beside a workload it avoids)
+        seam = np.bincount(group, weights=seam, minlength=group.max() + 1)[group] > 0
     if seam.any():
         others = np.where(seam[p.pair_w], 0, y)
         state = Residual.from_y(p, others)

@@ -19,8 +19,8 @@ import pytest
 
 from adapters.distributed import dask_solver
 from benchmarks.greedy import greedy
-from engine import Bundle, build_problem, place, solve_lp, verify
-from engine.decompose import decompose, partition
+from engine import Bundle, Deadline, Solution, build_problem, evaluate, place, plan_from_solution, solve_lp, verify
+from engine.decompose import _seams, decompose, partition
 from engine.problem import UNLIMITED
 from engine.shares import lp_usage
 from tests.builders import bundle_of, cluster, policy, tenant, workload
@@ -134,6 +134,42 @@ def test_the_dask_plan_is_verified_whole_and_its_bound_holds_against_the_proved_
     assert _placed(plan) == _placed(optimum) and plan.status.objective.tier == optimum.status.objective.tier
     assert plan.status.bound <= optimum.status.objective.weighted + 1e-6
     assert plan.status.bound <= plan.status.objective.weighted + 1e-6
+
+
+def test_the_seams_re_solve_a_leader_with_its_followers() -> None:
+    """A leader on a shared cluster is a seam; its follower, on a cluster no other part uses, moves
+    with it. Re-solved alone, the leader would leave the follower's cluster for the cheaper shared
+    one (its link to the follower dropped from the seam's sub-problem) and the plan fail verification."""
+    where = {"fieldSelector": {"matchExpressions": [{"key": "region", "operator": "In", "values": ["north"]}]}}
+    docs = [
+        cluster("north-0", region="north", capacity={"cpu": "16"}, price={"cpu": "0.01"}),
+        cluster("north-1", region="north", capacity={"cpu": "16"}, price={"cpu": "0.09"}),
+        cluster("south-0", region="south", capacity={"cpu": "16"}, price={"cpu": "0.02"}),
+        cluster("south-1", region="south", capacity={"cpu": "16"}, price={"cpu": "0.02"}),
+        policy("in-north", clusterAffinity=where),
+        policy("follow", clusterAffinity=where, affinity={"workloads": ["leader"]}),
+        policy("in-south", clusterAffinity={"fieldSelector": {"matchExpressions": [
+            {"key": "region", "operator": "In", "values": ["south"]}]}}),
+        policy("roam", clusterAffinity={"clusterNames": ["north-0", "south-0", "south-1"]}),
+        workload("leader", 2, policy="in-north"),
+        workload("follower", 1, policy="follow"),
+        workload("roaming", 2, policy="roam"),
+        workload("local", 2, policy="in-south"),
+    ]
+    bundle = bundle_of(*docs)
+    p = build_problem(bundle)
+    split = decompose(p, 2)
+    assert not split.independent and split.shared[p.cluster_names.index("north-0")]
+    assert not split.shared[p.cluster_names.index("north-1")]
+    y = np.zeros(p.num_pairs, dtype=np.int64)
+    for w, c, n in (("leader", "north-0", 1), ("leader", "north-1", 1), ("follower", "north-1", 1),
+                    ("roaming", "south-0", 2), ("local", "south-1", 2)):
+        y[p.pair_index(np.array([p.workload_keys.index(f"default/{w}")]),
+                       np.array([p.cluster_names.index(c)]))] = n
+    assert verify(bundle, plan_from_solution(p, Solution(y, "Feasible", 0.0, []), input_digest="test")) == []
+    merged = _seams(p, split, y, Deadline(20))
+    assert verify(bundle, plan_from_solution(p, Solution(merged, "Feasible", 0.0, []), input_digest="test")) == []
+    assert evaluate(p, merged).weighted < evaluate(p, y).weighted  # the seams did re-solve: cheaper than before
 
 
 @pytest.mark.parametrize("shared", [False, True])
