@@ -18,7 +18,7 @@ from engine.lazy import lazy_module
 from engine.moves import moves_per_workload
 from engine.objective import fewest_copies, placed_workloads
 from engine.plan import Reason
-from engine.problem import UNLIMITED, Problem, restrict, usage
+from engine.problem import UNLIMITED, Problem, capped_ub, restrict, usage
 from engine.quantity import format_quantity
 from engine.solvers.construct import Residual, pair_score, place_one
 from engine.solvers.model import compile_model
@@ -53,13 +53,19 @@ def _fits(problem: Problem, w: int, until: Deadline, *, capacity: np.ndarray | N
     solve only when that fails (total room only, once ``until`` has passed or when
     the solve ran out of it).
     """
+    if until.expired():
+        # total room decides (below), read off the whole problem: a sub-problem per question took
+        # 4 ms, 21 s for the unplaced workloads of a 50,000-workload fleet
+        at = problem.pairs_of(w)
+        ub = problem.pair_ub[at] if capacity is None else capped_ub(problem, np.arange(at.start, at.stop), capacity)
+        return bool(ub.any()) and _room_fits(problem, w, ub, problem.quota if quota is None else quota)
     keep = np.zeros(problem.num_workloads, dtype=bool)
     keep[w] = True
     sub = restrict(problem, keep, capacity=capacity, quota=quota, drop_spread=drop_spread)
     if sub.num_pairs == 0 or not sub.pair_ub.any():
         return False
-    if _plain(sub) or until.expired():
-        return _room_fits(sub)
+    if _plain(sub):
+        return _room_fits(sub, 0, sub.pair_ub, sub.quota)
     if place_one(sub, 0, Residual.empty(sub), pair_score(sub)):
         return True  # a valid placement of it alone: it fits (a solve would say the same, slower)
     compiled = compile_model(sub)
@@ -69,17 +75,18 @@ def _fits(problem: Problem, w: int, until: Deadline, *, capacity: np.ndarray | N
     solver.parameters.num_workers = 1
     status = solver.solve(compiled.model)
     if status == cp_model.UNKNOWN:
-        return _room_fits(sub)  # out of time: total room decides, as past ``until``
+        return _room_fits(sub, 0, sub.pair_ub, sub.quota)  # out of time: total room decides, as past ``until``
     return status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
 
 
-def _room_fits(sub: Problem) -> bool:
-    """A plain split fits exactly when the pairs' room adds up to its replicas (and quota allows)."""
-    t = int(sub.tenant[0])
-    need = int(sub.replicas[0]) * sub.request[0]
-    if t >= 0 and ((sub.quota[t] != UNLIMITED) & (need > sub.quota[t])).any():
+def _room_fits(p: Problem, w: int, ub: np.ndarray, quota: np.ndarray) -> bool:
+    """A plain split of ``w`` fits exactly when its pairs' room ``ub`` adds up to its replicas (and
+    ``quota`` allows)."""
+    t = int(p.tenant[w])
+    need = int(p.replicas[w]) * p.request[w]
+    if t >= 0 and ((quota[t] != UNLIMITED) & (need > quota[t])).any():
         return False
-    return int(sub.pair_ub.sum()) >= int(sub.replicas[0])
+    return int(ub.sum()) >= int(p.replicas[w])
 
 
 def _plain(sub: Problem) -> bool:
@@ -294,14 +301,16 @@ def _moves_budget_blocks(p: Problem, w: int, y: np.ndarray, full: np.ndarray, us
 
 
 def _quota_left(p: Problem, y: np.ndarray, who: np.ndarray) -> np.ndarray:
-    left = p.quota.copy()
-    sel = who[p.pair_w]
-    for t in range(len(p.tenant_names)):
-        mine = sel & (p.tenant[p.pair_w] == t)
-        for r in range(len(p.resource_names)):
-            if left[t, r] != UNLIMITED:
-                left[t, r] -= int((y[mine] * p.request[p.pair_w[mine], r]).sum())
-    return np.where(p.quota == UNLIMITED, UNLIMITED, np.maximum(left, 0))
+    """(T, R) quota left after the replicas ``y`` of the workloads ``who``: from the pairs that carry
+    replicas (a mask over every pair per tenant took seconds at 9M pairs and 160 tenants)."""
+    on = np.nonzero(y)[0]
+    on = on[who[p.pair_w[on]]]
+    w = p.pair_w[on]
+    t = p.tenant[w]
+    mine = t >= 0
+    used = np.zeros_like(p.quota)
+    np.add.at(used, t[mine], y[on[mine], None] * p.request[w[mine]])
+    return np.where(p.quota == UNLIMITED, UNLIMITED, np.maximum(p.quota - used, 0))
 
 
 def _tight_quota(p: Problem, w: int, left: np.ndarray) -> tuple[int, int, int, int]:

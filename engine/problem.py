@@ -234,6 +234,22 @@ class Problem:
         return np.where(found, pos_ok, -1)
 
 
+def capped_ub(problem: Problem, pairs: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """The most replicas each of ``pairs`` can hold under ``capacity`` (C, R) (and its own bound):
+    a Duplicated workload's copy needs room for all its replicas, else none."""
+    p = problem
+    w, pc = p.pair_w[pairs], p.pair_c[pairs]
+    ub = p.pair_ub[pairs].copy()
+    req = p.request[w]
+    for r in range(len(p.resource_names)):
+        limited = (req[:, r] > 0) & (capacity[pc, r] != UNLIMITED)
+        room = np.maximum(capacity[pc, r], 0)
+        ub[limited] = np.minimum(ub[limited], room[limited] // req[limited, r])
+    dup, replicas = p.duplicated[w], p.replicas[w]
+    ub = np.where(dup & (ub < replicas), 0, ub)
+    return np.where(dup, np.where(ub > 0, replicas, 0), ub)
+
+
 def restrict(
     problem: Problem,
     keep: np.ndarray,
@@ -274,16 +290,7 @@ def restrict(
         pair_keep = np.nonzero(keep[p.pair_w])[0]
     pw = new_of_old[p.pair_w[pair_keep]].astype(np.int32)
     pc = p.pair_c[pair_keep]
-    ub = p.pair_ub[pair_keep].copy()
-    if capacity is not None:
-        req = p.request[keep_idx][pw]
-        for r in range(len(p.resource_names)):
-            limited = (req[:, r] > 0) & (cap[pc, r] != UNLIMITED)
-            room = np.maximum(cap[pc, r], 0)
-            ub[limited] = np.minimum(ub[limited], room[limited] // req[limited, r])
-        dup = p.duplicated[keep_idx][pw]
-        ub = np.where(dup & (ub < p.replicas[keep_idx][pw]), 0, ub)
-        ub = np.where(dup, np.where(ub > 0, p.replicas[keep_idx][pw], 0), ub)
+    ub = p.pair_ub[pair_keep].copy() if capacity is None else capped_ub(p, pair_keep, cap)
 
     def sel_links(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ok = (new_of_old[a] >= 0) & (new_of_old[b] >= 0) if len(a) else np.zeros(0, bool)
