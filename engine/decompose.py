@@ -12,7 +12,7 @@ construction in a command's time budget, but it is mostly regional. :func:`decom
    eligible clusters (with its co-location partners); regions are packed into parts. Parts then
    share some clusters and tenant quotas, and each part gets a share of every shared cluster's
    capacity and of every shared quota (:mod:`engine.shares`): what its workloads use there in the
-   LP relaxation of the **whole** problem (:func:`engine.solvers.bound.solve_lp`, solved in the
+   LP relaxation of the **whole** problem (:func:`engine.solvers.lp.solve_lp`, solved in the
    main process before the parts start, in at most :data:`LP_SHARE` of the solve's time, and
    only when that holds one round at the bound's ``LP_SECONDS_PER_PAIR``), plus a demand-weighted
    split of what the LP leaves unused (the demand split alone without an LP). The shares are
@@ -44,9 +44,10 @@ from engine.lazy import lazy_module
 from engine.objective import better, evaluate, placed_workloads
 from engine.problem import UNLIMITED, Problem, restrict
 from engine.shares import shared_clusters, shares
-from engine.solvers.bound import LP_SECONDS_PER_PAIR, prove_weighted, solve_lp, weighted_constant
+from engine.solvers.bound import LP_SECONDS_PER_PAIR, prove_weighted, weighted_constant
 from engine.solvers.construct import Residual
 from engine.solvers.dispatch import solve_problem
+from engine.solvers.lp import solve_lp
 from engine.solvers.progress import ProgressCallback
 from engine.solvers.repair import repair_unplaced
 from engine.solvers.solution import Deadline, LevelResult, Solution
@@ -201,7 +202,7 @@ def decompose(problem: Problem, parts: int, *, lp_y: np.ndarray | None = None,
 
     Parts that share clusters or quotas get shares of them (:func:`engine.shares.shares`) from the
     LP relaxation of the whole: ``lp_y`` (its replicas per pair) when the caller has it, else
-    :func:`engine.solvers.bound.solve_lp` solved by ``lp_deadline``; without either, or when no
+    :func:`engine.solvers.lp.solve_lp` solved by ``lp_deadline``; without either, or when no
     LP round finishes, the demand split alone.
     """
     p = problem

@@ -6,7 +6,7 @@ so each gets a share of every shared cluster's capacity and of every shared quot
 sum to no more than the whole: the merged plan then fits wherever the parts' plans fit.
 
 How much of a shared cluster should go to which part is what the LP relaxation of the **whole**
-problem answers (:func:`engine.solvers.bound.solve_lp`, the levels of section 3 in one objective):
+problem answers (:func:`engine.solvers.lp.solve_lp`, the levels of section 3 in one objective):
 its replicas ``y`` use each shared cluster and quota in some amounts per part, at an optimum of
 the whole, so a part gets what its workloads use there in the LP (:func:`lp_usage`), and what the
 LP leaves unused is split by the demand each part could place there (:func:`demand_split`: its
