@@ -1,7 +1,6 @@
 """The pure core: ``plan = place(bundle, current=None, options)``.
 
-Nothing here opens a socket, a file or a repository; the clock is read only
-to enforce the time limit and to stamp ``createdAt``.
+Nothing here opens a socket, a file or a repository; the clock only enforces the limit and stamps ``createdAt``.
 """
 
 from __future__ import annotations
@@ -183,10 +182,9 @@ def _budget(problem: Problem, deadline: Deadline) -> tuple[Deadline, Deadline]:
     build), plus 5% of the limit (a last column-generation round may end a little after its
     deadline). Of the rest the solve gets 80% on the large path, whose bound proof gets the
     other 20% (at most 5 s: at 30% the solve had 4.2 s of 10 and its plans were dearer), or at
-    least :data:`PROOF_ROUNDS` LP rounds of it up to 40% (without one round the plan's bound is the
-    weak one without an LP), and 90%
-    otherwise (the explanations of unplaced workloads the other 10%, at most 5 s). A phase that
-    ends early leaves its time to the next.
+    least :data:`PROOF_ROUNDS` LP rounds up to 40% (without one round the plan's bound is the weak
+    one without an LP), and 90% otherwise (the explanations of unplaced workloads the other 10%, at
+    most 5 s). A phase that ends early leaves its time to the next.
     """
     tail = 0.8 * deadline.elapsed() + 0.05 * deadline.total
     avail = max(deadline.remaining() - tail, 0.0)
