@@ -4,13 +4,13 @@ One combined objective orders the levels of spec section 3 by weight (each weigh
 ``_STEP`` above what the levels below it can change per replica); HiGHS solves it by warm column
 generation over :class:`~engine.solvers.relaxation.Relaxation` (few columns per workload, every
 pair priced by gathers). Its optimum bounds the replicas each priority can place (the benchmark's
-"LP placed" column) and its dual prices say which shared capacity and quotas are scarce (the
-prices that coordinate the parts of a decomposed problem).
+"LP placed" column), and its replicas per pair are what :mod:`engine.shares` gives each part of a
+decomposed problem.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,20 +56,19 @@ class _Combined(Relaxation):
             m *= _STEP
         return c, weights
 
-    def solve(self, objective: np.ndarray, deadline: Deadline) -> tuple[str, np.ndarray, float, float, np.ndarray]:
+    def solve(self, objective: np.ndarray, deadline: Deadline) -> tuple[str, np.ndarray, float, float]:
         """Minimise by warm column generation (:func:`engine.solvers.master.column_generation`).
 
         Returns status (``OPTIMAL`` once no column can improve the LP, ``FEASIBLE`` when time ran out
         before that, ``NOT_SOLVED`` when no round finished), ``x``, the objective value, a Lagrangian
-        lower bound on the objective over *all* columns (valid whatever the status) and the last
-        round's dual prices (one per row).
+        lower bound on the objective over *all* columns (valid whatever the status).
         """
         lo, hi = self.row_lo, self.row_hi
-        last: dict[str, np.ndarray] = {}
+        last: list[np.ndarray] = []
         bounds: list[float] = []
 
         def on_round(x: np.ndarray, duals: np.ndarray) -> None:
-            last["x"], last["duals"] = x, duals
+            last[:] = [x]
             reduced = objective - self.price(duals)
             rows = np.where(duals > 0, duals * np.where(np.isfinite(lo), lo, 0.0),
                             duals * np.where(np.isfinite(hi), hi, 0.0))
@@ -77,9 +76,9 @@ class _Combined(Relaxation):
 
         converged = column_generation(self, objective, deadline, on_round=on_round)
         if not bounds:
-            return "NOT_SOLVED", np.zeros(self.n_cols), float("nan"), -np.inf, np.zeros(self.n_rows)
-        x = last["x"]
-        return ("OPTIMAL" if converged else "FEASIBLE"), x, float(objective @ x), max(bounds), last["duals"]
+            return "NOT_SOLVED", np.zeros(self.n_cols), float("nan"), -np.inf
+        x = last[0]
+        return ("OPTIMAL" if converged else "FEASIBLE"), x, float(objective @ x), max(bounds)
 
 
 @dataclass
@@ -95,11 +94,6 @@ class LpResult:
     seconds: float
 
     constant_moves: float = 0.0
-    #: (C, R) what one more unit of each cluster's resource would save the combined objective (>= 0;
-    #: 0 where capacity does not bind or is unlimited): the LP's prices of shared capacity
-    capacity_price: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    #: (T, R) the same for each tenant's quota
-    quota_price: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def solve_lp(problem: Problem, *, time_limit: float = 30.0, keep: int = 8) -> LpResult:
@@ -108,11 +102,10 @@ def solve_lp(problem: Problem, *, time_limit: float = 30.0, keep: int = 8) -> Lp
     p = problem
     lp = _Combined(p, keep)
     c, weights = lp.combined()
-    status, x, _, bound, duals = lp.solve(c, deadline)
+    status, x, _, bound = lp.solve(c, deadline)
     y = x[: p.num_pairs]
     pair_prio = p.priority[p.pair_w]
     placed = {f"priority:{v}": float(y[pair_prio == v].sum()) for v in sorted(set(p.priority.tolist()), reverse=True)}
     return LpResult(y=y, placed=placed, tier=float((y * p.pair_tier).sum()), weights=weights,
                     bound_total=bound, status=status, seconds=deadline.elapsed(),
-                    constant_moves=lp.constant_moves, capacity_price=np.maximum(-lp.capacity_prices(duals), 0.0),
-                    quota_price=np.maximum(-lp.quota_prices(duals), 0.0))
+                    constant_moves=lp.constant_moves)

@@ -227,15 +227,3 @@ class Relaxation:
             if self._tiered:
                 pairs += duals[self._level_row0 + self._n_levels] * p.pair_tier
         return out
-
-    def capacity_prices(self, duals: FloatArray) -> FloatArray:
-        """(C, R) the duals of the capacity rows (0 where capacity is unlimited)."""
-        n_c, n_r = self.p.num_clusters, len(self.p.resource_names)
-        block = duals[self._cap_row0: self._cap_row0 + n_r * n_c].reshape(n_r, n_c).T
-        return np.where(self._limited_c, block, 0.0)
-
-    def quota_prices(self, duals: FloatArray) -> FloatArray:
-        """(T, R) the duals of the quota rows (0 where quota is unlimited)."""
-        n_t, n_r = len(self.p.tenant_names), len(self.p.resource_names)
-        block = duals[self._quota_row0: self._quota_row0 + n_r * n_t].reshape(n_r, n_t).T
-        return np.where(self._limited_t, block, 0.0) if n_t else np.zeros((0, n_r))
