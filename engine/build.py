@@ -138,7 +138,7 @@ def build_problem(
     allowed = np.ones((len(group_specs), n_c), dtype=bool)
     # where replicas that run today may stay (spec 2.2: an untolerated NoSchedule taint keeps them)
     allowed_running = np.ones((len(group_specs), n_c), dtype=bool)
-    first_reason_g = np.full((len(group_specs), n_c), -1, dtype=np.int8)
+    group_reason = np.full((len(group_specs), n_c), -1, dtype=np.int8)
     for plugin in PLUGINS:
         mask = plugin.filter(ctx)
         if mask is None:
@@ -146,11 +146,10 @@ def build_problem(
         code_index = len(reason_codes)
         reason_codes.append(plugin.name)
         newly = allowed & ~mask
-        first_reason_g[newly] = code_index
+        group_reason[newly] = code_index
         allowed &= mask
         running = plugin.filter_running(ctx)
         allowed_running &= mask if running is None else running
-    first_reason = first_reason_g[group] if n_w else np.zeros((0, n_c), np.int8)
     # eligibility is per group: the pairs are each group's allowed clusters for each of its workloads,
     # made from the group rows (never a dense (W, C) mask: 250M cells at 50,000 x 5,000)
     allowed_rows = [np.nonzero(allowed[g])[0].astype(np.int32) for g in range(len(group_specs))]
@@ -284,7 +283,7 @@ def build_problem(
         group_specs=group_specs,
         group_spread=[[] for _ in group_specs],
         eligible_count=eligible_count,
-        first_reason=first_reason,
+        group_reason=group_reason,
         reason_codes=reason_codes,
         pair_w=pair_w,
         pair_c=pair_c,

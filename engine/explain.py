@@ -165,13 +165,14 @@ def _taken(p: Problem, y: np.ndarray, placed: np.ndarray, above: int | None,
 def _explain_one(p: Problem, w: int, y: np.ndarray, placed: np.ndarray, status: str,
                  cache: dict[object, np.ndarray], until: Deadline) -> list[Reason]:
     ctx = p.context
-    eligible = p.first_reason[w] == -1
+    reasons_at = p.reason_row(w)
+    eligible = reasons_at == -1
     if not eligible.any():
         if p.num_clusters == 0:
             return [Reason(code="NoMatchingCluster", message="the fleet has no clusters")]
         reasons = []
         for code_index, plugin_name in enumerate(p.reason_codes):
-            excluded = np.nonzero(p.first_reason[w] == code_index)[0]
+            excluded = np.nonzero(reasons_at == code_index)[0]
             if len(excluded) and ctx is not None:
                 plugin = plugin_by_name(plugin_name)
                 reasons.append(

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_REPLICAS",
     "MAX_SKEW",
     "MAX_TEXT",
+    "MAX_TIERS",
     "MAX_WEIGHT",
     "WORKLOAD_TOTAL_FACTOR",
     "echo",
@@ -57,6 +58,8 @@ MAX_MOVES = 1_000_000_000
 MAX_CLUSTER_COUNT = 100_000
 MAX_GROUPS = 100_000
 MAX_SKEW = MAX_REPLICAS
+#: tiers of one clusterAffinities list (the engine keeps a tier index per cluster in 16 bits)
+MAX_TIERS = 1_000
 #: one year
 MAX_DURATION_SECONDS = 365 * 86400
 

@@ -131,7 +131,9 @@ class Problem:
     group_spread: list[list[SpreadRule]]
     # eligibility
     eligible_count: np.ndarray  # (W,) clusters passing every policy filter
-    first_reason: np.ndarray  # (W, C) int8 index into reason_codes, -1 = eligible
+    #: (G, C) int8 index into reason_codes of the first filter each cluster fails for the group, -1 = eligible;
+    #: per group, not per workload (a (W, C) table was 250 MB at 50,000 x 5,000, and went to every Dask part)
+    group_reason: np.ndarray
     reason_codes: list[str]
     # pairs (P)
     pair_w: np.ndarray
@@ -168,8 +170,8 @@ class Problem:
     fixed_division: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: workload -> (C,) replicas its weightPreference gives each cluster (for explanations)
     division_target: dict[int, np.ndarray] = field(default_factory=dict)
-    #: (G, C) tier index of each cluster under ``clusterAffinities`` (first tier it passes; empty: none)
-    group_tier: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    #: (G, C) int16 tier index of each cluster under ``clusterAffinities`` (first tier it passes; empty: none)
+    group_tier: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int16))
 
     @property
     def has_current(self) -> bool:
@@ -187,6 +189,10 @@ class Problem:
     @property
     def num_pairs(self) -> int:
         return len(self.pair_w)
+
+    def reason_row(self, w: int) -> np.ndarray:
+        """(C,) the first filter each cluster fails for workload ``w`` (index into ``reason_codes``), -1 = eligible."""
+        return np.asarray(self.group_reason[int(self.group[w])])
 
     @cached_property
     def pair_starts(self) -> np.ndarray:
@@ -332,7 +338,7 @@ def restrict(
         group_specs=p.group_specs,
         group_spread=group_spread,
         eligible_count=p.eligible_count[keep_idx],
-        first_reason=p.first_reason[keep_idx],
+        group_reason=p.group_reason,
         reason_codes=p.reason_codes,
         pair_w=pw,
         pair_c=pc,
@@ -363,7 +369,7 @@ def restrict(
 def eligible_clusters(p: Problem, w: int) -> np.ndarray:
     """Clusters eligible for ``w`` (every filter passed, or kept under NoSchedule), pairs or not."""
     sl = p.pairs_of(w)
-    return np.union1d(np.nonzero(p.first_reason[w] == -1)[0], p.pair_c[sl])
+    return np.union1d(np.nonzero(p.reason_row(w) == -1)[0], p.pair_c[sl])
 
 
 def broadcast_groups(p: Problem, w: int) -> list[SpreadRule]:
@@ -414,9 +420,9 @@ def side_by_side(groups: list[Problem]) -> dict[str, object]:
     """The group fields of one-group problems side by side (group ``i`` is the ``i``-th's), no links between
     them: what the service's fast path (:mod:`engine.fast`) puts beside a request's own workload arrays."""
     none = np.zeros(0, dtype=np.int32)
-    tiers = [g.group_tier[0] if len(g.group_tier) else np.zeros(g.num_clusters, dtype=np.int64) for g in groups]
+    tiers = [g.group_tier[0] if len(g.group_tier) else np.zeros(g.num_clusters, dtype=np.int16) for g in groups]
     return {"group_specs": [g.group_specs[0] for g in groups], "group_spread": [g.group_spread[0] for g in groups],
             "group_tier": np.stack(tiers), "eligible_count": np.concatenate([g.eligible_count[:1] for g in groups]),
-            "first_reason": np.concatenate([g.first_reason[:1] for g in groups]),
+            "group_reason": np.concatenate([g.group_reason[:1] for g in groups]),
             "reason_codes": groups[0].reason_codes,
             "affinity_from": none, "affinity_to": none, "anti_a": none, "anti_b": none}

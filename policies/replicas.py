@@ -399,7 +399,7 @@ class ReplicaSchedulingPlugin(Plugin):
         p = problem
         sl = p.pairs_of(w)
         pair_clusters = p.pair_c[sl]
-        elig_idx = np.nonzero(p.first_reason[w] == -1)[0]
+        elig_idx = np.nonzero(p.reason_row(w) == -1)[0]
         if w in p.division_target:
             division = _division_short(p, w, sl)
             if division is not None:

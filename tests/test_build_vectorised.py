@@ -7,7 +7,7 @@ one (workload, cluster) pair at a time, from the spec text, with no code in comm
 fleets with every selector operator, field selectors, cluster names, tolerations of every shape,
 tiers, preferences, latency and tenants, the two must agree on every pair:
 
-* a pair passes every filter (``first_reason == -1``) exactly when the verifier finds no reason
+* a pair passes every filter (``reason_row(w) == -1``) exactly when the verifier finds no reason
   it is ineligible, and the first reason recorded is the first failing filter in registry order;
 * with replicas running today, a pair exists exactly when the verifier allows a replica there
   (an untolerated ``NoSchedule`` taint keeps running replicas, spec 2.2);
@@ -151,7 +151,7 @@ def test_every_pair_agrees_with_the_verifier(case: tuple[Bundle, dict[str, dict[
         spec = ck.spec(wl)
         for c, cl in enumerate(bundle.clusters):
             reasons = [code for code, _ in ck.ineligible(wl, cl, placed=1)]
-            first = int(problem.first_reason[w, c])
+            first = int(problem.reason_row(w)[c])
             assert (first == -1) == (not reasons), (wl.key, cl.metadata.name, reasons)
             if reasons:
                 failing = [name for name in problem.reason_codes if VERIFIER_CODE.get(name) in reasons]

@@ -245,3 +245,17 @@ def test_fleet_sums_beyond_int64_are_an_input_error_not_an_overflow(tmp_path: Pa
                                                          "resources: {memory: '1'}}\n"), encoding="utf-8")
     with pytest.raises(InputError, match=r"field spec.resources.memory: the workloads' memory requests"):
         build_problem(load_bundle([path]))
+
+
+def test_clusteraffinities_tier_limit(tmp_path: Path) -> None:
+    """1,000 tiers load (docs/input-limits.md); 1,001 are refused naming the field: the engine keeps a
+    tier index per cluster in 16 bits, and a clear error beats a silently clipped tier."""
+    def policy(n: int) -> str:
+        tiers = ", ".join(f"{{affinityName: t{i}, clusterNames: [c1]}}" for i in range(n))
+        return doc("PlacementPolicy", "metadata: {name: p}\nspec: {clusterAffinities: [" + tiers + "]}\n")
+
+    load_bundle([_write(tmp_path, policy(1000))])
+    with pytest.raises(InputError) as info:
+        load_bundle([_write(tmp_path, policy(1001))])
+    assert "field spec" in str(info.value) and "at most 1000" in str(info.value)
+    assert "(document #2)" in str(info.value)

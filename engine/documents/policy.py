@@ -34,6 +34,7 @@ from engine.limits import (
     MAX_LATENCY_MS,
     MAX_REPLICAS,
     MAX_SKEW,
+    MAX_TIERS,
 )
 
 __all__ = [
@@ -196,6 +197,9 @@ class PlacementPolicySpec(_Model):
         if self.cluster_affinities is not None:
             if not self.cluster_affinities:
                 raise ValueError("clusterAffinities needs at least one tier")
+            if len(self.cluster_affinities) > MAX_TIERS:
+                raise ValueError(f"clusterAffinities has {len(self.cluster_affinities)} tiers; expected at most "
+                                 f"{MAX_TIERS} (tiers are ordered fallbacks: a handful in practice)")
             names = [t.affinity_name for t in self.cluster_affinities]
             if len(set(names)) != len(names):
                 raise ValueError(f"clusterAffinities repeats an affinityName: {names}")
