@@ -140,6 +140,14 @@ def _solve_scattered(item: tuple[Problem, np.ndarray | None], seconds: float, en
 #: what a part's answer takes to come back, as a share of the part's time (its replicas per pair:
 #: tens of MB at 50,000 workloads), and at least this many seconds
 RETURN_SHARE, RETURN_S = 0.03, 0.5
+#: when moving the parts leaves them less than this share of their time, they are not solved apart
+#: (``engine.solve_decomposed`` solves the whole problem on this machine with what is left)
+MIN_PART_SHARE = 0.25
+#: a part that has not come back this long after its time is given up (a lost or stuck worker); its
+#: workloads are re-solved on this machine
+LATE_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class DaskSolver:
@@ -151,17 +159,42 @@ class DaskSolver:
         self.parts = parts
 
     def _run(self, parts: Sequence[Problem], seconds: float, hints: Sequence[np.ndarray | None],
-             prove: bool) -> list[PartResult]:
+             prove: bool) -> list[PartResult | None] | None:
         # the parts go to the workers as data first (one each), not inside the task graph; what that
         # takes, and what the answers take to come back, comes out of the parts' time
+        from dask.distributed import wait
+
         start = time.monotonic()
-        data = self.client.scatter([(part, hint) for part, hint in zip(parts, hints, strict=True)])
+        items = [(part, hint) for part, hint in zip(parts, hints, strict=True)]
+        try:
+            data = self.client.scatter(items, timeout=max((1 - MIN_PART_SHARE) * seconds, 1.0))
+        except (OSError, TimeoutError) as exc:
+            log.warning("moving %d parts to the Dask workers failed (%s): solving on this machine", len(parts), exc)
+            return None
         left = seconds - (time.monotonic() - start)
         left -= max(RETURN_SHARE * left, RETURN_S)
+        if left < MIN_PART_SHARE * seconds:
+            log.warning("moving %d parts to the Dask workers took %.1f s of their %.1f s: solving on this machine",
+                        len(parts), time.monotonic() - start, seconds)
+            self.client.cancel(data)
+            return None
         end = time.time() + left
         futures = [self.client.submit(_solve_scattered, item, left, end, prove, key=f"berth-part-{i}", pure=False)
                    for i, item in enumerate(data)]
-        return list(self.client.gather(futures))
+        with contextlib.suppress(TimeoutError):  # the late ones are given up below
+            wait(futures, timeout=left + max(RETURN_SHARE * left, RETURN_S) + LATE_S)
+        results: list[PartResult | None] = []
+        for i, future in enumerate(futures):
+            if future.status == "finished":
+                results.append(future.result())
+                continue
+            # a part that failed (its worker died, a bug) or is late costs its own workloads, not the plan
+            reason = repr(future.exception()) if future.status == "error" else f"not back after {left:.1f} s"
+            log.warning("part %d of %d on Dask: %s; its workloads are re-solved on this machine", i, len(parts), reason)
+            future.cancel()
+            results.append(None)
+        self.client.cancel(data)
+        return results
 
     def __call__(self, problem: Problem, **kwargs: Any) -> Any:
         return solve_decomposed(problem, run=self._run, parts=self.parts, **kwargs)

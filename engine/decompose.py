@@ -74,8 +74,10 @@ class PartResult:
 
 
 #: ``run(parts, seconds, hints, prove)`` solves every part (:func:`solve_part`, ``prove`` passed on) and
-#: returns their results within ``seconds`` from the call, whatever moving the parts costs
-RunParts = Callable[[Sequence[Problem], float, Sequence[np.ndarray | None], bool], list[PartResult]]
+#: returns their results within ``seconds`` from the call, whatever moving the parts costs: ``None`` for a
+#: part that failed or came back late, and ``None`` instead of the list when moving the parts left them too
+#: little of the time to be worth solving apart (the whole problem is then solved here)
+RunParts = Callable[[Sequence[Problem], float, Sequence[np.ndarray | None], bool], list[PartResult | None] | None]
 
 
 @dataclass
@@ -287,24 +289,39 @@ def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: D
     seconds = deadline.remaining() * (0.9 if split.independent else 0.7)
     hints = [hint_y[at] if hint_y is not None else None for at in split.pairs]
     results = run(split.problems, seconds, hints, split.independent)
+    if results is None:
+        # moving the parts took most of their time: a construction given next to nothing places next
+        # to nothing (a national run on a loaded machine placed no replica), so the whole problem is
+        # solved here with what is left, as without parts
+        solution = solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
+                                 on_progress=on_progress)
+        solution.notes.append(f"moving the {len(split.problems)} parts to the Dask workers took most of their "
+                              "time: the whole problem was solved on this machine")
+        return solution
     y = np.zeros(p.num_pairs, dtype=np.int64)
+    lost = [k for k, result in enumerate(results) if result is None]
     for at, result in zip(split.pairs, results, strict=True):
-        y[at] = result.y
-    if not split.independent and not deadline.expired():
+        if result is not None:
+            y[at] = result.y
+    seamed = (bool(lost) or not split.independent) and not deadline.expired()
+    if seamed:
+        # a lost part's workloads are unplaced: the seams re-solve them on the whole residual
         y = _seams(p, split, y, deadline)
     pair_prio = p.priority[p.pair_w]
     levels = [LevelResult(f"priority:{v}", float(y[pair_prio == v].sum()), float("nan"), False, 0.0)
               for v in sorted(set(p.priority.tolist()), reverse=True)]
-    bounds = [r.bound for r in results]
+    bounds = [r.bound if r is not None else float("nan") for r in results]
     at_placement = None
-    if split.independent and all(np.isfinite(b) for b in bounds):
+    if split.independent and all(np.isfinite(b) for b in bounds) and not lost:
         # the parts share nothing and the weighted cost adds up over workloads: at this placement (the
         # same replicas per workload) the sum of the parts' bounds holds for the whole. Over every plan
         # with the same replicas per priority it need not (another plan may place them in other parts):
         # that bound is the planner's, over the whole problem
         weighted = float(evaluate(p, y).weighted) - weighted_constant(p)
         at_placement = min(float(sum(bounds)), weighted)
-    return Solution(y, "Feasible", deadline.elapsed(), levels, bound_at_placement=at_placement)
+    notes = [f"{len(lost)} of the {len(results)} parts failed or came back late: their workloads were "
+             + ("re-solved on this machine" if seamed else "left unplaced (no time was left)")] if lost else []
+    return Solution(y, "Feasible", deadline.elapsed(), levels, bound_at_placement=at_placement, notes=notes)
 
 
 #: the part of the solve's time the LP of the shares may take (the workers wait for it)

@@ -136,7 +136,7 @@ def plan_from_solution(
              "proved": lv.proved, "seconds": round(lv.seconds, 3)}
             for lv in solution.levels
         ],
-        warnings=[*p.notes, *(warnings or [])],
+        warnings=[*p.notes, *solution.notes, *(warnings or [])],
     )
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Plan(
@@ -350,6 +350,7 @@ def _keep_running(
             f"where they run: the new spec ({wanted} replica(s)) cannot be placed"))
         out.append(NotApplied(workload=key, reasons=[change, *explained.get(w, [])],
                               kept_replicas=count, wanted_replicas=wanted))
+    solution.notes = [*first.notes, *solution.notes]  # how the first solve went still holds
     return problem, solution, out
 
 
@@ -385,7 +386,8 @@ def _verified(
         blamed = _blame(p, y, violations, index)
         if not blamed and {v.code for v in violations} == {"MovesBudget"}:
             # no plan of this engine keeps within the budget: Infeasible, never written to git
-            infeasible = Solution(np.zeros(p.num_pairs, dtype=np.int64), "Infeasible", solution.seconds, [])
+            infeasible = Solution(np.zeros(p.num_pairs, dtype=np.int64), "Infeasible", solution.seconds, [],
+                                  notes=solution.notes)
             plan = plan_from_solution(p, infeasible, input_digest=bundle.digest(), current=current, now=now,
                                       warnings=warnings)
             plan.status.warnings.append(f"the engine's plan failed the moves budget on verification: {violations[0]}")
@@ -404,7 +406,7 @@ def _verified(
         for w, message in blamed.items():
             y[p.pairs_of(w)] = 0
             why.setdefault(w, message)
-        dropped = Solution(y, "Feasible", solution.seconds, [])
+        dropped = Solution(y, "Feasible", solution.seconds, [], notes=solution.notes)
         plan = plan_from_solution(p, dropped, input_digest=bundle.digest(), current=current, now=now,
                                   warnings=warnings, not_applied=plan.not_applied, deadline=deadline)
         for u in plan.unplaced:

@@ -218,3 +218,64 @@ def test_an_unreachable_scheduler_is_bad_input(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "cannot reach the Dask scheduler tcp://127.0.0.1:9" in done.stderr
     assert not out.exists()
+
+
+def _lost_first(parts: Any, seconds: float, hints: Any, prove: bool) -> list[Any]:
+    """``RunParts`` whose first part never comes back (a lost worker); the others solved as a worker would."""
+    from engine.decompose import solve_part
+
+    return [None, *(solve_part(part, seconds / len(parts), hint, prove=prove)
+                    for part, hint in zip(parts[1:], hints[1:], strict=True))]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_lost_part_costs_only_its_time_and_its_workloads_are_re_solved(shared: bool) -> None:
+    """A part that fails or comes back late (``None``) is not a failed plan: its workloads are re-solved
+    on the whole residual (the seams), the plan verifies whole, is never behind greedy, and says in a
+    warning what happened."""
+    from engine.decompose import solve_decomposed
+
+    bundle = bundle_of(*_fleet(shared=shared))
+
+    def solver(problem: Any, **kwargs: Any) -> Solution:
+        return solve_decomposed(problem, run=_lost_first, parts=2, **kwargs)
+
+    plan = place(bundle, time_limit=20, solver=solver)
+    assert verify(bundle, plan) == []
+    _not_behind(plan, bundle)
+    assert _placed(plan) == _placed(place(bundle, time_limit=20))
+    # no sum of the parts' bounds (one is missing); the planner's own proof over the whole may give one
+    at = plan.status.bound_at_placement
+    assert at is None or at <= plan.status.objective.weighted + 1e-6
+    assert any("1 of the 2 parts failed or came back late" in w and "re-solved on this machine" in w
+               for w in plan.status.warnings), plan.status.warnings
+
+
+def test_parts_left_without_time_are_solved_whole_here() -> None:
+    """``RunParts`` answering ``None`` (moving the parts took their time): the whole problem is solved on
+    this machine with what is left, as without parts, and the plan says so."""
+    from engine.decompose import solve_decomposed
+
+    bundle = bundle_of(*_fleet(shared=True))
+
+    def solver(problem: Any, **kwargs: Any) -> Solution:
+        return solve_decomposed(problem, run=lambda *_: None, parts=2, **kwargs)
+
+    plan = place(bundle, time_limit=20, solver=solver)
+    assert verify(bundle, plan) == []
+    assert _placed(plan) == _placed(place(bundle, time_limit=20))
+    assert any("the whole problem was solved on this machine" in w for w in plan.status.warnings)
+
+
+def test_the_dask_runner_gives_up_parts_it_cannot_solve_in_time_or_at_all() -> None:
+    """On a real LocalCluster: parts that moving leaves next to no time are not solved apart (``None``);
+    a part whose task raises on its worker comes back as ``None`` beside the others' results."""
+    p = build_problem(bundle_of(*_fleet(shared=False)))
+    split = decompose(p, 2)
+    assert split.independent and len(split.problems) == 2
+    with dask_solver(workers=2) as solver:
+        assert solver._run(split.problems, 1e-3, [None, None], True) is None
+        broken = np.zeros(3, dtype=np.int64)  # a hint of the wrong length: the part's solve raises on the worker
+        results = solver._run(split.problems, 10.0, [broken, None], True)
+    assert results is not None and results[0] is None
+    assert results[1] is not None and len(results[1].y) == split.problems[1].num_pairs

@@ -270,4 +270,5 @@ def prove_weighted(problem: Problem, solution: Solution, *, deadline: Deadline) 
     bound = min(over, weighted) - constant if over is not None else float("nan")
     levels.append(LevelResult("weighted", weighted - constant, bound, False, time.monotonic() - t0))
     at_level = solution.bound_at_placement if at is None or not np.isfinite(at) else min(at, weighted) - constant
-    return Solution(solution.y, solution.status, solution.seconds, levels, bound_at_placement=at_level)
+    return Solution(solution.y, solution.status, solution.seconds, levels, bound_at_placement=at_level,
+                    notes=solution.notes)

@@ -39,6 +39,9 @@ class Solution:
     seconds: float
     levels: list[LevelResult] = field(default_factory=list)
     bound_at_placement: float | None = None
+    #: what the plan should warn about how it was solved (``status.warnings``), e.g. a part of a
+    #: decomposed solve that did not come back
+    notes: list[str] = field(default_factory=list)
 
 
 class Deadline:
