@@ -9,11 +9,14 @@ The solvers and the planner call these instead of reading ``duplicated``, ``min_
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from engine.problem import BoolArray, IntArray, Problem
 
-__all__ = ["divided", "fits_alone", "kept_count", "least_per_cluster", "lp_columns", "may_gain_copy", "most_per_pair"]
+__all__ = ["divided", "fits_alone", "keep_count", "kept_count", "least_per_cluster", "lp_columns", "may_gain_copy",
+           "most_per_pair", "without_count"]
 
 
 def divided(problem: Problem) -> BoolArray:
@@ -71,3 +74,36 @@ def kept_count(problem: Problem, w: int, spread: dict[str, int]) -> int | None:
     if problem.duplicated[w]:
         return counts[0] if len(set(counts)) == 1 else None
     return sum(counts)
+
+
+def without_count(problem: Problem) -> Problem:
+    """The problem with every workload's cluster count left out (``clusters.min`` 1, no maximum)."""
+    p = problem
+    return replace(p, count_min=np.ones_like(p.count_min), count_max=np.full_like(p.count_max, max(p.num_pairs, 1)))
+
+
+def keep_count(problem: Problem, y: IntArray, order: IntArray) -> IntArray | None:
+    """One Divided workload: from ``y``, the optimum without its cluster count that fills its pairs in
+    ``order`` (cheapest first, as :func:`engine.solvers.incremental.fill`), the optimum with the count,
+    or ``None`` where that does not follow.
+
+    On at least ``clusters.min`` clusters already: ``y`` itself. On fewer: one replica on each of the
+    first ``min`` open pairs in ``order``, the rest filled in ``order`` (an optimal plan on at least
+    ``min`` clusters uses those: any other cluster is no earlier in the order, and its replicas move
+    to one of them without a worse key). More than ``clusters.max`` clusters: ``None``.
+    """
+    p = problem
+    replicas, least, most = int(p.replicas[0]), int(p.count_min[0]), int(p.count_max[0])
+    if p.num_workloads != 1 or p.duplicated[0] or p.min_per[0] > 1:
+        return None
+    if int((y > 0).sum()) < least:
+        open_ = order[p.pair_ub[order] > 0]
+        if len(open_) < least or replicas < least:
+            return None
+        y = np.zeros(p.num_pairs, dtype=np.int64)
+        y[open_[:least]] = 1
+        room = (p.pair_ub - y)[order]
+        before = np.cumsum(room) - room
+        y[order] += np.clip(replicas - least - before, 0, room)
+    return y if least <= int((y > 0).sum()) <= most else None
+

@@ -17,6 +17,9 @@ clusters only, residual capacity and quota); :func:`engine.solvers.dispatch.solv
 * **anything else** (Duplicated, Aggregated, counts, spread, ``minPerCluster`` above 1, several
   workloads that share the room): :func:`engine.solvers.exact.solve_exact` of that small problem, one
   worker. The dispatcher, which alone chooses strategies, decides by :func:`closed_form`.
+
+The fill is also the neighbourhoods' exact shortcut for one workload rigid by a cluster count at
+most (:func:`engine.solvers.neighbourhood._fill_counted`), which is why this module sits below them.
 """
 
 from __future__ import annotations
