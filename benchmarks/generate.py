@@ -46,6 +46,9 @@ class Instance:
     seed: int = 1
     #: every workload at one priority (issue 15's fleet): which workloads stay out is then a cost choice
     single_priority: bool = False
+    #: the tenants' cpu quotas as a multiple of what the generator draws (near their demand): 1.5 and more
+    #: never binds, so a fleet at a low load fits whole (issue 15's cost target: "where everything fits")
+    quota_slack: float = 1.0
 
     def documents(self) -> list[dict[str, Any]]:
         return generate(self)
@@ -56,7 +59,8 @@ def generate(inst: Instance) -> list[dict[str, Any]]:
     if inst.kind == "national":
         return national_fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed)
     fleet = edge_fleet if inst.kind == "edge" else cloud_fleet
-    return fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed, single_priority=inst.single_priority)
+    return fleet(inst.workloads, inst.clusters, load=inst.load, seed=inst.seed, single_priority=inst.single_priority,
+                 quota_slack=inst.quota_slack)
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any], *, namespace: str | None = None,
@@ -74,7 +78,7 @@ def _cpu(milli: int) -> str:
 
 
 def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1,
-               single_priority: bool = False) -> list[dict[str, Any]]:
+               single_priority: bool = False, quota_slack: float = 1.0) -> list[dict[str, Any]]:
     """An edge fleet: ~95% small edge clusters, a few big cloud clusters per region."""
     rng = np.random.default_rng(seed)
     regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 40 + 2))]
@@ -124,11 +128,12 @@ def edge_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: in
         cpu_cap.append(cores * 1000)
     names = [c["metadata"]["name"] for c in clusters]
     return _finish(rng, clusters, names, cluster_region, is_cloud, cpu_cap, regions, n_workloads, load,
-                   sites_per_region=max(1, n_clusters // (12 * len(regions))), single_priority=single_priority)
+                   sites_per_region=max(1, n_clusters // (12 * len(regions))), single_priority=single_priority,
+                   quota_slack=quota_slack)
 
 
 def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: int = 1,
-                single_priority: bool = False) -> list[dict[str, Any]]:
+                single_priority: bool = False, quota_slack: float = 1.0) -> list[dict[str, Any]]:
     """A cloud fleet: tens of big clusters over three providers and a few regions."""
     rng = np.random.default_rng(seed)
     regions = REGIONS[: max(2, min(len(REGIONS), n_clusters // 6))]
@@ -158,7 +163,7 @@ def cloud_fleet(n_workloads: int, n_clusters: int, *, load: float = 0.8, seed: i
         cpu_cap.append(cores * 1000)
     names = [c["metadata"]["name"] for c in clusters]
     return _finish(rng, clusters, names, cluster_region, [True] * n_clusters, cpu_cap, regions, n_workloads,
-                   load, sites_per_region=1, single_priority=single_priority)
+                   load, sites_per_region=1, single_priority=single_priority, quota_slack=quota_slack)
 
 
 def _sites(rng: np.random.Generator, names: list[str], cluster_region: list[str], is_cloud: list[bool],
@@ -181,7 +186,7 @@ def _sites(rng: np.random.Generator, names: list[str], cluster_region: list[str]
 
 def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: list[str], cluster_region: list[str],
             is_cloud: list[bool], cpu_cap: list[int], regions: list[str], n_workloads: int, load: float,
-            *, sites_per_region: int, single_priority: bool = False) -> list[dict[str, Any]]:
+            *, sites_per_region: int, single_priority: bool = False, quota_slack: float = 1.0) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = list(clusters)
     sites = _sites(rng, names, cluster_region, is_cloud, regions, sites_per_region)
     docs += sites
@@ -220,7 +225,8 @@ def _finish(rng: np.random.Generator, clusters: list[dict[str, Any]], names: lis
         if ns == "payments":
             spec["clusterSelector"] = {"matchLabels": {"pci": "true"}}
         if i % 2 == 1:
-            spec["quota"] = {"cpu": _cpu(int(ns_demand[i] * rng.uniform(0.85, 1.1) // 1000 * 1000 + 1000))}
+            spec["quota"] = {"cpu": _cpu(int(ns_demand[i] * rng.uniform(0.85, 1.1) * quota_slack // 1000 * 1000
+                                             + 1000))}
         if spec:
             docs.append(_doc("Tenant", ns, spec))
 

@@ -22,7 +22,10 @@ workload against *residual* capacity and quota:
    of the same priority (:func:`engine.solvers.quota_swap.swap_for_quota`), and time left
    over goes to a wider repair pass;
 5. what those added is laid out by the LP too, and the trades and wide repairs run again on
-   the cheaper layout (which may have freed room), while either still gains.
+   the cheaper layout (which may have freed room), while either still gains;
+6. time left once nothing more is placed polishes the cost: the rigid workloads re-placed one by
+   one where cheaper, then the free ones laid out by the LP around where they went (at 2,000 x 300,
+   load 0.6, everything placed: 597.9 -> 595.2 against an LP minimum of 591.4).
 
 The result is always a valid plan (``Feasible``): optimality is not proved.
 The construction rule itself is :mod:`engine.solvers.construct`.
@@ -124,6 +127,8 @@ def solve_large(problem: Problem, deadline: Deadline, *, hint_y: np.ndarray | No
         repair_unplaced(p, state, deadline=rest.slice(0.5), widen=2)
         if int(state.y.sum()) == before:
             break
+    if rest.remaining() > 0.5:
+        state = _polish(p, state, rest)
     y = state.y
     pair_prio = p.priority[p.pair_w]
     levels = [
@@ -144,3 +149,12 @@ def _cheaper_layout(p: Problem, state: Residual, rest: Deadline, *, improve_shar
     cheaper = Residual.from_y(p, y)
     improve_placed(p, cheaper, ~flexible_workloads(p), deadline=rest.slice(improve_share))
     return cheaper
+
+
+def _polish(p: Problem, state: Residual, rest: Deadline) -> Residual:
+    """With time left once nothing more is placed: the rigid workloads re-placed one by one where that
+    is cheaper (:func:`improve_placed`), then the free ones laid out again around where they went."""
+    if not improve_placed(p, state, ~flexible_workloads(p), deadline=rest.slice(0.6)):
+        return state
+    y = refine_cost(p, state.y, deadline=rest.slice(0.9))
+    return state if np.array_equal(y, state.y) else Residual.from_y(p, y)
