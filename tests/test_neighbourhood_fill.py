@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from engine import build_problem, evaluate
 from engine.problem import restrict
 from engine.solvers.exact import solve_exact
-from engine.solvers.neighbourhood import _fill_counted
+from engine.solvers.incremental import fill_counted
 from engine.solvers.solution import Deadline
 from tests.builders import bundle_of, cluster, policy, workload
 
@@ -37,7 +37,8 @@ def test_the_fill_is_valid_and_as_cheap_as_cp_sat(case: tuple[list[dict], int, i
     p = build_problem(bundle_of(*docs))
     # as a neighbourhood sees it: the pairs' bounds capped by the room left (here the whole capacity)
     sub = restrict(p, np.ones(1, dtype=bool), capacity=p.capacity)
-    y = _fill_counted(sub)
+    filled = fill_counted(sub)
+    y = None if filled is None else filled.y
     best = solve_exact(sub, Deadline(20), workers=1)
     assert best.status == "Optimal"
     if y is None:
@@ -58,6 +59,7 @@ def test_fewer_clusters_than_the_minimum_start_from_one_replica_each() -> None:
             policy("p", clusters={"min": 2, "max": 4}, replicaScheduling={"maxPerCluster": 3}),
             workload("w", 3, cpu="1", policy="p")]
     p = build_problem(bundle_of(*docs))
-    y = _fill_counted(restrict(p, np.ones(1, dtype=bool), capacity=p.capacity))
+    filled = fill_counted(restrict(p, np.ones(1, dtype=bool), capacity=p.capacity))
+    y = None if filled is None else filled.y
     assert y is not None
     assert dict(zip([p.cluster_names[c] for c in p.pair_c], y.tolist(), strict=True)) == {"a": 2, "b": 1, "c": 0}

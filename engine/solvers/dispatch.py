@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.problem import Problem
 from engine.solvers.exact import solve_exact
-from engine.solvers.incremental import closed_form, fill
+from engine.solvers.incremental import closed_form, fill, fill_counted
 from engine.solvers.large import solve_large
 from engine.solvers.pinned import solve_pinned
 from engine.solvers.progress import ProgressCallback
@@ -75,8 +75,11 @@ def solve_problem(
 
 def solve_new(problem: Problem, deadline: Deadline) -> Solution:
     """The service's fast path: a request's workloads alone against the residual (:mod:`engine.solvers.incremental`),
-    by the fill where its shape makes that exact, else CP-SAT level by level on one worker (a few hundred pairs)."""
-    return fill(problem) if closed_form(problem) else solve_exact(problem, deadline, workers=1)
+    by the fill where its shape makes that exact (a cluster count too, where the fill keeps it), else CP-SAT level
+    by level on one worker (a few hundred pairs)."""
+    if closed_form(problem):
+        return fill(problem)
+    return fill_counted(problem) or solve_exact(problem, deadline, workers=1)
 
 
 def _keeps_moves(problem: Problem) -> bool:

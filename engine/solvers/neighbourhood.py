@@ -16,12 +16,11 @@ from engine.lazy import lazy_module
 from engine.objective import pair_weights, placed_workloads
 from engine.problem import UNLIMITED, IntArray, Problem, keep_pairs, restrict
 from engine.solvers.construct import Residual, pair_score, release
-from engine.solvers.incremental import closed_form, fill
+from engine.solvers.incremental import fill_counted
 from engine.solvers.model import compile_model, set_objective
 from engine.solvers.progress import stop_after_first
 from engine.solvers.solution import Deadline
 from policies import registry as concerns
-from policies import replica_shape
 from policies.base import Pairs
 
 if TYPE_CHECKING:
@@ -98,11 +97,12 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
 
     One CP-SAT call instead of the level-by-level solve: in a neighbourhood the
     priority levels are decided (all placed), so only feasibility and cost remain. One workload
-    whose only rigidity is a cluster count, if any, is first filled cheapest first (:func:`_fill_counted`).
+    whose only rigidity is a cluster count, if any, is first filled cheapest first
+    (:func:`engine.solvers.incremental.fill_counted`, exact where it answers).
     """
-    filled = _fill_counted(sub)
+    filled = fill_counted(sub)
     if filled is not None:
-        return filled
+        return filled.y
     compiled = compile_model(sub)
     model = compiled.model
     for placed in compiled.ctx.placed:
@@ -120,28 +120,6 @@ def _solve_all_placed(sub: Problem, *, time_limit: float) -> np.ndarray | None:
         return None
     y: IntArray = np.array(solver.response_proto.solution, dtype=np.int64)[compiled.y_index]
     return y
-
-
-def _fill_counted(sub: Problem) -> IntArray | None:
-    """One workload, rigid by its cluster count at most: the fill of :mod:`engine.solvers.incremental`
-    with the count left out, made to keep the count (:func:`policies.replica_shape.keep_count`).
-
-    Exact: the fill is the (tier, weighted) optimum without the count (the relaxation), and
-    ``keep_count`` answers only where the optimum with the count follows from it; otherwise
-    (``None``) CP-SAT decides. Improving the placed workloads one by one at 2,000 x 300 spent 16 ms
-    a workload compiling and solving CP-SAT, most of them cluster-count workloads, where the fill
-    takes microseconds.
-    """
-    if sub.num_workloads != 1:
-        return None
-    free = replica_shape.without_count(sub)
-    if not closed_form(free):
-        return None
-    y: IntArray = fill(free).y
-    if int(y.sum()) != int(sub.replicas[0]):
-        return None  # it does not fit (room or quota): CP-SAT says so, or finds what the fill cannot
-    order = np.lexsort((free.pair_c, pair_weights(free), free.pair_tier))
-    return replica_shape.keep_count(sub, y, order)
 
 
 def _block_outside(p: Problem, sub: Problem, hood: list[int], state: Residual) -> None:
