@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["SOLVER_MODULES", "lazy_module", "load_now"]
 
 #: what a solve needs: imported by ``engine.place`` before its clock starts (a time limit is for solving)
-SOLVER_MODULES = ("ortools.sat.python.cp_model", "scipy.sparse", "scipy.optimize")
+SOLVER_MODULES = ("ortools.sat.python.cp_model", "scipy.sparse", "highspy._core")
 
 _LOCK = threading.Lock()
 

@@ -21,10 +21,8 @@ from engine.solvers.solution import Deadline
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
-    from scipy import optimize
 else:
     sp = lazy_module("scipy.sparse")
-    optimize = lazy_module("scipy.optimize")
 
 __all__ = ["Duals", "LpLayout", "column_generation"]
 
@@ -132,13 +130,19 @@ def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: Bool
 
     solution: tuple[FloatArray, Duals] | None = None
     converged = False
+    master: _Master | None = None
     lagrangian = -np.inf
     lp = _Rows(p, cap=cap, quota=quota, lim_c=lim_c, lim_t=lim_t, weight=weight, tier_now=tier_now, lower=lower,
                upper=p.pair_ub if upper is None else upper, totals=p.replicas if totals is None else totals)
     for _ in range(rounds):
         if deadline.expired():
             break
-        latest = _solve_lp(lp, cols, row_of_w, len(flex_ids), time_limit=max(deadline.remaining(), 0.1))
+        if not len(cols):
+            return None
+        if master is None:
+            master = _Master(lp, row_of_w, len(flex_ids))
+        master.add(np.setdiff1d(cols, master.cols, assume_unique=True))
+        latest = master.solve(max(deadline.remaining(), 0.1))
         if latest is None:
             if solution is None:
                 return None
@@ -214,56 +218,93 @@ def _lagrangian(lp: _Rows, duals: Duals, pair_flex: BoolArray) -> float:
     return float((priced[idx] * lo).sum() + (priced[idx][order] * take).sum()) + constant
 
 
-def _solve_lp(lp: _Rows, cols: IntArray, row_of_w: IntArray, n_rows: int, *,
-              time_limit: float) -> tuple[FloatArray, Duals] | None:
-    """The LP over ``cols`` with HiGHS: (x per pair, duals), or ``None`` (infeasible or out of time).
-    ``row_of_w`` is the replicas row of each flexible workload (-1: not in the LP), ``n_rows`` their number."""
-    p, lim_c, lim_t, cap, quota = lp.problem, lp.lim_c, lp.lim_t, lp.cap, lp.quota
-    n = len(cols)
-    if n == 0:
-        return None
-    cw = p.pair_w[cols]
-    a_eq = sp.csr_matrix((np.ones(n), (row_of_w[cw], np.arange(n))), shape=(n_rows, n))
-    b_eq = lp.totals[np.nonzero(row_of_w >= 0)[0]].astype(float)
-    blocks = []
-    rhs = []
-    n_r = len(p.resource_names)
-    for r in range(n_r):
-        coef = p.request[cw, r].astype(float)
-        pos = np.full(p.num_clusters, -1)
-        pos[lim_c[r]] = np.arange(len(lim_c[r]))
-        rows = pos[p.pair_c[cols]]
-        ok = (rows >= 0) & (coef > 0)
-        blocks.append(sp.csr_matrix((coef[ok], (rows[ok], np.nonzero(ok)[0])), shape=(len(lim_c[r]), n)))
-        rhs.append(np.maximum(cap[lim_c[r], r], 0).astype(float))
-    for r in range(n_r):
-        coef = p.request[cw, r].astype(float)
-        pos = np.full(max(len(p.tenant_names), 1), -1)
-        pos[lim_t[r]] = np.arange(len(lim_t[r]))
+class _Master:
+    """The cost LP over the columns added so far, in one HiGHS model kept across the rounds of
+    :func:`column_generation`: each round adds its new columns and solves from the last basis (a few
+    simplex iterations), where building and solving every round anew through scipy's ``linprog`` re-found
+    a basis it had one round before, and importing ``scipy.optimize`` cost 0.4 s of every command.
+
+    Rows: one equality per flexible workload (its replicas), capacity per limited (cluster, resource)
+    and quota per limited (tenant, resource) at most what is left, and the tier sum at most ``tier_now``.
+    """
+
+    def __init__(self, lp: _Rows, row_of_w: IntArray, n_rows: int) -> None:
+        from highspy._core import _Highs  # an extension module: imported when a cost LP first runs
+
+        p = lp.problem
+        self.lp, self.row_of_w, self.n_rows = lp, row_of_w, n_rows
+        n_r = len(p.resource_names)
+        lo: list[FloatArray] = [lp.totals[np.nonzero(row_of_w >= 0)[0]].astype(float)]
+        hi: list[FloatArray] = [lo[0]]
+        self.cap_row: list[IntArray] = []
+        self.quota_row: list[IntArray] = []
+        start = n_rows
+        for r in range(n_r):
+            row = np.full(p.num_clusters, -1, dtype=np.int64)
+            row[lp.lim_c[r]] = start + np.arange(len(lp.lim_c[r]))
+            self.cap_row.append(row)
+            start += len(lp.lim_c[r])
+            hi.append(np.maximum(lp.cap[lp.lim_c[r], r], 0).astype(float))
+        for r in range(n_r):
+            row = np.full(max(len(p.tenant_names), 1), -1, dtype=np.int64)
+            row[lp.lim_t[r]] = start + np.arange(len(lp.lim_t[r]))
+            self.quota_row.append(row)
+            start += len(lp.lim_t[r])
+            hi.append(np.maximum(lp.quota[lp.lim_t[r], r], 0).astype(float))
+        self.tier_row = start
+        hi.append(np.array([lp.tier_now]))
+        upper = np.concatenate(hi)
+        lower = np.concatenate([lo[0], np.full(len(upper) - n_rows, -np.inf)])
+        self.n_total = len(upper)
+        self.cols = np.zeros(0, dtype=np.int64)
+        self.highs = _Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.addRows(self.n_total, lower, upper, 0, np.zeros(self.n_total, dtype=np.int32),
+                           np.zeros(0, dtype=np.int32), np.zeros(0))
+
+    def add(self, cols: IntArray) -> None:
+        """Add the pairs ``cols`` (none added before) as columns."""
+        if not len(cols):
+            return
+        lp, p = self.lp, self.lp.problem
+        cw, cc = p.pair_w[cols], p.pair_c[cols]
+        n = len(cols)
+        rows, where, vals = [self.row_of_w[cw]], [np.arange(n)], [np.ones(n)]
         t = p.tenant[cw]
-        rows = np.where(t >= 0, pos[np.maximum(t, 0)], -1)
-        ok = (rows >= 0) & (coef > 0)
-        blocks.append(sp.csr_matrix((coef[ok], (rows[ok], np.nonzero(ok)[0])), shape=(len(lim_t[r]), n)))
-        rhs.append(np.maximum(quota[lim_t[r], r], 0).astype(float))
-    blocks.append(sp.csr_matrix(p.pair_tier[cols].astype(float)[None, :]))
-    rhs.append(np.array([lp.tier_now]))
-    a_ub = sp.vstack(blocks).tocsr()
-    b_ub = np.concatenate(rhs)
-    bounds = np.stack([lp.lower[cols].astype(float), lp.upper[cols].astype(float)], axis=1)
-    res = optimize.linprog(lp.weight[cols], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds,
-                           method="highs-ds", options={"presolve": True, "time_limit": time_limit})
-    if res.status != 0:
-        return None
-    marg = res.ineqlin.marginals
-    v_cap, v_quota = [], []
-    k = 0
-    for r in range(n_r):
-        v_cap.append(marg[k:k + len(lim_c[r])])
-        k += len(lim_c[r])
-    for r in range(n_r):
-        v_quota.append(marg[k:k + len(lim_t[r])])
-        k += len(lim_t[r])
-    v_tier = float(marg[k])
-    x = np.zeros(p.num_pairs)
-    x[cols] = res.x
-    return x, Duals(res.eqlin.marginals, v_cap, v_quota, v_tier)
+        for r in range(len(p.resource_names)):
+            coef = p.request[cw, r].astype(float)
+            for row in (self.cap_row[r][cc], np.where(t >= 0, self.quota_row[r][np.maximum(t, 0)], -1)):
+                ok = (row >= 0) & (coef > 0)
+                rows.append(row[ok])
+                where.append(np.nonzero(ok)[0])
+                vals.append(coef[ok])
+        tier = p.pair_tier[cols].astype(float)
+        rows.append(np.full(int((tier != 0).sum()), self.tier_row))
+        where.append(np.nonzero(tier != 0)[0])
+        vals.append(tier[tier != 0])
+        a = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(where))),
+                          shape=(self.n_total, n))
+        self.highs.addCols(n, lp.weight[cols].astype(float), lp.lower[cols].astype(float),
+                           lp.upper[cols].astype(float), int(a.nnz), a.indptr[:-1].astype(np.int32),
+                           a.indices.astype(np.int32), a.data.astype(float))
+        self.cols = np.concatenate([self.cols, cols])
+
+    def solve(self, time_limit: float) -> tuple[FloatArray, Duals] | None:
+        """Solve from the last basis: (x per pair, duals), or ``None`` (infeasible or out of time)."""
+        from highspy._core import HighsModelStatus
+
+        h, lp, p = self.highs, self.lp, self.lp.problem
+        h.setOptionValue("time_limit", max(float(time_limit), 0.05))
+        h.run()
+        if h.getModelStatus() != HighsModelStatus.kOptimal:
+            return None
+        solution = h.getSolution()
+        x = np.zeros(p.num_pairs)
+        x[self.cols] = np.asarray(solution.col_value)
+        dual = np.asarray(solution.row_dual, dtype=float)
+        # the signs weak duality needs (a row bounded above: <= 0), whatever HiGHS leaves at a tolerance
+        dual[self.n_rows:] = np.minimum(dual[self.n_rows:], 0.0)
+        n_r = len(p.resource_names)
+        v_cap = [dual[self.cap_row[r][lp.lim_c[r]]] for r in range(n_r)]
+        v_quota = [dual[self.quota_row[r][lp.lim_t[r]]] for r in range(n_r)]
+        return x, Duals(dual[: self.n_rows], v_cap, v_quota, float(dual[self.tier_row]))

@@ -8,7 +8,7 @@ changing the replicas placed at any priority and without a worse tier sum:
    minimum above 1, no cluster count, spread or co-location, not Aggregated)
    are *flexible*; every other workload keeps its replicas and its usage is
    taken off capacity and quota.
-2. An LP (HiGHS dual simplex through scipy) minimises the weighted cost of the
+2. An LP (HiGHS, one model warm across rounds) minimises the weighted cost of the
    flexible workloads: ``sum_c y[w, c] = replicas[w]``, capacity and quota
    per resource, ``tier <= tier now``, over each workload's cheapest
    candidate pairs plus those it uses now; columns with a negative reduced
