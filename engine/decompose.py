@@ -295,8 +295,8 @@ def solve_decomposed(problem: Problem, *, run: RunParts, parts: int, deadline: D
         # solved here with what is left, as without parts
         solution = solve_problem(p, deadline=deadline, hint_y=hint_y, freeze_current=freeze_current,
                                  on_progress=on_progress)
-        solution.notes.append(f"moving the {len(split.problems)} parts to the Dask workers took most of their "
-                              "time: the whole problem was solved on this machine")
+        solution.notes.append(f"moving the {len(split.problems)} parts to the Dask workers failed or took most "
+                              "of their time: the whole problem was solved on this machine")
         return solution
     y = np.zeros(p.num_pairs, dtype=np.int64)
     lost = [k for k, result in enumerate(results) if result is None]

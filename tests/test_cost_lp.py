@@ -88,7 +88,8 @@ def test_the_masters_duals_prove_its_minimum(bundle: Bundle) -> None:
     """Strong duality on every column at once: the objective of the dual prices HiGHS returns (rows at
     their bounds, each column at its bound by the sign of its reduced cost, priced as column generation
     prices pairs) equals the LP's minimum, so the signs and the row order of the duals are right."""
-    from engine.solvers.cost_lp import _Master, _Rows
+    from engine.solvers.cost_lp import _Columns, _Rows
+    from engine.solvers.master import Master
 
     p = build_problem(bundle)
     y = solve_problem(p, time_limit=5).y
@@ -108,11 +109,12 @@ def test_the_masters_duals_prove_its_minimum(bundle: Bundle) -> None:
     ws = np.nonzero(flex)[0]
     row_of_w = np.full(p.num_workloads, -1, dtype=np.int64)
     row_of_w[ws] = np.arange(len(ws))
-    master = _Master(rows, row_of_w, len(ws))
+    matrix = _Columns(rows, row_of_w, len(ws))
+    master = Master(matrix, weight)
     master.add(cols)
     solved = master.solve(20.0)
     assert solved is not None
-    x, (u_w, v_cap, v_quota, v_tier) = solved
+    x, (u_w, v_cap, v_quota, v_tier) = solved[0], matrix.duals(solved[1])
     primal = float(weight[cols] @ x[cols])
     reduced = weight[cols] - u_w[row_of_w[p.pair_w[cols]]] - v_tier * p.pair_tier[cols]
     dual = float(totals[ws] @ u_w) + v_tier * tier_now

@@ -17,6 +17,7 @@ import numpy as np
 from engine.lazy import lazy_module
 from engine.objective import pair_weights, placed_workloads
 from engine.problem import UNLIMITED, BoolArray, FloatArray, IntArray, Problem, usage
+from engine.solvers.master import Master
 from engine.solvers.solution import Deadline
 
 if TYPE_CHECKING:
@@ -130,7 +131,8 @@ def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: Bool
 
     solution: tuple[FloatArray, Duals] | None = None
     converged = False
-    master: _Master | None = None
+    master: Master | None = None
+    matrix: _Columns | None = None
     lagrangian = -np.inf
     lp = _Rows(p, cap=cap, quota=quota, lim_c=lim_c, lim_t=lim_t, weight=weight, tier_now=tier_now, lower=lower,
                upper=p.pair_ub if upper is None else upper, totals=p.replicas if totals is None else totals)
@@ -139,10 +141,12 @@ def column_generation(problem: Problem, y: IntArray, flex: BoolArray, free: Bool
             break
         if not len(cols):
             return None
-        if master is None:
-            master = _Master(lp, row_of_w, len(flex_ids))
+        if master is None or matrix is None:
+            matrix = _Columns(lp, row_of_w, len(flex_ids))
+            master = Master(matrix, weight)
         master.add(np.setdiff1d(cols, master.cols, assume_unique=True))
-        latest = master.solve(max(deadline.remaining(), 0.1))
+        solved = master.solve(max(deadline.remaining(), 0.1))
+        latest = None if solved is None else (solved[0], matrix.duals(solved[1]))
         if latest is None:
             if solution is None:
                 return None
@@ -218,27 +222,26 @@ def _lagrangian(lp: _Rows, duals: Duals, pair_flex: BoolArray) -> float:
     return float((priced[idx] * lo).sum() + (priced[idx][order] * take).sum()) + constant
 
 
-class _Master:
-    """The cost LP over the columns added so far, in one HiGHS model kept across the rounds of
-    :func:`column_generation`: each round adds its new columns and solves from the last basis (a few
-    simplex iterations), where building and solving every round anew through scipy's ``linprog`` re-found
-    a basis it had one round before, and importing ``scipy.optimize`` cost 0.4 s of every command.
+class _Columns:
+    """The cost LP's rows and columns for the warm HiGHS model of :class:`engine.solvers.master.Master`
+    (one model across the rounds of :func:`column_generation`, each round adding its new columns and
+    solving from the last basis; scipy's ``linprog`` built and solved every round anew, and importing
+    ``scipy.optimize`` cost 0.4 s of every command).
 
     Rows: one equality per flexible workload (its replicas), capacity per limited (cluster, resource)
     and quota per limited (tenant, resource) at most what is left, and the tier sum at most ``tier_now``.
+    Columns: every pair, between ``lower`` and ``upper``.
     """
 
-    def __init__(self, lp: _Rows, row_of_w: IntArray, n_rows: int) -> None:
-        from highspy._core import _Highs  # an extension module: imported when a cost LP first runs
-
+    def __init__(self, lp: _Rows, row_of_w: IntArray, n_workload_rows: int) -> None:
         p = lp.problem
-        self.lp, self.row_of_w, self.n_rows = lp, row_of_w, n_rows
+        self.lp, self.row_of_w, self.n_workload_rows = lp, row_of_w, n_workload_rows
         n_r = len(p.resource_names)
-        lo: list[FloatArray] = [lp.totals[np.nonzero(row_of_w >= 0)[0]].astype(float)]
-        hi: list[FloatArray] = [lo[0]]
+        totals = lp.totals[np.nonzero(row_of_w >= 0)[0]].astype(float)
+        hi: list[FloatArray] = [totals]
         self.cap_row: list[IntArray] = []
         self.quota_row: list[IntArray] = []
-        start = n_rows
+        start = n_workload_rows
         for r in range(n_r):
             row = np.full(p.num_clusters, -1, dtype=np.int64)
             row[lp.lim_c[r]] = start + np.arange(len(lp.lim_c[r]))
@@ -253,20 +256,17 @@ class _Master:
             hi.append(np.maximum(lp.quota[lp.lim_t[r], r], 0).astype(float))
         self.tier_row = start
         hi.append(np.array([lp.tier_now]))
-        upper = np.concatenate(hi)
-        lower = np.concatenate([lo[0], np.full(len(upper) - n_rows, -np.inf)])
-        self.n_total = len(upper)
-        self.cols = np.zeros(0, dtype=np.int64)
-        self.highs = _Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.addRows(self.n_total, lower, upper, 0, np.zeros(self.n_total, dtype=np.int32),
-                           np.zeros(0, dtype=np.int32), np.zeros(0))
+        self.row_hi = np.concatenate(hi)
+        self.n_rows = len(self.row_hi)
+        self.row_lo = np.concatenate([totals, np.full(self.n_rows - n_workload_rows, -np.inf)])
+        self.n_cols = p.num_pairs
+        self.lb = lp.lower.astype(float)
+        self.ub = lp.upper.astype(float)
 
-    def add(self, cols: IntArray) -> None:
-        """Add the pairs ``cols`` (none added before) as columns."""
-        if not len(cols):
-            return
-        lp, p = self.lp, self.lp.problem
+    def columns(self, cols: IntArray) -> sp.csc_matrix:
+        """The matrix of the pairs ``cols``: 1 in its workload's row, its request in its cluster's and its
+        tenant's rows where they limit, its tier in the tier row."""
+        p = self.lp.problem
         cw, cc = p.pair_w[cols], p.pair_c[cols]
         n = len(cols)
         rows, where, vals = [self.row_of_w[cw]], [np.arange(n)], [np.ones(n)]
@@ -282,29 +282,11 @@ class _Master:
         rows.append(np.full(int((tier != 0).sum()), self.tier_row))
         where.append(np.nonzero(tier != 0)[0])
         vals.append(tier[tier != 0])
-        a = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(where))),
-                          shape=(self.n_total, n))
-        self.highs.addCols(n, lp.weight[cols].astype(float), lp.lower[cols].astype(float),
-                           lp.upper[cols].astype(float), int(a.nnz), a.indptr[:-1].astype(np.int32),
-                           a.indices.astype(np.int32), a.data.astype(float))
-        self.cols = np.concatenate([self.cols, cols])
+        return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(where))),
+                             shape=(self.n_rows, n))
 
-    def solve(self, time_limit: float) -> tuple[FloatArray, Duals] | None:
-        """Solve from the last basis: (x per pair, duals), or ``None`` (infeasible or out of time)."""
-        from highspy._core import HighsModelStatus
-
-        h, lp, p = self.highs, self.lp, self.lp.problem
-        h.setOptionValue("time_limit", max(float(time_limit), 0.05))
-        h.run()
-        if h.getModelStatus() != HighsModelStatus.kOptimal:
-            return None
-        solution = h.getSolution()
-        x = np.zeros(p.num_pairs)
-        x[self.cols] = np.asarray(solution.col_value)
-        dual = np.asarray(solution.row_dual, dtype=float)
-        # the signs weak duality needs (a row bounded above: <= 0), whatever HiGHS leaves at a tolerance
-        dual[self.n_rows:] = np.minimum(dual[self.n_rows:], 0.0)
-        n_r = len(p.resource_names)
-        v_cap = [dual[self.cap_row[r][lp.lim_c[r]]] for r in range(n_r)]
-        v_quota = [dual[self.quota_row[r][lp.lim_t[r]]] for r in range(n_r)]
-        return x, Duals(dual[: self.n_rows], v_cap, v_quota, float(dual[self.tier_row]))
+    def duals(self, dual: FloatArray) -> Duals:
+        """The master's row duals split into the rows of :class:`Duals`."""
+        lp, n_r = self.lp, len(self.lp.problem.resource_names)
+        return Duals(dual[: self.n_workload_rows], [dual[self.cap_row[r][lp.lim_c[r]]] for r in range(n_r)],
+                     [dual[self.quota_row[r][lp.lim_t[r]]] for r in range(n_r)], float(dual[self.tier_row]))

@@ -14,13 +14,13 @@ clusters only, residual capacity and quota); :func:`engine.solvers.dispatch.solv
   tier sum and, with it fixed, the weighted cost (exchange argument: moving one replica to a pair
   earlier in that order never makes either level worse, and the fill leaves no such move).
   Microseconds.
-* **anything else** (Duplicated, Aggregated, counts, spread, ``minPerCluster`` above 1, several
-  workloads that share the room): :func:`engine.solvers.exact.solve_exact` of that small problem, one
-  worker. The dispatcher, which alone chooses strategies, decides by :func:`closed_form`.
-
 * :func:`fill_counted`, for one such workload whose only rigidity is a cluster count: the fill
-  without the count, kept to it where that is exact (else CP-SAT). It is also the neighbourhoods'
-  shortcut (:mod:`engine.solvers.neighbourhood`), which is why this module sits below them.
+  without the count, kept to it where that is exact. It is also the neighbourhoods' shortcut
+  (:mod:`engine.solvers.neighbourhood`), which is why this module sits below them.
+* **anything else** (Duplicated, Aggregated, spread, ``minPerCluster`` above 1, a count the fill
+  cannot keep, several workloads that share the room): :func:`engine.solvers.exact.solve_exact` of
+  that small problem, one worker. The dispatcher, which alone chooses strategies, decides by
+  :func:`closed_form` and by whether :func:`fill_counted` answers.
 """
 
 from __future__ import annotations

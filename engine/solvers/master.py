@@ -18,6 +18,7 @@ write plans on standard output.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,13 +26,29 @@ from engine.problem import FloatArray, IntArray
 from engine.solvers.relaxation import Relaxation
 from engine.solvers.solution import Deadline
 
-__all__ = ["Master", "column_generation"]
+__all__ = ["Columns", "Master", "column_generation"]
+
+
+class Columns(Protocol):
+    """What :class:`Master` reads of an LP: its rows' bounds, its columns' bounds, and the matrix of any
+    set of columns (:class:`~engine.solvers.relaxation.Relaxation`, and the cost LP of
+    :mod:`engine.solvers.cost_lp`)."""
+
+    n_rows: int
+    n_cols: int
+    row_lo: FloatArray
+    row_hi: FloatArray
+    lb: FloatArray
+    ub: FloatArray
+
+    def columns(self, cols: IntArray) -> Any:
+        """The matrix of columns ``cols`` (sorted), in compressed sparse column form."""
 
 
 class Master:
     """The restricted LP over the columns added so far, in one HiGHS model (see the module docstring)."""
 
-    def __init__(self, relax: Relaxation, objective: FloatArray) -> None:
+    def __init__(self, relax: Columns, objective: FloatArray) -> None:
         from highspy._core import _Highs  # an extension module: imported when an LP is first solved
 
         self.relax = relax
